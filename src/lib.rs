@@ -1,0 +1,23 @@
+//! glance: edge transfer-learning image classification.
+//!
+//! A pretrained ImageNet backbone (EfficientNet-Lite0, int8 weights, run by tract) turns a frame
+//! into 1280 deep features; a compact head and a kNN store turn features into a decision.
+//! The board binary `glance` and the host workbench `glance-host` share every module here, so
+//! what is measured on the host is what runs on the board.
+//!
+//! Data flows one way: [`preprocess`] → [`backbone`] → [`head`] → [`pipeline`].
+
+#![warn(missing_docs)]
+
+pub mod backbone;
+pub mod error;
+pub mod head;
+pub mod manifest;
+pub mod pipeline;
+pub mod preprocess;
+pub mod source;
+
+pub use error::{Error, Result};
+
+/// The Rust target triple this binary was built for.
+pub const BUILD_TARGET: &str = env!("GLANCE_TARGET");

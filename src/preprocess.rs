@@ -1,0 +1,279 @@
+//! Frame → tensor: decode any format the `image` crate reads, convert to RGB, resize, normalise.
+//!
+//! The same code runs on the board and in the host tools, so what the host measures is what the
+//! board computes.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Largest width or height accepted by default. Camera frames and photos are far below this;
+/// a header claiming more is refused before any pixel memory is allocated.
+pub const DEFAULT_MAX_SIDE: u32 = 16_384;
+
+/// Largest decoder allocation accepted by default (bytes).
+pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
+
+/// How a frame of any aspect ratio becomes the network's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum ResizeMode {
+    /// Stretch to the input size, ignoring aspect ratio (right for small, already-square data).
+    Squash,
+    /// Take the centred region covering `crop_fraction` of the shorter side and scale it to the
+    /// input size. `0.875` is the ImageNet evaluation convention (resize to 256, crop 224).
+    CenterCrop {
+        /// Fraction of the shorter side kept, in (0, 1].
+        crop_fraction: f32,
+    },
+    /// Fit inside the input size keeping aspect ratio; pad the rest with the mean colour
+    /// (which normalises to zero).
+    Letterbox,
+}
+
+/// Order of the colour planes in the tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue (what EfficientNet-Lite was trained with).
+    Rgb,
+    /// Blue, green, red (some Caffe-era models).
+    Bgr,
+}
+
+/// Everything needed to turn a decoded frame into the backbone's input tensor (NCHW, f32).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessSpec {
+    /// Input width in pixels.
+    pub width: u32,
+    /// Input height in pixels.
+    pub height: u32,
+    /// Resize policy.
+    pub resize: ResizeMode,
+    /// Per-channel mean subtracted from pixel values in 0..=255, in `channel_order`.
+    pub mean: [f32; 3],
+    /// Per-channel divisor applied after the mean, in `channel_order`.
+    pub std: [f32; 3],
+    /// Plane order in the tensor.
+    pub channel_order: ChannelOrder,
+}
+
+impl PreprocessSpec {
+    /// Checks that the spec can be applied (non-zero size, positive std, sane crop fraction).
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 || self.height == 0 || self.width > 4096 || self.height > 4096 {
+            return Err(Error::InvalidSetting(format!(
+                "input size {}×{} must be between 1 and 4096",
+                self.width, self.height
+            )));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(Error::InvalidSetting(format!(
+                "normalisation std {:?} must be positive",
+                self.std
+            )));
+        }
+        if let ResizeMode::CenterCrop { crop_fraction } = self.resize {
+            if !(crop_fraction > 0.0 && crop_fraction <= 1.0) {
+                return Err(Error::InvalidSetting(format!(
+                    "crop fraction {crop_fraction} must be in (0, 1]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of f32 values in one input tensor.
+    pub fn tensor_len(&self) -> usize {
+        3 * self.width as usize * self.height as usize
+    }
+}
+
+/// Decoder limits: the guard against decompression bombs and absurd headers.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest accepted width and height.
+    pub max_side: u32,
+    /// Largest accepted decoder allocation, in bytes.
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_side: DEFAULT_MAX_SIDE,
+            max_alloc: DEFAULT_MAX_ALLOC,
+        }
+    }
+}
+
+impl DecodeLimits {
+    fn to_image_limits(self) -> Limits {
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(self.max_side);
+        limits.max_image_height = Some(self.max_side);
+        limits.max_alloc = Some(self.max_alloc);
+        limits
+    }
+}
+
+/// Reads and decodes an image file into 8-bit RGB.
+pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_bytes(&bytes, path, limits)
+}
+
+/// Decodes an encoded image held in memory. `name` is used in error messages (a path, or a
+/// description such as `stdin frame 12`). The format is recognised from the content; the file
+/// extension is only a fallback for formats without a signature (TGA).
+pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<RgbImage> {
+    let decode_err = |reason: String| Error::Decode {
+        path: name.to_path_buf(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(decode_err("the file is empty".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| decode_err(e.to_string()))?;
+    if reader.format().is_none() {
+        match image::ImageFormat::from_path(name) {
+            Ok(format) if format == image::ImageFormat::Tga => reader.set_format(format),
+            _ => {
+                return Err(decode_err(
+                    "not a recognised image format (no PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, \
+                     ICO, QOI or HDR signature)"
+                        .into(),
+                ))
+            }
+        }
+    }
+    reader.limits(limits.to_image_limits());
+    let image = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(limit) => Error::ImageTooLarge {
+            path: name.to_path_buf(),
+            reason: format!(
+                "{limit} (limits: {} px per side, {} MiB)",
+                limits.max_side,
+                limits.max_alloc / (1024 * 1024)
+            ),
+        },
+        other => decode_err(other.to_string()),
+    })?;
+    Ok(to_rgb(image))
+}
+
+/// Converts any decoded image to 8-bit RGB. Grey becomes three equal planes; alpha is
+/// composited over white, so transparent backgrounds look like paper rather than black.
+pub fn to_rgb(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u32::from(src[3]);
+        for c in 0..3 {
+            let v = (u32::from(src[c]) * a + 255 * (255 - a) + 127) / 255;
+            dst[c] = v as u8;
+        }
+    }
+    out
+}
+
+/// Resizes a frame to the spec's input size with its resize policy (bilinear, antialiased when
+/// shrinking).
+pub fn resize(image: &RgbImage, spec: &PreprocessSpec) -> RgbImage {
+    let (tw, th) = (spec.width, spec.height);
+    let (w, h) = image.dimensions();
+    if (w, h) == (tw, th) {
+        return image.clone();
+    }
+    match spec.resize {
+        ResizeMode::Squash => imageops::resize(image, tw, th, FilterType::Triangle),
+        ResizeMode::CenterCrop { crop_fraction } => {
+            // The largest centred box with the target's aspect ratio, shrunk by crop_fraction.
+            let target_aspect = tw as f64 / th as f64;
+            let (mut cw, mut ch) = if (w as f64 / h as f64) > target_aspect {
+                (h as f64 * target_aspect, h as f64)
+            } else {
+                (w as f64, w as f64 / target_aspect)
+            };
+            cw *= f64::from(crop_fraction);
+            ch *= f64::from(crop_fraction);
+            let cw = (cw.round() as u32).clamp(1, w);
+            let ch = (ch.round() as u32).clamp(1, h);
+            let x = (w - cw) / 2;
+            let y = (h - ch) / 2;
+            let region = imageops::crop_imm(image, x, y, cw, ch).to_image();
+            imageops::resize(&region, tw, th, FilterType::Triangle)
+        }
+        ResizeMode::Letterbox => {
+            let scale = (tw as f64 / w as f64).min(th as f64 / h as f64);
+            let nw = ((w as f64 * scale).round() as u32).clamp(1, tw);
+            let nh = ((h as f64 * scale).round() as u32).clamp(1, th);
+            let scaled = imageops::resize(image, nw, nh, FilterType::Triangle);
+            let fill = image::Rgb(rgb_of_mean(spec));
+            let mut canvas = RgbImage::from_pixel(tw, th, fill);
+            imageops::replace(
+                &mut canvas,
+                &scaled,
+                i64::from((tw - nw) / 2),
+                i64::from((th - nh) / 2),
+            );
+            canvas
+        }
+    }
+}
+
+fn rgb_of_mean(spec: &PreprocessSpec) -> [u8; 3] {
+    let m = spec.mean.map(|v| v.round().clamp(0.0, 255.0) as u8);
+    match spec.channel_order {
+        ChannelOrder::Rgb => m,
+        ChannelOrder::Bgr => [m[2], m[1], m[0]],
+    }
+}
+
+/// Normalises an image already at the input size into an NCHW f32 tensor (batch of one).
+///
+/// Panics never: an image of the wrong size is an `InvalidSetting` error.
+pub fn normalize(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
+    if image.dimensions() != (spec.width, spec.height) {
+        return Err(Error::InvalidSetting(format!(
+            "image is {}×{}, the tensor needs {}×{}",
+            image.width(),
+            image.height(),
+            spec.width,
+            spec.height
+        )));
+    }
+    let plane = spec.width as usize * spec.height as usize;
+    let mut tensor = vec![0f32; 3 * plane];
+    let planes: [usize; 3] = match spec.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    let inv_std = spec.std.map(|s| 1.0 / s);
+    for (i, px) in image.pixels().enumerate() {
+        for (c, &p) in planes.iter().enumerate() {
+            // Mean and std are given in tensor (channel_order) order; px is always RGB.
+            tensor[p * plane + i] = (f32::from(px[c]) - spec.mean[p]) * inv_std[p];
+        }
+    }
+    Ok(tensor)
+}
+
+/// Resize + normalise: a decoded RGB frame of any size to the backbone's input tensor.
+pub fn tensor_from_image(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
+    normalize(&resize(image, spec), spec)
+}

@@ -1,0 +1,51 @@
+//! tract against onnxruntime on identical input tensors (tests/fixtures/tensors, made by
+//! scripts/make-fixtures.py, which also recorded onnxruntime's outputs).
+
+use crate::util::*;
+
+fn check(model_key: &str, backbone: &glance::backbone::Backbone, min_cosine: f64) {
+    let tensors = reference()["tensors"].as_object().expect("tensors");
+    assert!(tensors.len() >= 3, "fixture has too few tensors");
+    for (name, models) in tensors {
+        let expected = &models[model_key];
+        let out = backbone
+            .run(tensor_of(&fixture(&format!("tensors/{name}"))))
+            .expect("runs");
+        let c = cosine(&out.features, &floats(&expected["features"]));
+        assert!(
+            c >= min_cosine,
+            "{name} {model_key}: feature cosine {c} < {min_cosine}"
+        );
+        let logits = out.logits.expect("logits");
+        let ref_logits = floats(&expected["logits"]);
+        assert_eq!(
+            argmax(&logits),
+            argmax(&ref_logits),
+            "{name} {model_key}: top-1 differs from onnxruntime"
+        );
+        let lc = cosine(&logits, &ref_logits);
+        assert!(lc >= min_cosine, "{name} {model_key}: logits cosine {lc}");
+    }
+}
+
+#[test]
+fn fp32_features_match_onnxruntime() {
+    check("efficientnet-lite0-fp32", fp32(), 0.9999);
+}
+
+#[test]
+fn int8_weight_features_match_onnxruntime() {
+    check("efficientnet-lite0-int8w", int8w(), 0.9999);
+}
+
+#[test]
+fn features_are_pooled_relu6_activations() {
+    // The pooled output of ReLU6 activations lies in [0, 6]; Swish (the package's set_swish trap)
+    // would produce negative values.
+    let out = fp32()
+        .run(tensor_of(&fixture("tensors/coffee.png")))
+        .expect("runs");
+    assert_eq!(out.features.len(), 1280);
+    assert!(out.features.iter().all(|&v| (0.0..=6.0).contains(&v)));
+    assert!(out.features.iter().any(|&v| v > 0.5));
+}

@@ -1,0 +1,97 @@
+//! Shared helpers: fixture paths, the onnxruntime reference, loaded backbones, the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use glance::backbone::{Backbone, ModelSource};
+use serde_json::Value;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(rel)
+}
+
+pub fn model_file(name: &str) -> PathBuf {
+    root().join("models").join(name)
+}
+
+/// tests/fixtures/reference.json, written by scripts/make-fixtures.py from onnxruntime.
+pub fn reference() -> &'static Value {
+    static REF: OnceLock<Value> = OnceLock::new();
+    REF.get_or_init(|| {
+        let text = std::fs::read_to_string(fixture("reference.json")).expect("fixture present");
+        serde_json::from_str(&text).expect("fixture is JSON")
+    })
+}
+
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .expect("non-empty")
+}
+
+pub fn fp32() -> &'static Backbone {
+    static B: OnceLock<Backbone> = OnceLock::new();
+    B.get_or_init(|| {
+        Backbone::load(&ModelSource::File(model_file(
+            "efficientnet_lite0_fp32.onnx",
+        )))
+        .expect("fp32 backbone loads")
+    })
+}
+
+pub fn int8w() -> &'static Backbone {
+    static B: OnceLock<Backbone> = OnceLock::new();
+    B.get_or_init(|| Backbone::load(&ModelSource::Embedded).expect("embedded backbone loads"))
+}
+
+/// Runs the `glance` binary built for these tests.
+pub fn glance<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_glance"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("glance runs")
+}
+
+pub fn stdout_json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn tensor_of(path: &Path) -> Vec<f32> {
+    let image = glance::preprocess::decode_file(path, Default::default()).expect("decodes");
+    glance::preprocess::normalize(&image, int8w().preprocess_spec()).expect("224×224 tensor")
+}
