@@ -63,8 +63,9 @@ def center_crop_resize(img: Image.Image, frac=CROP_FRACTION, size=SIZE) -> Image
     """The same geometry as glance's ResizeMode::CenterCrop: centred square of frac × shorter side."""
     w, h = img.size
     side = min(w, h) * frac
-    cw = max(1, min(w, round(side)))
-    ch = max(1, min(h, round(side)))
+    # Round half up, as Rust's f64::round does (Python's round() rounds half to even).
+    cw = max(1, min(w, int(side + 0.5)))
+    ch = max(1, min(h, int(side + 0.5)))
     x, y = (w - cw) // 2, (h - ch) // 2
     return img.crop((x, y, x + cw, y + ch)).resize((size, size), Image.BILINEAR)
 

@@ -277,3 +277,104 @@ pub fn normalize(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
 pub fn tensor_from_image(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
     normalize(&resize(image, spec), spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Rgb, Rgba, RgbaImage};
+
+    fn spec(resize: ResizeMode) -> PreprocessSpec {
+        PreprocessSpec {
+            width: 4,
+            height: 4,
+            resize,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channel_order: ChannelOrder::Rgb,
+        }
+    }
+
+    #[test]
+    fn normalize_is_tf_style_and_planar() {
+        let mut img = RgbImage::from_pixel(4, 4, Rgb([127, 255, 0]));
+        img.put_pixel(1, 0, Rgb([255, 0, 127]));
+        let t = normalize(&img, &spec(ResizeMode::Squash)).unwrap();
+        assert_eq!(t.len(), 48);
+        assert_eq!(t[0], 0.0); // R plane, pixel 0
+        assert_eq!(t[16], 1.0); // G plane, pixel 0: (255-127)/128
+        assert_eq!(t[32], -127.0 / 128.0); // B plane, pixel 0
+        assert_eq!(t[1], 1.0); // R plane, pixel 1
+    }
+
+    #[test]
+    fn bgr_swaps_planes() {
+        let img = RgbImage::from_pixel(4, 4, Rgb([255, 127, 0]));
+        let mut s = spec(ResizeMode::Squash);
+        s.channel_order = ChannelOrder::Bgr;
+        let t = normalize(&img, &s).unwrap();
+        assert_eq!(t[0], -127.0 / 128.0); // plane 0 is blue
+        assert_eq!(t[32], 1.0); // plane 2 is red
+    }
+
+    #[test]
+    fn wrong_size_is_an_error_not_a_panic() {
+        let img = RgbImage::new(3, 4);
+        assert!(normalize(&img, &spec(ResizeMode::Squash)).is_err());
+    }
+
+    #[test]
+    fn center_crop_takes_the_middle() {
+        // 8×4 image: left half black, middle white, right half black. A full-height centre crop
+        // (fraction 0.5 of the 4-px side = 2 px) lands entirely in the white middle.
+        let mut img = RgbImage::from_pixel(8, 4, Rgb([0, 0, 0]));
+        for y in 0..4 {
+            for x in 3..5 {
+                img.put_pixel(x, y, Rgb([255, 255, 255]));
+            }
+        }
+        let out = resize(&img, &spec(ResizeMode::CenterCrop { crop_fraction: 0.5 }));
+        assert_eq!(out.dimensions(), (4, 4));
+        assert!(out.pixels().all(|p| p[0] == 255), "{out:?}");
+    }
+
+    #[test]
+    fn letterbox_keeps_aspect_and_pads_with_the_mean() {
+        let img = RgbImage::from_pixel(8, 4, Rgb([255, 0, 0]));
+        let out = resize(&img, &spec(ResizeMode::Letterbox));
+        assert_eq!(out.dimensions(), (4, 4));
+        assert_eq!(*out.get_pixel(0, 0), Rgb([127, 127, 127]));
+        assert_eq!(*out.get_pixel(0, 1), Rgb([255, 0, 0]));
+        assert_eq!(*out.get_pixel(3, 3), Rgb([127, 127, 127]));
+    }
+
+    #[test]
+    fn squash_fills_the_frame() {
+        let img = RgbImage::from_pixel(10, 3, Rgb([9, 9, 9]));
+        let out = resize(&img, &spec(ResizeMode::Squash));
+        assert_eq!(out.dimensions(), (4, 4));
+        assert!(out.pixels().all(|p| *p == Rgb([9, 9, 9])));
+    }
+
+    #[test]
+    fn grey_and_alpha_become_rgb() {
+        let grey = DynamicImage::ImageLuma8(GrayImage::from_pixel(2, 2, image::Luma([80])));
+        assert_eq!(*to_rgb(grey).get_pixel(1, 1), Rgb([80, 80, 80]));
+        let mut rgba = RgbaImage::from_pixel(2, 1, Rgba([0, 0, 0, 0]));
+        rgba.put_pixel(1, 0, Rgba([10, 20, 30, 255]));
+        let rgb = to_rgb(DynamicImage::ImageRgba8(rgba));
+        assert_eq!(*rgb.get_pixel(0, 0), Rgb([255, 255, 255])); // transparent → white
+        assert_eq!(*rgb.get_pixel(1, 0), Rgb([10, 20, 30])); // opaque unchanged
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let mut s = spec(ResizeMode::CenterCrop { crop_fraction: 1.5 });
+        assert!(s.validate().is_err());
+        s.resize = ResizeMode::Squash;
+        s.std = [0.0, 1.0, 1.0];
+        assert!(s.validate().is_err());
+        s.std = [1.0; 3];
+        s.width = 0;
+        assert!(s.validate().is_err());
+    }
+}

@@ -49,3 +49,39 @@ fn features_are_pooled_relu6_activations() {
     assert!(out.features.iter().all(|&v| (0.0..=6.0).contains(&v)));
     assert!(out.features.iter().any(|&v| v > 0.5));
 }
+
+#[test]
+fn centre_crop_resize_matches_pil() {
+    // tests/fixtures/tensors/X.png is PIL's crop + bilinear resize of photos/X (make-fixtures.py).
+    // glance's resize of the same photo must give nearly the same pixels: a wrong crop box or
+    // filter moves the mean difference far beyond this.
+    let spec = int8w().preprocess_spec();
+    for name in ["chelsea", "coffee", "china"] {
+        let photo_name = if name == "china" {
+            "china.jpg".to_string()
+        } else {
+            format!("{name}.png")
+        };
+        let photo = glance::preprocess::decode_file(
+            &fixture(&format!("photos/{photo_name}")),
+            Default::default(),
+        )
+        .expect("decodes");
+        let ours = glance::preprocess::resize(&photo, spec);
+        let pil = glance::preprocess::decode_file(
+            &fixture(&format!("tensors/{name}.png")),
+            Default::default(),
+        )
+        .expect("decodes");
+        assert_eq!(ours.dimensions(), pil.dimensions());
+        let diff: f64 = ours
+            .as_raw()
+            .iter()
+            .zip(pil.as_raw())
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs())
+            .sum::<f64>()
+            / ours.as_raw().len() as f64;
+        eprintln!("{name}: mean |glance - PIL| = {diff:.3} levels");
+        assert!(diff < 3.0, "{name}: mean abs difference {diff:.3} levels");
+    }
+}

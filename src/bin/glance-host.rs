@@ -22,6 +22,25 @@ enum Command {
     /// Print the deep-feature vector of each image as a JSON line `{source, backbone, features}`
     /// (for use with numpy / scikit-learn).
     Features(FeaturesArgs),
+    /// Time the backbone alone on one image: median and percentiles over `--runs` runs, after
+    /// `--warmup` runs, single-threaded. Prints one JSON object (used by scripts/bench-backbone.sh).
+    Latency(LatencyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct LatencyArgs {
+    /// Backbone ONNX file (it must be in the manifest); the embedded one when absent.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Timed runs.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    /// The image to run.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => features(args),
+        Command::Latency(args) => latency(args),
     };
     match result {
         Ok(code) => code,
@@ -95,4 +115,37 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
+    let source = args.model.map_or(ModelSource::Embedded, ModelSource::File);
+    let load_start = std::time::Instant::now();
+    let backbone = Backbone::load(&source).context("cannot load the backbone")?;
+    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
+    let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
+    let tensor = preprocess::tensor_from_image(&image, backbone.preprocess_spec())?;
+    for _ in 0..args.warmup {
+        backbone.run(tensor.clone())?;
+    }
+    let mut times = Vec::with_capacity(args.runs as usize);
+    for _ in 0..args.runs {
+        let input = tensor.clone();
+        let t = std::time::Instant::now();
+        backbone.run(input)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    let line = serde_json::json!({
+        "runtime": "tract",
+        "model": backbone.entry().name,
+        "runs": times.len(),
+        "load_ms": load_ms,
+        "median_ms": pct(0.5),
+        "p10_ms": pct(0.1),
+        "p90_ms": pct(0.9),
+        "min_ms": times[0],
+    });
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's one test command (README.md): installs what the tests need, then runs every test
+# of the workspace. Safe to run on a fresh Debian 12 machine with Rust; re-running is cheap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
+
+# Debian packages the tests use; each is installed only when missing.
+PACKAGES=()
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+log "cargo test --workspace"
+cargo test --workspace --locked
