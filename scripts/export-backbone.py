@@ -327,7 +327,7 @@ def main():
     (MODELS / "imagenet_labels.txt").write_text("\n".join(_IMAGENET_CATEGORIES) + "\n")
 
     preprocess = {"width": SIZE, "height": SIZE,
-                  "resize": {"mode": "center-crop", "crop_fraction": CROP_FRACTION},
+                  "resize": {"center-crop": {"crop_fraction": CROP_FRACTION}},
                   "mean": [MEAN] * 3, "std": [STD] * 3, "channel_order": "rgb"}
     outputs = {"features": {"name": "features", "dim": 1280}, "logits": {"name": "logits", "dim": 1000}}
     entries = [

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
 
 # Debian packages the tests use; each is installed only when missing.
-PACKAGES=()
+PACKAGES=(dataset-fashion-mnist)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -71,6 +71,15 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
+    /// A bundle file that cannot be used (truncated, corrupted, other version or backbone).
+    #[error("{}: bundle refused: {reason}", path.display())]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A caller-supplied setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),

@@ -84,3 +84,91 @@ mod tests {
         assert_eq!(r[0].index, 1);
     }
 }
+
+/// How features are conditioned before the linear head.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FeatureNorm {
+    /// Scale to unit length (deep features).
+    L2,
+    /// Subtract a per-feature mean and divide by a per-feature std (raw pixels).
+    Standardize {
+        /// Per-feature mean.
+        mean: Vec<f32>,
+        /// Per-feature standard deviation (never zero).
+        std: Vec<f32>,
+    },
+}
+
+/// Softmax regression on features: `p = softmax((W·norm(x) + b) / T)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinearHead {
+    /// Number of classes.
+    pub classes: usize,
+    /// Feature length.
+    pub dim: usize,
+    /// Row-major `classes × dim`.
+    pub weights: Vec<f32>,
+    /// One per class.
+    pub bias: Vec<f32>,
+    /// Feature conditioning.
+    pub norm: FeatureNorm,
+    /// Softmax temperature calibrated on validation data (1.0 = none).
+    pub temperature: f32,
+}
+
+impl LinearHead {
+    /// Checks that the shapes agree (run after deserialising).
+    pub fn validate(&self) -> crate::Result<()> {
+        let norm_ok = match &self.norm {
+            FeatureNorm::L2 => true,
+            FeatureNorm::Standardize { mean, std } => {
+                mean.len() == self.dim && std.len() == self.dim
+            }
+        };
+        if self.weights.len() != self.classes * self.dim
+            || self.bias.len() != self.classes
+            || !norm_ok
+        {
+            return Err(crate::Error::InvalidSetting(format!(
+                "linear head shapes disagree: {} weights, {} biases for {}×{}",
+                self.weights.len(),
+                self.bias.len(),
+                self.classes,
+                self.dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies the feature conditioning.
+    pub fn prepare(&self, features: &[f32]) -> Vec<f32> {
+        let mut x = features.to_vec();
+        match &self.norm {
+            FeatureNorm::L2 => crate::knn::l2_normalize(&mut x),
+            FeatureNorm::Standardize { mean, std } => {
+                for ((v, m), s) in x.iter_mut().zip(mean).zip(std) {
+                    *v = (*v - m) / s;
+                }
+            }
+        }
+        x
+    }
+
+    /// Logits of conditioned features.
+    pub fn logits_prepared(&self, x: &[f32]) -> Vec<f32> {
+        (0..self.classes)
+            .map(|c| {
+                let w = &self.weights[c * self.dim..(c + 1) * self.dim];
+                self.bias[c] + w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>()
+            })
+            .collect()
+    }
+
+    /// Calibrated class probabilities for raw features.
+    pub fn predict_proba(&self, features: &[f32]) -> Vec<f32> {
+        softmax(
+            &self.logits_prepared(&self.prepare(features)),
+            self.temperature,
+        )
+    }
+}

@@ -10,8 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod backbone;
+pub mod bundle;
 pub mod error;
+pub mod fsutil;
 pub mod head;
+pub mod knn;
 pub mod manifest;
 pub mod pipeline;
 pub mod preprocess;

@@ -8,6 +8,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::backbone::{Backbone, ModelSource};
+use crate::bundle::{Bundle, FeatureKind};
 use crate::error::{Error, Result};
 use crate::head::{self, Ranked};
 use crate::manifest;
@@ -41,9 +42,21 @@ pub struct Prediction {
     pub top_k: Vec<Ranked>,
     /// Per-stage time in milliseconds.
     pub timing_ms: Timing,
+    /// The nearest stored example (bundles with a store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knn: Option<KnnResult>,
     /// The backbone's pooled features, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<f32>>,
+}
+
+/// The nearest stored example.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnnResult {
+    /// Its class.
+    pub label: String,
+    /// Cosine distance.
+    pub distance: f32,
 }
 
 /// Options for a classifier.
@@ -57,6 +70,8 @@ pub struct ClassifierConfig {
     pub limits: DecodeLimits,
     /// Include the feature vector in each prediction.
     pub with_features: bool,
+    /// A trained bundle (its head, store and thresholds); ImageNet classes when `None`.
+    pub bundle: Option<(Bundle, PathBuf)>,
 }
 
 impl Default for ClassifierConfig {
@@ -66,14 +81,16 @@ impl Default for ClassifierConfig {
             top_k: 5,
             limits: DecodeLimits::default(),
             with_features: false,
+            bundle: None,
         }
     }
 }
 
-/// The ImageNet classifier used when no bundle is given: backbone logits → softmax → top-k.
+/// Frames → decisions: with a bundle, its features, head, store and thresholds; without one,
+/// the backbone's ImageNet logits → softmax → top-k.
 #[derive(Debug)]
 pub struct Classifier {
-    backbone: Backbone,
+    backbone: Option<Backbone>,
     labels: Vec<String>,
     config: ClassifierConfig,
 }
@@ -83,8 +100,24 @@ fn ms(since: Instant) -> f64 {
 }
 
 impl Classifier {
-    /// Loads the backbone and the ImageNet labels.
+    /// Loads the backbone and the labels (the bundle's, or ImageNet's).
     pub fn new(config: ClassifierConfig) -> Result<Self> {
+        if let Some((bundle, path)) = &config.bundle {
+            let model_file = match &config.model {
+                ModelSource::File(p) => Some(p.as_path()),
+                ModelSource::Embedded => None,
+            };
+            let backbone = match bundle.features {
+                FeatureKind::Deep => Some(bundle.load_backbone(path, model_file)?),
+                FeatureKind::Raw { .. } => None,
+            };
+            let labels = bundle.labels.clone();
+            return Ok(Self {
+                backbone,
+                labels,
+                config,
+            });
+        }
         let backbone = Backbone::load(&config.model)?;
         let labels = manifest::imagenet_labels();
         if let Some(logits) = &backbone.entry().outputs.logits {
@@ -102,15 +135,15 @@ impl Classifier {
             )));
         }
         Ok(Self {
-            backbone,
+            backbone: Some(backbone),
             labels,
             config,
         })
     }
 
-    /// The loaded backbone.
-    pub fn backbone(&self) -> &Backbone {
-        &self.backbone
+    /// The loaded backbone (none for a raw-pixel bundle).
+    pub fn backbone(&self) -> Option<&Backbone> {
+        self.backbone.as_ref()
     }
 
     /// Classifies an image file.
@@ -138,12 +171,31 @@ impl Classifier {
     /// Classifies an already-decoded RGB frame.
     pub fn classify_image(&self, image: &RgbImage, source: String) -> Result<Prediction> {
         let t = Instant::now();
-        let tensor = preprocess::tensor_from_image(image, self.backbone.preprocess_spec())?;
-        let preprocess = ms(t);
+        let tensor = match (&self.backbone, &self.config.bundle) {
+            (Some(b), _) => Some(preprocess::tensor_from_image(image, b.preprocess_spec())?),
+            (None, Some((bundle, _))) => match bundle.features {
+                FeatureKind::Raw { size } => {
+                    let raw = preprocess::raw_pixels(image, size);
+                    return self.decide(raw, source, ms(t), 0.0);
+                }
+                FeatureKind::Deep => None,
+            },
+            (None, None) => None,
+        };
+        let preprocess_ms = ms(t);
+        let tensor =
+            tensor.ok_or_else(|| Error::Inference("no backbone for deep features".into()))?;
+        let backbone = self
+            .backbone
+            .as_ref()
+            .ok_or_else(|| Error::Inference("no backbone for deep features".into()))?;
 
         let t = Instant::now();
-        let out = self.backbone.run(tensor)?;
-        let backbone = ms(t);
+        let out = backbone.run(tensor)?;
+        let backbone_ms = ms(t);
+        if self.config.bundle.is_some() {
+            return self.decide(out.features, source, preprocess_ms, backbone_ms);
+        }
 
         let t = Instant::now();
         let logits = out
@@ -152,7 +204,6 @@ impl Classifier {
         let probs = head::softmax(&logits, 1.0);
         let top_k = head::top_k(&probs, &self.labels, self.config.top_k);
         let head_ms = ms(t);
-
         let (label, score) = top_k
             .first()
             .map(|r| (r.label.clone(), r.score))
@@ -164,12 +215,75 @@ impl Classifier {
             top_k,
             timing_ms: Timing {
                 decode: 0.0,
-                preprocess,
-                backbone,
+                preprocess: preprocess_ms,
+                backbone: backbone_ms,
                 head: head_ms,
-                total: preprocess + backbone + head_ms,
+                total: preprocess_ms + backbone_ms + head_ms,
             },
+            knn: None,
             features: self.config.with_features.then_some(out.features),
+        })
+    }
+
+    /// The bundle's head, store and thresholds applied to one feature vector.
+    fn decide(
+        &self,
+        features: Vec<f32>,
+        source: String,
+        preprocess_ms: f64,
+        backbone_ms: f64,
+    ) -> Result<Prediction> {
+        let (bundle, _) = self
+            .config
+            .bundle
+            .as_ref()
+            .ok_or_else(|| Error::Inference("no bundle".into()))?;
+        let t = Instant::now();
+        let probs = bundle.head.predict_proba(&features);
+        let top_k = head::top_k(&probs, &self.labels, self.config.top_k);
+        let best = top_k
+            .first()
+            .ok_or_else(|| Error::Inference("empty label list".into()))?;
+        let (knn, own_distance) = match &bundle.store {
+            Some(store) if !store.is_empty() => {
+                let nearest = store.search(&features, 1, None);
+                let own = store.search(&features, 1, Some(best.index as u16));
+                (
+                    nearest.first().map(|n| KnnResult {
+                        label: self
+                            .labels
+                            .get(usize::from(n.label))
+                            .cloned()
+                            .unwrap_or_default(),
+                        distance: n.distance,
+                    }),
+                    own.first().map(|n| n.distance),
+                )
+            }
+            _ => (None, None),
+        };
+        let unknown = bundle.is_unknown(best.index, best.score, own_distance);
+        let label = if unknown {
+            "unknown".to_string()
+        } else {
+            best.label.clone()
+        };
+        let score = best.score;
+        let head_ms = ms(t);
+        Ok(Prediction {
+            source,
+            label,
+            score,
+            top_k,
+            timing_ms: Timing {
+                decode: 0.0,
+                preprocess: preprocess_ms,
+                backbone: backbone_ms,
+                head: head_ms,
+                total: preprocess_ms + backbone_ms + head_ms,
+            },
+            knn,
+            features: self.config.with_features.then_some(features),
         })
     }
 }

@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
 
 /// How a frame of any aspect ratio becomes the network's input size.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "mode")]
+#[serde(rename_all = "kebab-case")]
 pub enum ResizeMode {
     /// Stretch to the input size, ignoring aspect ratio (right for small, already-square data).
     Squash,
@@ -276,6 +276,20 @@ pub fn normalize(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
 /// Resize + normalise: a decoded RGB frame of any size to the backbone's input tensor.
 pub fn tensor_from_image(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<f32>> {
     normalize(&resize(image, spec), spec)
+}
+
+/// Raw-pixel features (the seed's baseline): the frame squashed to `size × size`, RGB planes,
+/// values 0..1.
+pub fn raw_pixels(image: &RgbImage, size: u32) -> Vec<f32> {
+    let small = imageops::resize(image, size, size, FilterType::Triangle);
+    let plane = (size * size) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, p) in small.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = f32::from(p[c]) / 255.0;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The integration tests: one binary, one module per topic.
 
 mod bad_input;
+mod fashion;
 mod golden;
+mod host;
 mod parity;
 mod quantized;
 mod util;

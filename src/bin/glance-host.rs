@@ -1,15 +1,25 @@
 //! `glance-host`: the host-side workbench. Thin: parse arguments → run → exit code.
+//! The work itself lives in `src/host/` (compiled into this binary only).
+
+#[path = "../host/mod.rs"]
+mod host;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
 use glance::backbone::{Backbone, ModelSource};
+use glance::bundle::{Bundle, FeatureKind};
+use glance::knn::Precision;
 use glance::preprocess::{self, DecodeLimits};
 
-/// Host workbench for glance: extract deep features, train and evaluate heads, pack bundles.
+use host::dataset::{Dataset, ItemSource, OpenOptions, Split};
+use host::workbench::{Features, RunOptions, TrainOptions};
+
+/// Host workbench for glance: inspect a dataset, extract and cache deep features, fit a head on
+/// deep features or raw pixels, evaluate, query the kNN store, and pack bundles for the board.
 #[derive(Parser, Debug)]
 #[command(name = "glance-host", version, about, propagate_version = true)]
 struct Cli {
@@ -19,12 +29,254 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the deep-feature vector of each image as a JSON line `{source, backbone, features}`
-    /// (for use with numpy / scikit-learn).
+    /// Counts per class and split, image sizes, unreadable files; optionally a contact sheet.
+    Inspect(InspectArgs),
+    /// Extract (and cache) deep features for every image of DATA.
+    Extract(ExtractArgs),
+    /// Fit a softmax-regression head and pack a bundle.
+    Fit(FitArgs),
+    /// Evaluate a bundle on DATA's test split.
+    Eval(EvalArgs),
+    /// The k most similar stored examples to an image (a class filter = category-specific model).
+    Query(QueryArgs),
+    /// Fit raw-pixel and deep-feature heads on the same split and compare them.
+    Compare(CompareArgs),
+    /// Print the deep-feature vector of each image as a JSON line `{source, backbone, features}`.
     Features(FeaturesArgs),
-    /// Time the backbone alone on one image: median and percentiles over `--runs` runs, after
-    /// `--warmup` runs, single-threaded. Prints one JSON object (used by scripts/bench-backbone.sh).
+    /// Time the backbone alone on one image (one JSON object; used by scripts/bench-backbone.sh).
     Latency(LatencyArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct DataArgs {
+    /// A folder of class folders (optionally under train/ and test/), a folder with IDX files, an
+    /// IDX images file, or a CSV manifest `path,label[,split]`.
+    #[arg(value_name = "DATA")]
+    data: PathBuf,
+    /// Fraction held out as test when DATA has no test split.
+    #[arg(long, default_value_t = 0.2)]
+    split: f64,
+    /// Seed for every random split.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Use at most N examples per class in each split (a stratified subset; 0 = all).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    per_class: usize,
+    /// Class names for IDX labels, one per line.
+    #[arg(long, value_name = "FILE")]
+    label_names: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn open(&self) -> anyhow::Result<Dataset> {
+        if !(0.0..1.0).contains(&self.split) {
+            bail!("--split {} must be in [0, 1)", self.split);
+        }
+        Dataset::open(
+            &self.data,
+            &OpenOptions {
+                test_fraction: self.split,
+                seed: self.seed,
+                per_class: self.per_class,
+                label_names: self.label_names.clone(),
+            },
+        )
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// Backbone ONNX file (it must be in the manifest); the embedded default when absent.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Feature cache folder [default: $GLANCE_CACHE, $XDG_CACHE_HOME/glance or ~/.cache/glance].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Do not read or write the feature cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Worker threads for extraction and fitting [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            model: self.model.clone(),
+            cache_dir: (!self.no_cache).then(|| {
+                self.cache
+                    .clone()
+                    .unwrap_or_else(host::extract::default_cache_dir)
+            }),
+            threads: self.threads(),
+            progress: !self.quiet,
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum FeatureChoice {
+    /// Deep features from the backbone (transfer learning).
+    Deep,
+    /// Raw pixels (the baseline).
+    Raw,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum StorePrecision {
+    I8,
+    F32,
+}
+
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Write a contact sheet PNG: one row of examples per class.
+    #[arg(long, value_name = "PNG")]
+    sheet: Option<PathBuf>,
+    /// Examples per row of the contact sheet.
+    #[arg(long, default_value_t = 8)]
+    sheet_columns: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExtractArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Also write {train,test}_{features,labels}.npy and classes.txt into DIR (for numpy).
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct HeadArgs {
+    /// L2 penalty on the head's weights.
+    #[arg(long, default_value_t = 1e-4)]
+    l2: f64,
+    /// Weight classes inversely to their frequency.
+    #[arg(long)]
+    balanced: bool,
+    /// Fraction of the training split used for validation (early stopping, calibration).
+    #[arg(long, default_value_t = 0.1)]
+    val_split: f64,
+    /// Most optimiser iterations.
+    #[arg(long, default_value_t = 500)]
+    max_iters: u64,
+    /// Side of the raw-pixel features.
+    #[arg(long, default_value_t = 32)]
+    raw_size: u32,
+}
+
+#[derive(clap::Args, Debug)]
+struct FitArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    head: HeadArgs,
+    /// Bundle to write.
+    #[arg(long, value_name = "BUNDLE")]
+    out: PathBuf,
+    /// Features to train on.
+    #[arg(long, value_enum, default_value_t = FeatureChoice::Deep)]
+    features: FeatureChoice,
+    /// kNN store precision.
+    #[arg(long, value_enum, default_value_t = StorePrecision::I8)]
+    store_precision: StorePrecision,
+    /// Most stored examples per class (0 = every training example).
+    #[arg(long, default_value_t = 500)]
+    store_per_class: usize,
+    /// Percentile of in-class validation confidence below which a decision is "unknown".
+    #[arg(long, default_value_t = 5.0)]
+    reject_percentile: f64,
+    /// Reference the backbone instead of copying its ONNX bytes into the bundle.
+    #[arg(long)]
+    external_backbone: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write an HTML report (confusion heat map, galleries) into DIR.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct QueryArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// The query image.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// Number of neighbours.
+    #[arg(long, short, default_value_t = 5)]
+    k: usize,
+    /// Search only this class's examples.
+    #[arg(long, value_name = "LABEL")]
+    class: Option<String>,
+    /// Draw query and results as a contact sheet PNG.
+    #[arg(long, value_name = "PNG")]
+    sheet: Option<PathBuf>,
+    /// Backbone ONNX file, when the bundle references one.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    head: HeadArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+struct FeaturesArgs {
+    /// Use this backbone ONNX file instead of the embedded one (it must be in the manifest).
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Image files or folders.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -43,22 +295,18 @@ struct LatencyArgs {
     image: PathBuf,
 }
 
-#[derive(clap::Args, Debug)]
-struct FeaturesArgs {
-    /// Use this backbone ONNX file instead of the embedded one (it must be in the manifest).
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    /// Image files or folders.
-    #[arg(required = true, value_name = "IMAGE")]
-    images: Vec<PathBuf>,
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Features(args) => features(args),
-        Command::Latency(args) => latency(args),
+        Command::Inspect(a) => inspect(a),
+        Command::Extract(a) => extract(a),
+        Command::Fit(a) => fit(a),
+        Command::Eval(a) => eval(a),
+        Command::Query(a) => query(a),
+        Command::Compare(a) => compare(a),
+        Command::Features(a) => features(a),
+        Command::Latency(a) => latency(a),
     };
     match result {
         Ok(code) => code,
@@ -77,6 +325,426 @@ fn main() -> ExitCode {
     }
 }
 
+/// An example index with its decoded size or the reason it could not be read.
+type Probe = (usize, Result<(u32, u32), String>);
+
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let ds = args.data.open()?;
+    let out = &mut io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} ({} classes, {} images)",
+        ds.root.display(),
+        ds.kind,
+        ds.classes.len(),
+        ds.items.len()
+    )?;
+    if ds.split_generated {
+        writeln!(
+            out,
+            "no test split in the data: {:.0}% held out with seed {}",
+            args.data.split * 100.0,
+            args.data.seed
+        )?;
+    }
+    let train = ds.counts(Split::Train);
+    let test = ds.counts(Split::Test);
+    let w = ds.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+    writeln!(out, "{:<w$}  {:>7}  {:>7}", "class", "train", "test")?;
+    for (i, c) in ds.classes.iter().enumerate() {
+        writeln!(out, "{c:<w$}  {:>7}  {:>7}", train[i], test[i])?;
+    }
+    writeln!(
+        out,
+        "{:<w$}  {:>7}  {:>7}",
+        "total",
+        train.iter().sum::<usize>(),
+        test.iter().sum::<usize>()
+    )?;
+    // Decode everything (on all cores) to find unreadable files and the sizes.
+    let n = ds.items.len();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Probe> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut local = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let r = ds.items[i]
+                            .source
+                            .load(DecodeLimits::default())
+                            .map(|img| img.dimensions());
+                        local.push((i, r.map_err(|e| e.to_string())));
+                    }
+                    local
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .flatten()
+            .collect()
+    });
+    let sizes =
+        host::dataset::size_histogram(results.iter().filter_map(|(_, r)| r.as_ref().ok().copied()));
+    let mut by_count: Vec<_> = sizes.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1));
+    let shown: Vec<String> = by_count
+        .iter()
+        .take(5)
+        .map(|((w, h), n)| format!("{w}×{h} ({n})"))
+        .collect();
+    writeln!(
+        out,
+        "image sizes: {} distinct; most common: {}",
+        sizes.len(),
+        shown.join(", ")
+    )?;
+    let mut bad: Vec<&Probe> = results.iter().filter(|r| r.1.is_err()).collect();
+    bad.sort_by_key(|r| r.0);
+    writeln!(out, "unreadable: {}", bad.len())?;
+    for (_, r) in &bad {
+        if let Err(reason) = r {
+            writeln!(out, "  {reason}")?;
+        }
+    }
+    if let Some(sheet) = &args.sheet {
+        let rows: Vec<Vec<Option<image::RgbImage>>> = (0..ds.classes.len())
+            .map(|c| {
+                ds.items
+                    .iter()
+                    .filter(|i| i.label == c)
+                    .take(args.sheet_columns)
+                    .map(|i| i.source.load(DecodeLimits::default()).ok())
+                    .collect()
+            })
+            .collect();
+        host::draw::contact_sheet(&rows, sheet)?;
+        writeln!(
+            out,
+            "contact sheet: {} (row i = class i in the order above)",
+            sheet.display()
+        )?;
+    }
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
+    let ds = args.data.open()?;
+    let run = args.run.options();
+    let backbone = host::workbench::load_backbone(&run.model)?;
+    let t = std::time::Instant::now();
+    let extractor = host::extract::Extractor::Deep(&backbone);
+    let mut rows = 0;
+    let mut dim = 0;
+    let mut failures = Vec::new();
+    for split in [Split::Train, Split::Test] {
+        let items = ds.split(split);
+        let (m, _, f, _) = host::workbench::feature_matrix(&items, &extractor, &run)?;
+        rows += m.rows();
+        dim = m.dim;
+        failures.extend(f);
+        if let Some(dir) = &args.export {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
+            let name = split.name();
+            host::npy::write_f32(
+                &dir.join(format!("{name}_features.npy")),
+                m.rows(),
+                m.dim,
+                &m.data,
+            )?;
+            host::npy::write_labels(&dir.join(format!("{name}_labels.npy")), &m.labels)?;
+            std::fs::write(dir.join("classes.txt"), ds.classes.join("\n") + "\n")
+                .with_context(|| format!("{}: cannot write classes.txt", dir.display()))?;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{} feature vectors of {} in {:.1} s ({:.1} images/s){}",
+        rows,
+        dim,
+        secs,
+        rows as f64 / secs.max(1e-9),
+        run.cache_dir
+            .as_ref()
+            .map(|d| format!("; cache in {}", d.display()))
+            .unwrap_or_default()
+    );
+    report_failures(&failures);
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn report_failures(failures: &[(String, String)]) {
+    if !failures.is_empty() {
+        eprintln!(
+            "glance-host: {} unreadable image(s) skipped:",
+            failures.len()
+        );
+        for (_, reason) in failures.iter().take(20) {
+            eprintln!("  {reason}");
+        }
+        if failures.len() > 20 {
+            eprintln!("  … and {} more", failures.len() - 20);
+        }
+    }
+}
+
+fn train_options(
+    head: &HeadArgs,
+    features: Features,
+    run: &RunOptions,
+    seed: u64,
+) -> anyhow::Result<TrainOptions> {
+    if !(0.0..0.9).contains(&head.val_split) {
+        bail!("--val-split {} must be in [0, 0.9)", head.val_split);
+    }
+    Ok(TrainOptions {
+        features,
+        val_fraction: head.val_split,
+        seed,
+        fit: host::fit::FitOptions {
+            l2: head.l2,
+            balanced: head.balanced,
+            max_iters: head.max_iters,
+            threads: run.threads,
+            ..Default::default()
+        },
+        store_precision: Precision::I8,
+        store_per_class: 500,
+        reject_percentile: 5.0,
+        embed_backbone: true,
+    })
+}
+
+fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
+    let ds = args.data.open()?;
+    let run = args.run.options();
+    let features = match args.features {
+        FeatureChoice::Deep => Features::Deep,
+        FeatureChoice::Raw => Features::Raw(args.head.raw_size),
+    };
+    let mut opts = train_options(&args.head, features, &run, args.data.seed)?;
+    opts.store_precision = match args.store_precision {
+        StorePrecision::I8 => Precision::I8,
+        StorePrecision::F32 => Precision::F32,
+    };
+    opts.store_per_class = args.store_per_class;
+    if !(0.0..50.0).contains(&args.reject_percentile) {
+        bail!(
+            "--reject-percentile {} must be in [0, 50)",
+            args.reject_percentile
+        );
+    }
+    opts.reject_percentile = args.reject_percentile;
+    opts.embed_backbone = !args.external_backbone;
+    let (bundle, report) = host::workbench::train(&ds, &run, &opts)?;
+    report_failures(&report.failures);
+    bundle.save(&args.out)?;
+    let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {} head on {} features, {} classes; fitted on {} images, validated on {}",
+        args.out.display(),
+        match bundle.features {
+            FeatureKind::Deep => "deep-feature",
+            FeatureKind::Raw { .. } => "raw-pixel",
+        },
+        bundle.head.dim,
+        bundle.labels.len(),
+        report.train_rows,
+        report.val_rows
+    );
+    println!(
+        "validation accuracy {:.2}%, log-loss {:.4}, temperature {:.3}; {} iterations ({}); \
+         extract {:.1} s, fit {:.1} s; store {} examples; bundle {:.2} MB",
+        report.fit.val_accuracy * 100.0,
+        report.fit.val_loss,
+        report.fit.temperature,
+        report.fit.iterations,
+        report.fit.stopped,
+        report.extract_seconds,
+        report.fit_seconds,
+        bundle.store.as_ref().map_or(0, |s| s.len()),
+        size as f64 / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let bundle = Bundle::load(&args.bundle)?;
+    let ds = args.data.open()?;
+    let run = args.run.options();
+    let (e, cases) = host::workbench::evaluate_bundle(&bundle, &args.bundle, &ds, &run)?;
+    let out = &mut io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&e)?)?,
+        Format::Text => write!(out, "{}", host::report::text(&e))?,
+    }
+    if let Some(dir) = &args.report {
+        let name = args
+            .bundle
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        host::report::html(&e, &cases, &name, dir)?;
+        eprintln!("report: {}", dir.join("index.html").display());
+    }
+    Ok(if e.unreadable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let bundle = Bundle::load(&args.bundle)?;
+    let store = bundle
+        .store
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("{}: the bundle has no kNN store", args.bundle.display()))?;
+    let class = match &args.class {
+        Some(name) => Some(
+            bundle
+                .labels
+                .iter()
+                .position(|l| l == name)
+                .with_context(|| {
+                    format!(
+                        "no class `{name}` in the bundle (classes: {})",
+                        bundle.labels.join(", ")
+                    )
+                })? as u16,
+        ),
+        None => None,
+    };
+    let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
+    let features = match &bundle.features {
+        FeatureKind::Deep => {
+            let backbone = bundle.load_backbone(&args.bundle, args.model.as_deref())?;
+            backbone
+                .run(preprocess::tensor_from_image(
+                    &image,
+                    backbone.preprocess_spec(),
+                )?)?
+                .features
+        }
+        FeatureKind::Raw { size } => host::extract::raw_pixels(&image, *size),
+    };
+    let hits = store.search(&features, args.k.max(1), class);
+    let out = &mut io::stdout().lock();
+    for n in &hits {
+        let source = &store.sources[n.row];
+        let label = &bundle.labels[usize::from(n.label)];
+        match args.format {
+            Format::Json => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"rank": n.rank, "label": label, "distance": n.distance, "id": n.id, "source": source})
+            )?,
+            Format::Text => writeln!(
+                out,
+                "{:>3}  {:.4}  {label:<16} {source}",
+                n.rank, n.distance
+            )?,
+        }
+    }
+    if let Some(sheet) = &args.sheet {
+        let mut row = vec![Some(image)];
+        row.extend(hits.iter().map(|n| {
+            ItemSource::from_name(&store.sources[n.row])
+                .ok()
+                .and_then(|s| s.load(DecodeLimits::default()).ok())
+        }));
+        host::draw::contact_sheet(&[row], sheet)?;
+        eprintln!(
+            "sheet: {} (the query first, then the neighbours by rank)",
+            sheet.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let ds = args.data.open()?;
+    let run = args.run.options();
+    let test: Vec<_> = ds.split(Split::Test);
+    let mut rows = Vec::new();
+    for features in [Features::Raw(args.head.raw_size), Features::Deep] {
+        let opts = train_options(&args.head, features, &run, args.data.seed)?;
+        let (bundle, report) = host::workbench::train(&ds, &run, &opts)?;
+        let extractor_backbone = match features {
+            Features::Deep => Some(host::workbench::load_backbone(&run.model)?),
+            Features::Raw(_) => None,
+        };
+        let extractor = match (&extractor_backbone, features) {
+            (Some(b), _) => host::extract::Extractor::Deep(b),
+            (None, Features::Raw(s)) => host::extract::Extractor::Raw(s),
+            (None, Features::Deep) => bail!("internal: no backbone"),
+        };
+        let (m, _, _, _) = host::workbench::feature_matrix(&test, &extractor, &run)?;
+        let acc = host::workbench::head_accuracy(&bundle, &m);
+        rows.push((features, report, acc, m.rows(), bundle.head.dim));
+    }
+    let out = &mut io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(f, r, acc, n, dim)| {
+                    serde_json::json!({
+                        "features": match f { Features::Deep => "deep", Features::Raw(_) => "raw" },
+                        "dim": dim, "test_accuracy": acc, "test_examples": n,
+                        "val_accuracy": r.fit.val_accuracy, "fit_seconds": r.fit_seconds,
+                        "extract_seconds": r.extract_seconds,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::Value::Array(v))?;
+        }
+        Format::Text => {
+            writeln!(
+                out,
+                "{:<14} {:>6} {:>10} {:>10} {:>9} {:>9}",
+                "features", "dim", "val acc", "test acc", "extract", "fit"
+            )?;
+            for (f, r, acc, _, dim) in &rows {
+                let name = match f {
+                    Features::Deep => "deep (backbone)".to_string(),
+                    Features::Raw(s) => format!("raw {s}×{s}"),
+                };
+                writeln!(
+                    out,
+                    "{name:<14} {dim:>6} {:>9.2}% {:>9.2}% {:>8.1}s {:>8.1}s",
+                    r.fit.val_accuracy * 100.0,
+                    acc * 100.0,
+                    r.extract_seconds,
+                    r.fit_seconds
+                )?;
+            }
+            writeln!(
+                out,
+                "test split: {} images",
+                rows.first().map_or(0, |r| r.3)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let source = args.model.map_or(ModelSource::Embedded, ModelSource::File);
     let backbone = Backbone::load(&source).context("cannot load the backbone")?;
@@ -90,16 +758,11 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             .and_then(|path| {
                 let image = preprocess::decode_file(&path, DecodeLimits::default())?;
                 let tensor = preprocess::tensor_from_image(&image, backbone.preprocess_spec())?;
-                let out = backbone.run(tensor)?;
-                Ok((path, out.features))
+                Ok((path, backbone.run(tensor)?.features))
             });
         match result {
             Ok((path, features)) => {
-                let line = serde_json::json!({
-                    "source": path.display().to_string(),
-                    "backbone": name,
-                    "features": features,
-                });
+                let line = serde_json::json!({"source": path.display().to_string(), "backbone": name, "features": features});
                 writeln!(out, "{line}")?;
             }
             Err(e) => {
@@ -137,14 +800,8 @@ fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     let line = serde_json::json!({
-        "runtime": "tract",
-        "model": backbone.entry().name,
-        "runs": times.len(),
-        "load_ms": load_ms,
-        "median_ms": pct(0.5),
-        "p10_ms": pct(0.1),
-        "p90_ms": pct(0.9),
-        "min_ms": times[0],
+        "runtime": "tract", "model": backbone.entry().name, "runs": times.len(), "load_ms": load_ms,
+        "median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "min_ms": times[0],
     });
     println!("{line}");
     Ok(ExitCode::SUCCESS)

@@ -45,6 +45,10 @@ struct ClassifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// A bundle from `glance-host fit`: classify into its classes with its head, kNN store and
+    /// unknown thresholds (ImageNet classes when absent).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
     /// Use this backbone ONNX file instead of the embedded one (it must be in the manifest).
     #[arg(long, value_name = "ONNX")]
     model: Option<PathBuf>,
@@ -101,7 +105,12 @@ fn model_source(model: Option<PathBuf>) -> ModelSource {
 }
 
 fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let bundle = match &args.bundle {
+        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
+        None => None,
+    };
     let config = ClassifierConfig {
+        bundle,
         model: model_source(args.model),
         top_k: usize::from(args.top_k),
         limits: DecodeLimits {
@@ -110,7 +119,7 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         },
         with_features: args.with_features,
     };
-    let classifier = Classifier::new(config).context("cannot load the backbone")?;
+    let classifier = Classifier::new(config).context("cannot set up the classifier")?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failures = 0usize;
@@ -155,6 +164,9 @@ fn write_prediction(out: &mut impl Write, p: &Prediction, format: Format) -> any
             write!(out, "{}: {} {:.1}%", p.source, p.label, p.score * 100.0)?;
             if !others.is_empty() {
                 write!(out, "  (then {})", others.join(", "))?;
+            }
+            if let Some(k) = &p.knn {
+                write!(out, "  nearest example: {} at {:.3}", k.label, k.distance)?;
             }
             writeln!(
                 out,

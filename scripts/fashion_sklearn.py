@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""scikit-learn on the very features glance extracted (glance-host extract --export DIR), and on
+raw Fashion-MNIST pixels: the reference figures glance's head is compared with.
+
+usage: fashion_sklearn.py EXPORT_DIR [IDX_DIR]    prints one JSON object
+"""
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+def l2(x):
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def idx(path):
+    raw = gzip.open(path).read()
+    if raw[2] == 8 and raw[3] == 3:
+        n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+        return np.frombuffer(raw[16:], np.uint8).reshape(n, h * w)
+    return np.frombuffer(raw[8:], np.uint8).astype(np.int64)
+
+
+def main():
+    d = Path(sys.argv[1])
+    out = {}
+    xtr, ytr = np.load(d / "train_features.npy"), np.load(d / "train_labels.npy")
+    xte, yte = np.load(d / "test_features.npy"), np.load(d / "test_labels.npy")
+    t = time.time()
+    clf = LogisticRegression(C=1.0, max_iter=1000)
+    clf.fit(l2(xtr), ytr)
+    out["deep_lr_test_accuracy"] = float((clf.predict(l2(xte)) == yte).mean())
+    out["deep_lr_fit_seconds"] = time.time() - t
+    out["train"], out["test"], out["dim"] = len(ytr), len(yte), xtr.shape[1]
+    if len(sys.argv) > 2:
+        f = Path(sys.argv[2])
+        rtr, rytr = idx(f / "train-images-idx3-ubyte.gz") / 255.0, idx(f / "train-labels-idx1-ubyte.gz")
+        rte, ryte = idx(f / "t10k-images-idx3-ubyte.gz") / 255.0, idx(f / "t10k-labels-idx1-ubyte.gz")
+        t = time.time()
+        raw = LogisticRegression(C=1.0, max_iter=1000)
+        raw.fit(rtr, rytr)
+        out["raw_lr_test_accuracy"] = float((raw.predict(rte) == ryte).mean())
+        out["raw_lr_fit_seconds"] = time.time() - t
+    import sklearn
+    out["sklearn"] = sklearn.__version__
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

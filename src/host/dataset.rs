@@ -1,0 +1,688 @@
+//! Labelled image datasets: class folders (with or without train/test splits), CSV manifests,
+//! and IDX pairs (MNIST, Fashion-MNIST; gzipped or not).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+
+use glance::preprocess::{self, DecodeLimits};
+
+/// Which part of the data an example belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Split {
+    /// Used to fit (a validation part is carved out of it).
+    Train,
+    /// Only for evaluation.
+    Test,
+}
+
+impl Split {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// Greyscale images held in memory from an IDX file.
+#[derive(Debug)]
+pub struct IdxImages {
+    /// The file they came from.
+    pub path: PathBuf,
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// `count × height × width` bytes.
+    pub pixels: Vec<u8>,
+}
+
+/// Where one example's pixels come from.
+#[derive(Debug, Clone)]
+pub enum ItemSource {
+    /// An image file.
+    File(PathBuf),
+    /// Image `index` of an IDX file.
+    Idx(Arc<IdxImages>, usize),
+}
+
+impl ItemSource {
+    /// A name for messages and galleries: the path, or `path#index`.
+    pub fn name(&self) -> String {
+        match self {
+            ItemSource::File(p) => p.display().to_string(),
+            ItemSource::Idx(idx, i) => format!("{}#{i}", idx.path.display()),
+        }
+    }
+
+    /// Reads the example and returns its content key (sha256 of the encoded bytes, or of the
+    /// raw IDX pixels), so that caches follow content, not names, with the undecoded payload.
+    pub fn read(&self) -> glance::Result<([u8; 32], Payload)> {
+        match self {
+            ItemSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| glance::Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let key: [u8; 32] = Sha256::digest(&bytes).into();
+                Ok((key, Payload::Encoded(path.clone(), bytes)))
+            }
+            ItemSource::Idx(idx, i) => {
+                let n = (idx.width * idx.height) as usize;
+                let px = &idx.pixels[i * n..(i + 1) * n];
+                let mut h = Sha256::new();
+                h.update(b"idx");
+                h.update(idx.width.to_le_bytes());
+                h.update(idx.height.to_le_bytes());
+                h.update(px);
+                let gray = image::GrayImage::from_raw(idx.width, idx.height, px.to_vec())
+                    .ok_or_else(|| glance::Error::Decode {
+                        path: PathBuf::from(self.name()),
+                        reason: "IDX image size mismatch".into(),
+                    })?;
+                Ok((
+                    h.finalize().into(),
+                    Payload::Pixels(image::DynamicImage::ImageLuma8(gray).into_rgb8()),
+                ))
+            }
+        }
+    }
+
+    /// Reads and decodes the example.
+    pub fn load(&self, limits: DecodeLimits) -> glance::Result<RgbImage> {
+        self.read()?.1.decode(limits)
+    }
+
+    /// Opens a source by its [`name`](Self::name) (for galleries of stored examples).
+    pub fn from_name(name: &str) -> Result<Self> {
+        if let Some((path, index)) = name.rsplit_once('#') {
+            if let Ok(i) = index.parse::<usize>() {
+                let images = read_idx_images(Path::new(path))?;
+                if i < images.pixels.len() / (images.width * images.height) as usize {
+                    return Ok(ItemSource::Idx(Arc::new(images), i));
+                }
+            }
+        }
+        Ok(ItemSource::File(PathBuf::from(name)))
+    }
+}
+
+/// An example's content before decoding.
+#[derive(Debug)]
+pub enum Payload {
+    /// Encoded image bytes from a file.
+    Encoded(PathBuf, Vec<u8>),
+    /// Pixels already in memory.
+    Pixels(RgbImage),
+}
+
+impl Payload {
+    /// Decodes to RGB.
+    pub fn decode(self, limits: DecodeLimits) -> glance::Result<RgbImage> {
+        match self {
+            Payload::Encoded(path, bytes) => preprocess::decode_bytes(&bytes, &path, limits),
+            Payload::Pixels(img) => Ok(img),
+        }
+    }
+}
+
+/// One labelled example.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Its pixels.
+    pub source: ItemSource,
+    /// Class index into [`Dataset::classes`].
+    pub label: usize,
+    /// Its split.
+    pub split: Split,
+}
+
+/// A loaded dataset description (pixels are read lazily).
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// What the user pointed at.
+    pub root: PathBuf,
+    /// How it was read (for messages): `class folders`, `CSV manifest`, `IDX`.
+    pub kind: &'static str,
+    /// Class names, sorted.
+    pub classes: Vec<String>,
+    /// Every example.
+    pub items: Vec<Item>,
+    /// True when the test split was made by `--split` rather than given.
+    pub split_generated: bool,
+}
+
+/// Options for opening a dataset.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Fraction held out as test when the data has no test split (0 = none).
+    pub test_fraction: f64,
+    /// Seed for that split.
+    pub seed: u64,
+    /// Keep at most this many examples per class and split (0 = all): a stratified subset.
+    pub per_class: usize,
+    /// Class names file (one per line) for IDX data.
+    pub label_names: Option<PathBuf>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            test_fraction: 0.2,
+            seed: 42,
+            per_class: 0,
+            label_names: None,
+        }
+    }
+}
+
+/// The Fashion-MNIST class names, in label order.
+pub const FASHION_MNIST: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+impl Dataset {
+    /// Opens DATA: a folder with `train/` (and optionally `test/`) of class folders, a folder of
+    /// class folders, a folder with IDX files, an IDX images file, or a `.csv` manifest.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        if !path.exists() {
+            bail!("{}: no such file or folder", path.display());
+        }
+        let mut ds = if path.is_file() {
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                open_csv(path)?
+            } else {
+                open_idx_file(path, opts)?
+            }
+        } else if find_idx(path, "train").is_some() {
+            open_idx_dir(path, opts)?
+        } else if path.join("train").is_dir() {
+            open_split_folders(path)?
+        } else {
+            open_class_folders(path)?
+        };
+        if !ds.items.iter().any(|i| i.split == Split::Test) && opts.test_fraction > 0.0 {
+            split_test(&mut ds, opts.test_fraction, opts.seed);
+            ds.split_generated = true;
+        }
+        if opts.per_class > 0 {
+            subset(&mut ds, opts.per_class, opts.seed);
+        }
+        ds.check()?;
+        Ok(ds)
+    }
+
+    /// Examples of one split.
+    pub fn split(&self, split: Split) -> Vec<&Item> {
+        self.items.iter().filter(|i| i.split == split).collect()
+    }
+
+    /// Counts per class for one split.
+    pub fn counts(&self, split: Split) -> Vec<usize> {
+        let mut c = vec![0; self.classes.len()];
+        for i in self.items.iter().filter(|i| i.split == split) {
+            c[i.label] += 1;
+        }
+        c
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.classes.len() < 2 {
+            bail!(
+                "{}: found {} class(es); a classifier needs at least 2",
+                self.root.display(),
+                self.classes.len()
+            );
+        }
+        let train = self.counts(Split::Train);
+        for (c, &n) in train.iter().enumerate() {
+            if n < 2 {
+                bail!(
+                    "{}: class `{}` has {n} training image(s); it needs at least 2 \
+                     (one to fit, one to validate)",
+                    self.root.display(),
+                    self.classes[c]
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && glance::source::has_image_extension(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn class_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            (!name.starts_with('.')).then_some((name, p))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn read_class_folders(dir: &Path, split: Split, classes: &[String]) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for (name, path) in class_dirs(dir)? {
+        let label = classes
+            .iter()
+            .position(|c| *c == name)
+            .with_context(|| format!("{}: unexpected class folder", path.display()))?;
+        let files = list_images(&path)?;
+        if files.is_empty() {
+            bail!(
+                "{}: class folder `{name}` has no images (expected files like .jpg, .png)",
+                path.display()
+            );
+        }
+        items.extend(files.into_iter().map(|f| Item {
+            source: ItemSource::File(f),
+            label,
+            split,
+        }));
+    }
+    Ok(items)
+}
+
+fn open_class_folders(root: &Path) -> Result<Dataset> {
+    let classes: Vec<String> = class_dirs(root)?.into_iter().map(|(n, _)| n).collect();
+    if classes.is_empty() {
+        bail!(
+            "{}: no class folders found (expected DATA/<class>/*.jpg, DATA/train/<class>/…, \
+             an IDX pair or a .csv manifest)",
+            root.display()
+        );
+    }
+    let items = read_class_folders(root, Split::Train, &classes)?;
+    Ok(Dataset {
+        root: root.to_path_buf(),
+        kind: "class folders",
+        classes,
+        items,
+        split_generated: false,
+    })
+}
+
+fn open_split_folders(root: &Path) -> Result<Dataset> {
+    let train_dir = root.join("train");
+    let test_dir = root.join("test");
+    let classes: Vec<String> = class_dirs(&train_dir)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if test_dir.is_dir() {
+        let test_classes: Vec<String> =
+            class_dirs(&test_dir)?.into_iter().map(|(n, _)| n).collect();
+        if test_classes != classes {
+            let only_train: Vec<_> = classes
+                .iter()
+                .filter(|c| !test_classes.contains(c))
+                .collect();
+            let only_test: Vec<_> = test_classes
+                .iter()
+                .filter(|c| !classes.contains(c))
+                .collect();
+            bail!(
+                "{}: train and test have different classes (only in train: {only_train:?}; \
+                 only in test: {only_test:?})",
+                root.display()
+            );
+        }
+    }
+    let mut items = read_class_folders(&train_dir, Split::Train, &classes)?;
+    if test_dir.is_dir() {
+        items.extend(read_class_folders(&test_dir, Split::Test, &classes)?);
+    }
+    Ok(Dataset {
+        root: root.to_path_buf(),
+        kind: "class folders with train/test",
+        classes,
+        items,
+        split_generated: false,
+    })
+}
+
+fn open_csv(path: &Path) -> Result<Dataset> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("{}: cannot read CSV", path.display()))?;
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
+        if n == 0 && rec.get(0) == Some("path") {
+            continue; // header row
+        }
+        let (file, label) = match (rec.get(0), rec.get(1)) {
+            (Some(f), Some(l)) if !f.is_empty() && !l.is_empty() => (f, l),
+            _ => bail!(
+                "{}: line {}: expected `path,label[,split]`",
+                path.display(),
+                n + 1
+            ),
+        };
+        let split = match rec.get(2).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("train") => Split::Train,
+            Some("test") => Split::Test,
+            Some(other) => bail!(
+                "{}: line {}: split `{other}` is neither train nor test",
+                path.display(),
+                n + 1
+            ),
+        };
+        let p = Path::new(file);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        rows.push((full, label.to_string(), split));
+    }
+    let mut classes: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    let train_classes: std::collections::BTreeSet<_> = rows
+        .iter()
+        .filter(|r| r.2 == Split::Train)
+        .map(|r| &r.1)
+        .collect();
+    let test_only: Vec<_> = rows
+        .iter()
+        .filter(|r| r.2 == Split::Test && !train_classes.contains(&r.1))
+        .map(|r| r.1.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !test_only.is_empty() {
+        bail!(
+            "{}: labels {test_only:?} appear in test rows but never in train rows",
+            path.display()
+        );
+    }
+    let items = rows
+        .into_iter()
+        .map(|(p, l, split)| Item {
+            source: ItemSource::File(p),
+            label: classes.iter().position(|c| *c == l).unwrap_or(0),
+            split,
+        })
+        .collect();
+    Ok(Dataset {
+        root: path.to_path_buf(),
+        kind: "CSV manifest",
+        classes,
+        items,
+        split_generated: false,
+    })
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .with_context(|| format!("{}: corrupt gzip data", path.display()))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Reads an IDX3 (unsigned byte) images file.
+pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
+    let data = read_maybe_gz(path)?;
+    if data.len() < 16 || data[..4] != [0, 0, 8, 3] {
+        bail!("{}: not an IDX3 unsigned-byte images file", path.display());
+    }
+    let be = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+    let (count, height, width) = (be(4) as usize, be(8), be(12));
+    let need = count
+        .checked_mul((height as usize).saturating_mul(width as usize))
+        .filter(|n| *n <= data.len() - 16)
+        .with_context(|| {
+            format!(
+                "{}: header declares {count} images of {width}×{height}, but the file holds {} bytes",
+                path.display(),
+                data.len() - 16
+            )
+        })?;
+    Ok(IdxImages {
+        path: path.to_path_buf(),
+        width,
+        height,
+        pixels: data[16..16 + need].to_vec(),
+    })
+}
+
+/// Reads an IDX1 (unsigned byte) labels file.
+pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
+    let data = read_maybe_gz(path)?;
+    if data.len() < 8 || data[..4] != [0, 0, 8, 1] {
+        bail!("{}: not an IDX1 unsigned-byte labels file", path.display());
+    }
+    let count = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
+    if data.len() - 8 < count {
+        bail!("{}: truncated: {count} labels declared", path.display());
+    }
+    Ok(data[8..8 + count].to_vec())
+}
+
+fn find_idx(dir: &Path, prefix: &str) -> Option<(PathBuf, PathBuf)> {
+    for ext in ["", ".gz"] {
+        let images = dir.join(format!("{prefix}-images-idx3-ubyte{ext}"));
+        let labels = dir.join(format!("{prefix}-labels-idx1-ubyte{ext}"));
+        if images.is_file() && labels.is_file() {
+            return Some((images, labels));
+        }
+    }
+    None
+}
+
+fn idx_class_names(root: &Path, max_label: u8, opts: &OpenOptions) -> Result<Vec<String>> {
+    if let Some(file) = &opts.label_names {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("{}: cannot read label names", file.display()))?;
+        let names: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if names.len() <= usize::from(max_label) {
+            bail!(
+                "{}: {} names for labels up to {max_label}",
+                file.display(),
+                names.len()
+            );
+        }
+        return Ok(names);
+    }
+    let lower = root.display().to_string().to_ascii_lowercase();
+    if lower.contains("fashion") && max_label < 10 {
+        return Ok(FASHION_MNIST.iter().map(|s| s.to_string()).collect());
+    }
+    Ok((0..=max_label).map(|l| l.to_string()).collect())
+}
+
+fn idx_items(images: IdxImages, labels: Vec<u8>, split: Split) -> Result<Vec<(u8, Item)>> {
+    let n = images.pixels.len() / (images.width * images.height).max(1) as usize;
+    if n != labels.len() {
+        bail!(
+            "{}: {n} images but {} labels in the matching labels file",
+            images.path.display(),
+            labels.len()
+        );
+    }
+    let images = Arc::new(images);
+    Ok(labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            (
+                l,
+                Item {
+                    source: ItemSource::Idx(images.clone(), i),
+                    label: usize::from(l),
+                    split,
+                },
+            )
+        })
+        .collect())
+}
+
+fn open_idx_dir(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
+    let (ti, tl) = find_idx(root, "train").context("no train IDX pair")?;
+    let mut rows = idx_items(read_idx_images(&ti)?, read_idx_labels(&tl)?, Split::Train)?;
+    if let Some((ei, el)) = find_idx(root, "t10k").or_else(|| find_idx(root, "test")) {
+        rows.extend(idx_items(
+            read_idx_images(&ei)?,
+            read_idx_labels(&el)?,
+            Split::Test,
+        )?);
+    }
+    let max = rows.iter().map(|r| r.0).max().unwrap_or(0);
+    let classes = idx_class_names(root, max, opts)?;
+    Ok(Dataset {
+        root: root.to_path_buf(),
+        kind: "IDX",
+        classes,
+        items: rows.into_iter().map(|r| r.1).collect(),
+        split_generated: false,
+    })
+}
+
+fn open_idx_file(path: &Path, opts: &OpenOptions) -> Result<Dataset> {
+    let name = path.to_string_lossy();
+    if !name.contains("images-idx3") {
+        bail!(
+            "{}: not a dataset (expected a folder, a .csv manifest, or an IDX *-images-idx3-ubyte file)",
+            path.display()
+        );
+    }
+    let labels_path = PathBuf::from(name.replace("images-idx3", "labels-idx1"));
+    let rows = idx_items(
+        read_idx_images(path)?,
+        read_idx_labels(&labels_path)?,
+        Split::Train,
+    )?;
+    let max = rows.iter().map(|r| r.0).max().unwrap_or(0);
+    Ok(Dataset {
+        root: path.to_path_buf(),
+        kind: "IDX",
+        classes: idx_class_names(path, max, opts)?,
+        items: rows.into_iter().map(|r| r.1).collect(),
+        split_generated: false,
+    })
+}
+
+/// A small deterministic PRNG (SplitMix64) so that splits are the same on every machine.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// Next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Indices of each class, in a seeded random order.
+pub fn stratified_order(labels: &[usize], classes: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut per: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        per[l].push(i);
+    }
+    let mut rng = SplitMix(seed);
+    for v in &mut per {
+        rng.shuffle(v);
+    }
+    per
+}
+
+fn split_test(ds: &mut Dataset, fraction: f64, seed: u64) {
+    let labels: Vec<usize> = ds.items.iter().map(|i| i.label).collect();
+    for idx in stratified_order(&labels, ds.classes.len(), seed) {
+        // Leave at least 2 training examples per class.
+        let n_test =
+            ((idx.len() as f64 * fraction).round() as usize).min(idx.len().saturating_sub(2));
+        for &i in &idx[..n_test] {
+            ds.items[i].split = Split::Test;
+        }
+    }
+}
+
+fn subset(ds: &mut Dataset, per_class: usize, seed: u64) {
+    let mut keep = vec![false; ds.items.len()];
+    for split in [Split::Train, Split::Test] {
+        let idx: Vec<usize> = (0..ds.items.len())
+            .filter(|&i| ds.items[i].split == split)
+            .collect();
+        let labels: Vec<usize> = idx.iter().map(|&i| ds.items[i].label).collect();
+        for order in stratified_order(&labels, ds.classes.len(), seed) {
+            let mut chosen: Vec<usize> =
+                order.into_iter().take(per_class).map(|j| idx[j]).collect();
+            chosen.sort_unstable();
+            for i in chosen {
+                keep[i] = true;
+            }
+        }
+    }
+    let mut k = keep.into_iter();
+    ds.items.retain(|_| k.next().unwrap_or(false));
+}
+
+/// Image sizes seen, with counts (for `inspect`).
+pub fn size_histogram(sizes: impl Iterator<Item = (u32, u32)>) -> BTreeMap<(u32, u32), usize> {
+    let mut h = BTreeMap::new();
+    for s in sizes {
+        *h.entry(s).or_insert(0) += 1;
+    }
+    h
+}

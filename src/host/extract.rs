@@ -1,0 +1,310 @@
+//! Feature extraction for whole datasets: both cores, a progress bar, and an on-disk cache keyed
+//! by backbone sha256 + preprocessing + file content, so that re-fitting or re-evaluating never
+//! extracts again and an interrupted extraction resumes where it stopped.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use glance::backbone::Backbone;
+use glance::bundle::FeatureKind;
+use glance::preprocess::{self, DecodeLimits};
+
+use super::dataset::Item;
+
+const CACHE_MAGIC: &[u8; 8] = b"GLFEAT01";
+
+/// How to turn an image into a feature vector.
+pub enum Extractor<'a> {
+    /// Deep features from the backbone.
+    Deep(&'a Backbone),
+    /// Raw RGB pixels squashed to `size × size`, scaled to 0..1.
+    Raw(u32),
+}
+
+impl Extractor<'_> {
+    /// Feature length.
+    pub fn dim(&self) -> usize {
+        match self {
+            Extractor::Deep(b) => b.entry().outputs.features.dim,
+            Extractor::Raw(s) => 3 * (*s as usize) * (*s as usize),
+        }
+    }
+
+    /// The bundle's description of these features.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            Extractor::Deep(_) => FeatureKind::Deep,
+            Extractor::Raw(size) => FeatureKind::Raw { size: *size },
+        }
+    }
+
+    /// Features of one decoded image.
+    pub fn features(&self, image: &image::RgbImage) -> glance::Result<Vec<f32>> {
+        match self {
+            Extractor::Deep(b) => {
+                let t = preprocess::tensor_from_image(image, b.preprocess_spec())?;
+                Ok(b.run(t)?.features)
+            }
+            Extractor::Raw(size) => Ok(raw_pixels(image, *size)),
+        }
+    }
+
+    /// What a cached vector depends on besides the image content.
+    fn cache_identity(&self) -> Option<String> {
+        match self {
+            Extractor::Deep(b) => Some(format!(
+                "deep|{}|{}",
+                b.entry().sha256,
+                serde_json::to_string(b.preprocess_spec()).unwrap_or_default()
+            )),
+            Extractor::Raw(_) => None, // cheaper to recompute than to cache
+        }
+    }
+}
+
+pub use glance::preprocess::raw_pixels;
+
+/// The default cache folder: `$GLANCE_CACHE`, else `$XDG_CACHE_HOME/glance`, else `~/.cache/glance`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GLANCE_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("glance");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("glance"))
+        .unwrap_or_else(|| PathBuf::from(".glance-cache"))
+}
+
+/// An append-only file of `(content key, feature vector)` records for one backbone + spec.
+pub struct FeatureCache {
+    map: HashMap<[u8; 32], Vec<f32>>,
+    writer: CacheWriter,
+}
+
+/// The appending half of a [`FeatureCache`].
+pub struct CacheWriter {
+    path: PathBuf,
+    dim: usize,
+    writer: BufWriter<File>,
+    unflushed: usize,
+}
+
+impl FeatureCache {
+    /// Opens (or creates) the cache file for `identity` in `dir`. A torn last record, left by an
+    /// interrupted run, is cut off; every complete record is kept.
+    pub fn open(dir: &Path, identity: &str, dim: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
+        let digest = Sha256::digest(identity.as_bytes());
+        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("features-{name}.bin"));
+        let mut header = CACHE_MAGIC.to_vec();
+        header.extend_from_slice(&(dim as u32).to_le_bytes());
+        header.extend_from_slice(&(identity.len() as u32).to_le_bytes());
+        header.extend_from_slice(identity.as_bytes());
+        let rec = 32 + 4 * dim;
+        let mut map = HashMap::new();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open feature cache", path.display()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("{}: cannot read feature cache", path.display()))?;
+        let mut keep = header.len();
+        if bytes.is_empty() {
+            file.write_all(&header)?;
+        } else if bytes.len() < header.len() || bytes[..header.len()] != header[..] {
+            bail!(
+                "{}: not a feature cache for this backbone and preprocessing; delete it or use \
+                 another --cache folder",
+                path.display()
+            );
+        } else {
+            let body = &bytes[header.len()..];
+            let complete = body.len() / rec;
+            for r in body.chunks_exact(rec) {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&r[..32]);
+                let v: Vec<f32> = r[32..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                map.insert(key, v);
+            }
+            keep += complete * rec;
+            if keep < bytes.len() {
+                log::warn!(
+                    "{}: dropping a torn record left by an interrupted run",
+                    path.display()
+                );
+                file.set_len(keep as u64)?;
+                file.seek(SeekFrom::End(0))?;
+            }
+        }
+        Ok(Self {
+            map,
+            writer: CacheWriter {
+                path,
+                dim,
+                writer: BufWriter::new(file),
+                unflushed: 0,
+            },
+        })
+    }
+}
+
+impl CacheWriter {
+    fn append(&mut self, key: &[u8; 32], v: &[f32]) -> Result<()> {
+        if v.len() != self.dim {
+            bail!("feature length {} ≠ cache's {}", v.len(), self.dim);
+        }
+        self.writer.write_all(key)?;
+        for x in v {
+            self.writer.write_all(&x.to_le_bytes())?;
+        }
+        self.unflushed += 1;
+        if self.unflushed >= 64 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Pushes buffered records to the file.
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .with_context(|| format!("{}: cannot write feature cache", self.path.display()))?;
+        self.unflushed = 0;
+        Ok(())
+    }
+}
+
+/// Features of a list of examples. Unreadable ones are `None` and listed in `failures`.
+pub struct Extracted {
+    /// One entry per example, in order.
+    pub features: Vec<Option<Vec<f32>>>,
+    /// `(example name, reason)` for every example that could not be read.
+    pub failures: Vec<(String, String)>,
+    /// Content key per example (zero for failures).
+    pub keys: Vec<[u8; 32]>,
+    /// How many came from the cache.
+    pub cached: usize,
+}
+
+/// Settings for [`extract`].
+pub struct ExtractOptions<'a> {
+    /// Cache folder, or `None` for no cache.
+    pub cache_dir: Option<&'a Path>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+    /// Decoder limits.
+    pub limits: DecodeLimits,
+}
+
+/// Extracts features for `items`, in parallel, through the cache.
+pub fn extract(
+    items: &[&Item],
+    extractor: &Extractor<'_>,
+    opts: &ExtractOptions<'_>,
+) -> Result<Extracted> {
+    let (cached_map, mut writer) = match (opts.cache_dir, extractor.cache_identity()) {
+        (Some(dir), Some(id)) => {
+            let c = FeatureCache::open(dir, &id, extractor.dim())?;
+            (Some(c.map), Some(c.writer))
+        }
+        _ => (None, None),
+    };
+    let n = items.len();
+    let bar = if opts.progress {
+        indicatif::ProgressBar::new(n as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} extracting [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut features: Vec<Option<Vec<f32>>> = vec![None; n];
+    let mut keys = vec![[0u8; 32]; n];
+    let mut failures = Vec::new();
+    let mut cached = 0;
+    let next = AtomicUsize::new(0);
+    let cached_map = cached_map.as_ref();
+    type Msg = (usize, Result<([u8; 32], Vec<f32>, bool), String>);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(256);
+    let mut write_error: Option<anyhow::Error> = None;
+    std::thread::scope(|scope| {
+        for _ in 0..opts.threads.max(1) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let result = (|| -> glance::Result<([u8; 32], Vec<f32>, bool)> {
+                    let (key, payload) = items[i].source.read()?;
+                    if let Some(v) = cached_map.and_then(|m| m.get(&key)) {
+                        return Ok((key, v.clone(), true));
+                    }
+                    let image = payload.decode(opts.limits)?;
+                    Ok((key, extractor.features(&image)?, false))
+                })();
+                if tx.send((i, result.map_err(|e| e.to_string()))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, result) in rx {
+            bar.inc(1);
+            match result {
+                Ok((key, v, from_cache)) => {
+                    keys[i] = key;
+                    if from_cache {
+                        cached += 1;
+                    } else if let Some(w) = writer.as_mut() {
+                        if let Err(e) = w.append(&key, &v) {
+                            write_error.get_or_insert(e);
+                        }
+                    }
+                    features[i] = Some(v);
+                }
+                Err(reason) => {
+                    bar.suspend(|| log::warn!("skipping {}: {reason}", items[i].source.name()));
+                    failures.push((items[i].source.name(), reason));
+                }
+            }
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(w) = writer.as_mut() {
+        w.flush()?;
+    }
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    Ok(Extracted {
+        features,
+        failures,
+        keys,
+        cached,
+    })
+}

@@ -1,0 +1,11 @@
+//! Host-only code (the `glance-host` workbench): datasets, cached extraction, fitting,
+//! evaluation, reports. Behind the `host` cargo feature so the board binary stays small.
+
+pub mod dataset;
+pub mod draw;
+pub mod extract;
+pub mod fit;
+pub mod metrics;
+pub mod npy;
+pub mod report;
+pub mod workbench;

@@ -1,0 +1,281 @@
+//! The k-nearest-neighbour store: L2-normalised example embeddings with their labels, searched by
+//! cosine distance (1 − dot product). Stored as f32 or as int8 with one scale per row (4× smaller,
+//! what a board keeps in memory).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How the store's embeddings are held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Embeddings {
+    /// Full precision, row-major `len × dim`.
+    F32(Vec<f32>),
+    /// int8, row-major `len × dim`, each row scaled by `scales[row] / 127`.
+    I8 {
+        /// Quantized values.
+        data: Vec<i8>,
+        /// Per-row maximum absolute value.
+        scales: Vec<f32>,
+    },
+}
+
+/// Numeric format of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// 4 bytes per value.
+    F32,
+    /// 1 byte per value plus one scale per row.
+    I8,
+}
+
+/// The examples a kNN search runs over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnnStore {
+    /// Embedding length.
+    pub dim: usize,
+    /// Class index of each example.
+    pub labels: Vec<u16>,
+    /// Caller-defined id of each example (e.g. its position in the training set).
+    pub ids: Vec<u32>,
+    /// Where each example came from (file path, or `idx-file#index`), for galleries.
+    pub sources: Vec<String>,
+    /// The vectors.
+    pub embeddings: Embeddings,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Neighbor {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Row in the store.
+    pub row: usize,
+    /// Its class index.
+    pub label: u16,
+    /// Its id.
+    pub id: u32,
+    /// Cosine distance, 0 (same direction) ..= 2.
+    pub distance: f32,
+}
+
+/// Scales `v` to unit length in place (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+impl KnnStore {
+    /// An empty store of `dim`-long embeddings.
+    pub fn new(dim: usize, precision: Precision) -> Self {
+        Self {
+            dim,
+            labels: Vec::new(),
+            ids: Vec::new(),
+            sources: Vec::new(),
+            embeddings: match precision {
+                Precision::F32 => Embeddings::F32(Vec::new()),
+                Precision::I8 => Embeddings::I8 {
+                    data: Vec::new(),
+                    scales: Vec::new(),
+                },
+            },
+        }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Precision of the stored vectors.
+    pub fn precision(&self) -> Precision {
+        match self.embeddings {
+            Embeddings::F32(_) => Precision::F32,
+            Embeddings::I8 { .. } => Precision::I8,
+        }
+    }
+
+    /// Adds an example; `embedding` is L2-normalised here.
+    pub fn push(&mut self, embedding: &[f32], label: u16, id: u32, source: String) -> Result<()> {
+        if embedding.len() != self.dim {
+            return Err(Error::InvalidSetting(format!(
+                "embedding has {} values, the store holds {}",
+                embedding.len(),
+                self.dim
+            )));
+        }
+        let mut v = embedding.to_vec();
+        l2_normalize(&mut v);
+        match &mut self.embeddings {
+            Embeddings::F32(data) => data.extend_from_slice(&v),
+            Embeddings::I8 { data, scales } => {
+                let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                data.extend(
+                    v.iter()
+                        .map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8),
+                );
+                scales.push(amax);
+            }
+        }
+        self.labels.push(label);
+        self.ids.push(id);
+        self.sources.push(source);
+        Ok(())
+    }
+
+    /// Checks that the lengths of every column agree (run after deserialising).
+    pub fn validate(&self) -> Result<()> {
+        let n = self.labels.len();
+        let ok = self.ids.len() == n
+            && self.sources.len() == n
+            && match &self.embeddings {
+                Embeddings::F32(d) => d.len() == n * self.dim,
+                Embeddings::I8 { data, scales } => data.len() == n * self.dim && scales.len() == n,
+            };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidSetting(
+                "kNN store columns have different lengths".into(),
+            ))
+        }
+    }
+
+    /// Dot product of row `row` with a unit query.
+    fn dot(&self, row: usize, query: &[f32]) -> f32 {
+        let span = row * self.dim..(row + 1) * self.dim;
+        match &self.embeddings {
+            Embeddings::F32(data) => data[span].iter().zip(query).map(|(a, b)| a * b).sum(),
+            Embeddings::I8 { data, scales } => {
+                let s: f32 = data[span]
+                    .iter()
+                    .zip(query)
+                    .map(|(&a, b)| f32::from(a) * b)
+                    .sum();
+                s * scales[row] / 127.0
+            }
+        }
+    }
+
+    /// The `k` nearest examples to `query` (normalised here), optionally only of class `class`:
+    /// a category-specific retrieval model is the same store searched with a class filter.
+    pub fn search(&self, query: &[f32], k: usize, class: Option<u16>) -> Vec<Neighbor> {
+        if query.len() != self.dim || k == 0 {
+            return Vec::new();
+        }
+        let mut q = query.to_vec();
+        l2_normalize(&mut q);
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        for row in 0..self.len() {
+            if class.is_some_and(|c| self.labels[row] != c) {
+                continue;
+            }
+            let d = 1.0 - self.dot(row, &q);
+            if best.len() < k || d < best[best.len() - 1].0 {
+                let at = best.partition_point(|&(bd, _)| bd <= d);
+                best.insert(at, (d, row));
+                best.truncate(k);
+            }
+        }
+        best.into_iter()
+            .enumerate()
+            .map(|(i, (distance, row))| Neighbor {
+                rank: i + 1,
+                row,
+                label: self.labels[row],
+                id: self.ids[row],
+                distance,
+            })
+            .collect()
+    }
+
+    /// Distance from `query` to the nearest example of every class (`None` for a class with no
+    /// examples): the seed's per-category retrieval comparison in one pass.
+    pub fn nearest_per_class(&self, query: &[f32], classes: usize) -> Vec<Option<f32>> {
+        let mut out = vec![None; classes];
+        if query.len() != self.dim {
+            return out;
+        }
+        let mut q = query.to_vec();
+        l2_normalize(&mut q);
+        for row in 0..self.len() {
+            let c = usize::from(self.labels[row]);
+            if c >= classes {
+                continue;
+            }
+            let d = 1.0 - self.dot(row, &q);
+            if out[c].is_none_or(|b: f32| d < b) {
+                out[c] = Some(d);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(precision: Precision) -> KnnStore {
+        let mut s = KnnStore::new(3, precision);
+        s.push(&[1.0, 0.0, 0.0], 0, 10, "a".into()).unwrap();
+        s.push(&[0.0, 2.0, 0.0], 1, 11, "b".into()).unwrap();
+        s.push(&[0.7, 0.7, 0.0], 1, 12, "c".into()).unwrap();
+        s.push(&[0.0, 0.0, -5.0], 2, 13, "d".into()).unwrap();
+        s
+    }
+
+    #[test]
+    fn nearest_by_cosine_distance() {
+        for p in [Precision::F32, Precision::I8] {
+            let s = store(p);
+            let r = s.search(&[0.9, 0.1, 0.0], 2, None);
+            assert_eq!(
+                r.iter().map(|n| n.id).collect::<Vec<_>>(),
+                vec![10, 12],
+                "{p:?}"
+            );
+            assert_eq!(r[0].rank, 1);
+            // cos([.9,.1,0],[1,0,0]) = 0.9 / |(.9,.1)| = 0.99388
+            assert!(
+                (r[0].distance - (1.0 - 0.993_883_7)).abs() < 2e-3,
+                "{p:?} {}",
+                r[0].distance
+            );
+        }
+    }
+
+    #[test]
+    fn class_filter_is_a_category_specific_model() {
+        let s = store(Precision::F32);
+        let r = s.search(&[1.0, 0.0, 0.0], 5, Some(1));
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|n| n.label == 1));
+        assert_eq!(r[0].id, 12);
+    }
+
+    #[test]
+    fn per_class_nearest_distances() {
+        let s = store(Precision::F32);
+        let d = s.nearest_per_class(&[0.0, 0.0, 1.0], 4);
+        assert!((d[0].unwrap() - 1.0).abs() < 1e-6);
+        assert!((d[2].unwrap() - 2.0).abs() < 1e-6); // opposite direction
+        assert_eq!(d[3], None);
+    }
+
+    #[test]
+    fn wrong_dimension_is_refused() {
+        let mut s = KnnStore::new(3, Precision::I8);
+        assert!(s.push(&[1.0, 2.0], 0, 0, String::new()).is_err());
+        assert!(s.search(&[1.0], 1, None).is_empty());
+    }
+}

@@ -1,0 +1,430 @@
+//! `glance-host`: datasets, cached extraction, fit, eval, query, compare, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::RgbImage;
+
+use crate::util::*;
+
+fn host<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("glance-host runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Crops of one photo: different views of the same object, so that a class is learnable.
+fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {
+    let img =
+        glance::preprocess::decode_file(&fixture(&format!("photos/{photo}")), Default::default())
+            .expect("fixture decodes");
+    let (w, h) = img.dimensions();
+    (0..n)
+        .map(|i| {
+            let k = (i as u32 * 7919 + seed * 104_729) % 1000;
+            let side = (w.min(h) as f64 * (0.55 + 0.3 * f64::from(k % 10) / 10.0)) as u32;
+            let x = (w - side) * (k % 13) / 12;
+            let y = (h - side) * (k % 7) / 6;
+            let c = image::imageops::crop_imm(&img, x, y, side, side).to_image();
+            if i % 2 == 1 {
+                image::imageops::flip_horizontal(&c)
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// DATA/train/<class>/*.png and DATA/test/<class>/*.png from crops of three fixture photos.
+fn photo_dataset(root: &Path, train: usize, test: usize) -> Vec<&'static str> {
+    let classes = [
+        ("cat", "chelsea.png"),
+        ("coffee", "coffee.png"),
+        ("camera", "camera.png"),
+    ];
+    for (ci, (class, photo)) in classes.iter().enumerate() {
+        for (split, n, seed) in [
+            ("train", train, 1 + ci as u32),
+            ("test", test, 100 + ci as u32),
+        ] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for (i, img) in crops(photo, n, seed).iter().enumerate() {
+                img.save(dir.join(format!("{i:02}.png"))).expect("save");
+            }
+        }
+    }
+    classes.iter().map(|c| c.0).collect()
+}
+
+#[test]
+fn fit_eval_query_on_class_folders() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 8, 4);
+    let cache = tmp.path().join("cache");
+    let bundle = tmp.path().join("photos.glance");
+    let out = ok(&host([
+        "fit",
+        &p(&data),
+        "--out",
+        &p(&bundle),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--val-split",
+        "0.25",
+    ]));
+    assert!(out.contains("3 classes"), "{out}");
+    let json = ok(&host([
+        "eval",
+        &p(&bundle),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--format",
+        "json",
+    ]));
+    let e: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+    assert_eq!(e["labels"], serde_json::json!(["camera", "cat", "coffee"]));
+    assert_eq!(e["examples"], 12);
+    assert!(e["accuracy"].as_f64().expect("accuracy") >= 0.9, "{e}");
+    assert!(e["knn_accuracy"].as_f64().expect("knn") >= 0.9, "{e}");
+    assert!(e["macro_f1"].as_f64().is_some());
+    let confusion = e["confusion"].as_array().expect("confusion");
+    assert_eq!(confusion.len(), 3);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 12);
+    assert_eq!(e["retrieval"].as_array().expect("retrieval").len(), 3);
+
+    // Query: the nearest stored examples of a cat crop are cats; --class restricts the search.
+    let query = data.join("test/cat/00.png");
+    let lines = ok(&host([
+        "query",
+        &p(&bundle),
+        &p(&query),
+        "-k",
+        "3",
+        "--format",
+        "json",
+    ]));
+    let hits: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["label"], "cat");
+    assert_eq!(hits[0]["rank"], 1);
+    assert!(hits[0]["distance"].as_f64() <= hits[1]["distance"].as_f64());
+    let sheet = tmp.path().join("q.png");
+    let lines = ok(&host([
+        "query",
+        &p(&bundle),
+        &p(&query),
+        "-k",
+        "4",
+        "--class",
+        "coffee",
+        "--format",
+        "json",
+        "--sheet",
+        &p(&sheet),
+    ]));
+    assert!(
+        lines.lines().all(|l| l.contains("\"label\":\"coffee\"")),
+        "{lines}"
+    );
+    assert!(image::open(&sheet).is_ok());
+
+    // The report: an HTML page and a heat map.
+    let report = tmp.path().join("report");
+    ok(&host([
+        "eval",
+        &p(&bundle),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--report",
+        &p(&report),
+    ]));
+    let html = std::fs::read_to_string(report.join("index.html")).expect("report");
+    assert!(html.contains("Confusion") && html.contains("Hesitant"));
+    assert!(image::open(report.join("confusion.png")).is_ok());
+
+    // The board runtime classifies with the bundle.
+    let out = glance([
+        "classify",
+        "--bundle",
+        &p(&bundle),
+        "--format",
+        "json",
+        &p(&query),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = stdout_json_lines(&out);
+    assert_eq!(lines[0]["top_k"][0]["label"], "cat");
+}
+
+#[test]
+fn cache_is_reused_and_a_torn_cache_resumes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 3, 1);
+    let cache = tmp.path().join("cache");
+    let first = ok(&host(["extract", &p(&data), "--cache", &p(&cache), "-q"]));
+    assert!(first.starts_with("12 feature vectors"), "{first}");
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("cache")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let full = std::fs::metadata(&files[0]).expect("cache file").len();
+    // Cut the file in the middle of a record, as a kill would; the next run keeps the complete
+    // records, re-extracts the rest, and ends with the same file.
+    let record = 32 + 4 * 1280;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .and_then(|f| f.set_len(full - 3 * record as u64 - 100))
+        .expect("truncate");
+    let second = host(["extract", &p(&data), "--cache", &p(&cache), "-q"]);
+    ok(&second);
+    assert_eq!(
+        std::fs::metadata(&files[0]).expect("cache file").len(),
+        full
+    );
+}
+
+#[test]
+fn inspect_counts_and_draws_a_contact_sheet() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 4, 2);
+    std::fs::write(
+        data.join("train/cat/broken.png"),
+        b"\x89PNG\r\n\x1a\nbroken",
+    )
+    .expect("write");
+    let sheet = tmp.path().join("sheet.png");
+    let out = host(["inspect", &p(&data), "--sheet", &p(&sheet)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unreadable files make inspect exit 1"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cat") && text.contains("unreadable: 1") && text.contains("broken.png"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("total") && l.contains("13") && l.contains('6')),
+        "{text}"
+    );
+    let img = image::open(&sheet).expect("sheet");
+    assert!(img.width() > 64 * 4 && img.height() > 64 * 3);
+}
+
+#[test]
+fn csv_manifest_and_generated_split() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 5, 0);
+    let mut csv = String::from("path,label\n");
+    for class in ["cat", "coffee"] {
+        for i in 0..5 {
+            csv.push_str(&format!("data/train/{class}/{i:02}.png,{class}\n"));
+        }
+    }
+    std::fs::write(tmp.path().join("set.csv"), csv).expect("csv");
+    let out = ok(&host([
+        "inspect",
+        &p(&tmp.path().join("set.csv")),
+        "--split",
+        "0.4",
+    ]));
+    assert!(
+        out.contains("CSV manifest") && out.contains("held out"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cat") && l.contains('3') && l.contains('2')),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_datasets_get_clear_messages() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let err = |out: Output| {
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let s = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!s.contains("panicked"), "{s}");
+        s
+    };
+    let missing = tmp.path().join("nope");
+    assert!(err(host(["inspect", &p(&missing)])).contains("no such file or folder"));
+
+    let data = tmp.path().join("empty-class");
+    photo_dataset(&data, 3, 1);
+    std::fs::create_dir_all(data.join("train/dog")).expect("mkdir");
+    std::fs::create_dir_all(data.join("test/dog")).expect("mkdir");
+    let s = err(host(["inspect", &p(&data)]));
+    assert!(s.contains("dog") && s.contains("no images"), "{s}");
+
+    let data = tmp.path().join("one-image");
+    photo_dataset(&data, 3, 1);
+    for f in ["01.png", "02.png"] {
+        std::fs::remove_file(data.join("train/cat").join(f)).expect("rm");
+    }
+    let s = err(host(["inspect", &p(&data)]));
+    assert!(s.contains("`cat` has 1 training image"), "{s}");
+
+    let data = tmp.path().join("mismatch");
+    photo_dataset(&data, 3, 1);
+    std::fs::rename(data.join("test/cat"), data.join("test/kitten")).expect("mv");
+    let s = err(host(["inspect", &p(&data)]));
+    assert!(
+        s.contains("different classes") && s.contains("kitten"),
+        "{s}"
+    );
+}
+
+#[test]
+fn unreadable_training_images_are_skipped_with_a_warning() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 4, 3);
+    std::fs::write(
+        data.join("train/coffee/zz-truncated.png"),
+        &std::fs::read(fixture("photos/coffee.png")).unwrap()[..500],
+    )
+    .expect("write");
+    let bundle = tmp.path().join("b.glance");
+    let out = host(["fit", &p(&data), "--out", &p(&bundle), "--no-cache", "-q"]);
+    let stderr = ok_with_stderr(&out);
+    assert!(stderr.contains("zz-truncated.png"), "{stderr}");
+    assert!(Path::new(&bundle).exists());
+}
+
+fn ok_with_stderr(out: &Output) -> String {
+    ok(out);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn damaged_or_foreign_bundles_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 3, 4);
+    let cache = tmp.path().join("cache");
+    let bundle = tmp.path().join("b.glance");
+    ok(&host([
+        "fit",
+        &p(&data),
+        "--out",
+        &p(&bundle),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--external-backbone",
+    ]));
+    let bytes = std::fs::read(&bundle).expect("bundle");
+
+    let truncated = tmp.path().join("truncated.glance");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).expect("write");
+    let out = host([
+        "eval",
+        &p(&truncated),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+
+    let mut flipped = bytes.clone();
+    let i = bytes.len() - 40;
+    flipped[i] ^= 0x10;
+    let flipped_path = tmp.path().join("flipped.glance");
+    std::fs::write(&flipped_path, &flipped).expect("write");
+    let out = host([
+        "eval",
+        &p(&flipped_path),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CRC mismatch"));
+
+    // A bundle made with the fp32 backbone, evaluated with the (embedded) int8 one: refused.
+    let fp32_bundle = tmp.path().join("fp32.glance");
+    ok(&host([
+        "fit",
+        &p(&data),
+        "--out",
+        &p(&fp32_bundle),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--external-backbone",
+        "--model",
+        &p(&model_file("efficientnet_lite0_fp32.onnx")),
+    ]));
+    let out = host([
+        "eval",
+        &p(&fp32_bundle),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--model",
+        &p(&model_file("efficientnet_lite0_int8w.onnx")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let s = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        s.contains("made with backbone `efficientnet-lite0-fp32`"),
+        "{s}"
+    );
+}
