@@ -14,7 +14,7 @@ VENV=target/bench-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q onnxruntime numpy pillow scikit-learn
 cargo build --release --bin glance-host >&2
-H=target/release/glance-host
+H="${CARGO_TARGET_DIR:-target}/release/glance-host"
 CACHE="$OUT/cache"
 measure() { # label, command...
   local label="$1"; shift

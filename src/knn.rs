@@ -154,7 +154,7 @@ impl KnnStore {
     fn dot(&self, row: usize, query: &[f32]) -> f32 {
         let span = row * self.dim..(row + 1) * self.dim;
         match &self.embeddings {
-            Embeddings::F32(data) => data[span].iter().zip(query).map(|(a, b)| a * b).sum(),
+            Embeddings::F32(data) => crate::head::dot(&data[span], query),
             Embeddings::I8 { data, scales } => {
                 let s: f32 = data[span]
                     .iter()

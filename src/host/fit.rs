@@ -112,8 +112,7 @@ impl Problem<'_> {
                             let xi = self.x.row(i);
                             for k in 0..c {
                                 let wk = &w[k * d..(k + 1) * d];
-                                let dot: f32 = wk.iter().zip(xi).map(|(a, b)| a * b).sum();
-                                z[k] = f64::from(dot) + b[k];
+                                z[k] = f64::from(glance::head::dot(wk, xi)) + b[k];
                             }
                             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                             let sum: f64 = z.iter().map(|v| (v - m).exp()).sum();
