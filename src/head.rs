@@ -41,6 +41,35 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Dot product of int8 values with f32 values, with eight independent accumulators (see [`dot`]).
+pub fn dot_i8(a: &[i8], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, y)| f32::from(x) * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, &p), q) in acc.iter_mut().zip(x).zip(y) {
+            *s += f32::from(p) * q;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Index of the largest value (the first on ties; 0 for an empty slice).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
 /// One ranked class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ranked {
@@ -102,6 +131,14 @@ mod tests {
         let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
+    }
+
+    #[test]
+    fn dot_i8_matches_the_plain_sum() {
+        let a: Vec<i8> = (0..29).map(|i| (i * 9 - 120) as i8).collect();
+        let b: Vec<f32> = (0..29).map(|i| 0.5 - i as f32 * 0.03).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(&x, y)| f32::from(x) * y).sum();
+        assert!((dot_i8(&a, &b) - plain).abs() < 1e-3);
     }
 
     #[test]
@@ -186,9 +223,7 @@ impl LinearHead {
     /// Logits of conditioned features.
     pub fn logits_prepared(&self, x: &[f32]) -> Vec<f32> {
         (0..self.classes)
-            .map(|c| {
-                self.bias[c] + dot(&self.weights[c * self.dim..(c + 1) * self.dim], x)
-            })
+            .map(|c| self.bias[c] + dot(&self.weights[c * self.dim..(c + 1) * self.dim], x))
             .collect()
     }
 

@@ -156,12 +156,7 @@ impl KnnStore {
         match &self.embeddings {
             Embeddings::F32(data) => crate::head::dot(&data[span], query),
             Embeddings::I8 { data, scales } => {
-                let s: f32 = data[span]
-                    .iter()
-                    .zip(query)
-                    .map(|(&a, b)| f32::from(a) * b)
-                    .sum();
-                s * scales[row] / 127.0
+                crate::head::dot_i8(&data[span], query) * scales[row] / 127.0
             }
         }
     }

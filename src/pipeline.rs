@@ -29,6 +29,19 @@ pub struct Timing {
     pub total: f64,
 }
 
+impl Timing {
+    /// The stages after decoding (decode is added by the caller that decodes).
+    fn stages(preprocess: f64, backbone: f64, head: f64) -> Self {
+        Self {
+            decode: 0.0,
+            preprocess,
+            backbone,
+            head,
+            total: preprocess + backbone + head,
+        }
+    }
+}
+
 /// The result for one image, in the shape of the JSON contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
@@ -213,13 +226,7 @@ impl Classifier {
             label,
             score,
             top_k,
-            timing_ms: Timing {
-                decode: 0.0,
-                preprocess: preprocess_ms,
-                backbone: backbone_ms,
-                head: head_ms,
-                total: preprocess_ms + backbone_ms + head_ms,
-            },
+            timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn: None,
             features: self.config.with_features.then_some(out.features),
         })
@@ -275,13 +282,7 @@ impl Classifier {
             label,
             score,
             top_k,
-            timing_ms: Timing {
-                decode: 0.0,
-                preprocess: preprocess_ms,
-                backbone: backbone_ms,
-                head: head_ms,
-                total: preprocess_ms + backbone_ms + head_ms,
-            },
+            timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn,
             features: self.config.with_features.then_some(features),
         })

@@ -52,9 +52,9 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         Self {
-            l2: 1e-4,
+            l2: 1e-6,
             balanced: false,
-            max_iters: 500,
+            max_iters: 1000,
             check_every: 25,
             patience: 2,
             threads: 2,
@@ -205,13 +205,7 @@ pub fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
         let p = glance::head::softmax(&z, t);
         let y = x.labels[i];
         loss -= f64::from(p[y].max(1e-12)).ln();
-        let best = p
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(k, _)| k)
-            .unwrap_or(0);
-        correct += usize::from(best == y);
+        correct += usize::from(glance::head::argmax(&p) == y);
     }
     (loss / x.rows() as f64, correct as f64 / x.rows() as f64)
 }

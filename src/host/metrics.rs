@@ -1,6 +1,7 @@
 //! Evaluation figures: accuracy, macro precision/recall/F1, log-loss, top-k, confusion matrix,
 //! 1-NN accuracy, head–kNN agreement, and the seed's category-specific retrieval table.
 
+use glance::head::argmax;
 use serde::Serialize;
 
 /// Per-class figures.
@@ -81,14 +82,6 @@ pub struct Scored {
     pub knn_label: Option<usize>,
     /// Nearest-example distance per class.
     pub per_class_distance: Vec<Option<f32>>,
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
 }
 
 /// Computes every figure from scored test examples.

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use glance::backbone::{Backbone, BackboneIdentity, ModelSource, EMBEDDED_MODEL};
 use glance::bundle::{Bundle, FeatureKind, Thresholds, TrainingInfo};
-use glance::head::FeatureNorm;
+use glance::head::{argmax, FeatureNorm};
 use glance::knn::{KnnStore, Precision};
 use glance::preprocess::DecodeLimits;
 
@@ -365,14 +365,6 @@ pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bun
     ))
 }
 
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
-}
-
 /// The extractor a bundle needs (its backbone, checked, or raw pixels).
 pub fn bundle_backbone(
     bundle: &Bundle,
@@ -433,39 +425,56 @@ pub fn evaluate_bundle(
         log::warn!("unreadable test image {name}: {reason}");
     }
     let c = bundle.labels.len();
-    let mut scored = Vec::with_capacity(m.rows());
-    let mut cases = Vec::with_capacity(m.rows());
-    for i in 0..m.rows() {
+    // Rows are independent: score them on every core.
+    let score_row = |i: usize| -> (Scored, Case) {
         let f = m.row(i);
         let probs = bundle.head.predict_proba(f);
         let pred = argmax(&probs);
-        let (knn_label, per_class_distance) = match &bundle.store {
-            Some(store) if !store.is_empty() => {
-                let nn = store.search(f, 1, None);
-                (
-                    nn.first().map(|n| usize::from(n.label)),
-                    store.nearest_per_class(f, c),
-                )
-            }
-            _ => (None, vec![None; c]),
+        let per_class_distance = match &bundle.store {
+            Some(store) if !store.is_empty() => store.nearest_per_class(f, c),
+            _ => vec![None; c],
         };
+        // The 1-NN over the whole store is the nearest of the per-class nearest.
+        let knn_label = per_class_distance
+            .iter()
+            .enumerate()
+            .filter_map(|(k, d)| d.map(|d| (k, d)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k);
         let unknown = bundle.is_unknown(pred, probs[pred], per_class_distance[pred]);
         let mut sorted = probs.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
-        cases.push(Case {
+        let case = Case {
             source: items[kept[i]].source.name(),
             truth: m.labels[i],
             predicted: pred,
             score: probs[pred],
             margin: sorted[0] - sorted.get(1).copied().unwrap_or(0.0),
-        });
-        scored.push(Scored {
+        };
+        let scored = Scored {
             truth: m.labels[i],
             probs,
             unknown,
             knn_label,
             per_class_distance,
-        });
+        };
+        (scored, case)
+    };
+    let n = m.rows();
+    let chunk = n.div_ceil(run.threads.max(1)).max(1);
+    let parts: Vec<Vec<(Scored, Case)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let score_row = &score_row;
+                s.spawn(move || (start..(start + chunk).min(n)).map(score_row).collect())
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let (scored, cases): (Vec<Scored>, Vec<Case>) = parts.into_iter().flatten().unzip();
+    if scored.len() != n {
+        bail!("evaluation worker failed");
     }
     Ok((evaluate(&bundle.labels, &scored, failures.len()), cases))
 }
