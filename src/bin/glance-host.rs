@@ -182,6 +182,10 @@ struct HeadArgs {
     /// Most optimiser iterations.
     #[arg(long, default_value_t = 1000)]
     max_iters: u64,
+    /// Standardise deep features per dimension (mean 0, std 1 on the training split) instead
+    /// of scaling each vector to unit length.
+    #[arg(long)]
+    standardize: bool,
     /// Side of the raw-pixel features.
     #[arg(long, default_value_t = 32)]
     raw_size: u32,
@@ -528,6 +532,7 @@ fn train_options(
         store_per_class: 500,
         reject_percentile: 5.0,
         embed_backbone: true,
+        standardize_deep: head.standardize,
     })
 }
 

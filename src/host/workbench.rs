@@ -59,6 +59,8 @@ pub struct TrainOptions {
     pub reject_percentile: f64,
     /// Put the ONNX bytes in the bundle.
     pub embed_backbone: bool,
+    /// Standardise deep features per dimension instead of scaling them to unit length.
+    pub standardize_deep: bool,
 }
 
 /// Loads the backbone the user asked for.
@@ -219,15 +221,17 @@ pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bun
             bail!("class `{name}` has no readable training images left to fit on");
         }
     }
-    // Raw-pixel stores keep unconditioned pixels (what a frame gives); deep stores keep
-    // L2-normalised features.
-    let raw_fit_val = match opts.features {
-        Features::Deep => None,
-        Features::Raw(_) => Some((take_rows(&all, &fit_rows), take_rows(&all, &val_rows))),
-    };
     let norm = match opts.features {
-        Features::Deep => FeatureNorm::L2,
-        Features::Raw(_) => standardizer(&take_rows(&all, &fit_rows)),
+        Features::Deep if !opts.standardize_deep => FeatureNorm::L2,
+        _ => standardizer(&take_rows(&all, &fit_rows)),
+    };
+    // With per-dimension standardisation the store keeps unconditioned vectors (what a frame
+    // gives); with L2 normalisation it keeps the normalised ones (the same directions).
+    let raw_fit_val = match norm {
+        FeatureNorm::L2 => None,
+        FeatureNorm::Standardize { .. } => {
+            Some((take_rows(&all, &fit_rows), take_rows(&all, &val_rows)))
+        }
     };
     condition(&mut all, &norm);
     let fit_m = take_rows(&all, &fit_rows);
