@@ -169,6 +169,11 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         },
         other => decode_err(other.to_string()),
     })?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(decode_err(
+            "the image has no pixels (0 wide or high)".into(),
+        ));
+    }
     Ok(to_rgb(image))
 }
 
@@ -198,6 +203,10 @@ pub fn resize(image: &RgbImage, spec: &PreprocessSpec) -> RgbImage {
     let (w, h) = image.dimensions();
     if (w, h) == (tw, th) {
         return image.clone();
+    }
+    if w == 0 || h == 0 {
+        // Nothing to scale: a mean-coloured frame (all zeros after normalisation).
+        return RgbImage::from_pixel(tw, th, image::Rgb(rgb_of_mean(spec)));
     }
     match spec.resize {
         ResizeMode::Squash => imageops::resize(image, tw, th, FilterType::Triangle),
@@ -281,6 +290,9 @@ pub fn tensor_from_image(image: &RgbImage, spec: &PreprocessSpec) -> Result<Vec<
 /// Raw-pixel features (the seed's baseline): the frame squashed to `size × size`, RGB planes,
 /// values 0..1.
 pub fn raw_pixels(image: &RgbImage, size: u32) -> Vec<f32> {
+    if image.width() == 0 || image.height() == 0 {
+        return vec![0.0; 3 * (size * size) as usize];
+    }
     let small = imageops::resize(image, size, size, FilterType::Triangle);
     let plane = (size * size) as usize;
     let mut out = vec![0f32; 3 * plane];
@@ -378,6 +390,14 @@ mod tests {
         let rgb = to_rgb(DynamicImage::ImageRgba8(rgba));
         assert_eq!(*rgb.get_pixel(0, 0), Rgb([255, 255, 255])); // transparent → white
         assert_eq!(*rgb.get_pixel(1, 0), Rgb([10, 20, 30])); // opaque unchanged
+    }
+
+    #[test]
+    fn an_empty_frame_becomes_a_mean_frame_not_a_panic() {
+        let out = resize(&RgbImage::new(0, 0), &spec(ResizeMode::Letterbox));
+        assert_eq!(out.dimensions(), (4, 4));
+        assert!(out.pixels().all(|p| *p == Rgb([127, 127, 127])));
+        assert_eq!(raw_pixels(&RgbImage::new(0, 3), 2), vec![0.0; 12]);
     }
 
     #[test]

@@ -471,6 +471,12 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     }
     let be = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
     let (count, height, width) = (be(4) as usize, be(8), be(12));
+    if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
+        bail!(
+            "{}: IDX images of {width}×{height} are not supported",
+            path.display()
+        );
+    }
     let need = count
         .checked_mul((height as usize).saturating_mul(width as usize))
         .filter(|n| *n <= data.len() - 16)
