@@ -21,8 +21,9 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
 }
 
 /// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
-/// (a single running f32 sum must be kept in order and cannot be vectorised).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// (a single running f32 sum must be kept in order and cannot be vectorised). `a` may hold f32
+/// or int8 values (the int8 kNN store).
+pub fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
@@ -31,31 +32,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * q;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Dot product of int8 values with f32 values, with eight independent accumulators (see [`dot`]).
-pub fn dot_i8(a: &[i8], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, y)| f32::from(x) * y)
+        .map(|(&x, y)| x.into() * y)
         .sum();
     for (x, y) in ca.zip(cb) {
         for ((s, &p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += f32::from(p) * q;
+            *s += p.into() * q;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -134,11 +115,11 @@ mod tests {
     }
 
     #[test]
-    fn dot_i8_matches_the_plain_sum() {
+    fn int8_dot_matches_the_plain_sum() {
         let a: Vec<i8> = (0..29).map(|i| (i * 9 - 120) as i8).collect();
         let b: Vec<f32> = (0..29).map(|i| 0.5 - i as f32 * 0.03).collect();
         let plain: f32 = a.iter().zip(&b).map(|(&x, y)| f32::from(x) * y).sum();
-        assert!((dot_i8(&a, &b) - plain).abs() < 1e-3);
+        assert!((dot(&a, &b) - plain).abs() < 1e-3);
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl KnnStore {
         match &self.embeddings {
             Embeddings::F32(data) => crate::head::dot(&data[span], query),
             Embeddings::I8 { data, scales } => {
-                crate::head::dot_i8(&data[span], query) * scales[row] / 127.0
+                crate::head::dot(&data[span], query) * scales[row] / 127.0
             }
         }
     }
@@ -216,6 +216,16 @@ impl KnnStore {
     }
 }
 
+/// The overall nearest class and its distance, from [`KnnStore::nearest_per_class`]'s output:
+/// the 1-NN over the whole store is the nearest of the per-class nearest examples.
+pub fn nearest_class(per_class: &[Option<f32>]) -> Option<(usize, f32)> {
+    per_class
+        .iter()
+        .enumerate()
+        .filter_map(|(k, d)| d.map(|d| (k, d)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +275,8 @@ mod tests {
         assert!((d[0].unwrap() - 1.0).abs() < 1e-6);
         assert!((d[2].unwrap() - 2.0).abs() < 1e-6); // opposite direction
         assert_eq!(d[3], None);
+        assert_eq!(nearest_class(&d).map(|(k, _)| k), Some(0));
+        assert_eq!(nearest_class(&[None, None]), None);
     }
 
     #[test]

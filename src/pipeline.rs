@@ -11,6 +11,7 @@ use crate::backbone::{Backbone, ModelSource};
 use crate::bundle::{Bundle, FeatureKind};
 use crate::error::{Error, Result};
 use crate::head::{self, Ranked};
+use crate::knn;
 use crate::manifest;
 use crate::preprocess::{self, DecodeLimits};
 
@@ -184,24 +185,23 @@ impl Classifier {
     /// Classifies an already-decoded RGB frame.
     pub fn classify_image(&self, image: &RgbImage, source: String) -> Result<Prediction> {
         let t = Instant::now();
-        let tensor = match (&self.backbone, &self.config.bundle) {
-            (Some(b), _) => Some(preprocess::tensor_from_image(image, b.preprocess_spec())?),
-            (None, Some((bundle, _))) => match bundle.features {
-                FeatureKind::Raw { size } => {
-                    let raw = preprocess::raw_pixels(image, size);
-                    return self.decide(raw, source, ms(t), 0.0);
-                }
-                FeatureKind::Deep => None,
-            },
-            (None, None) => None,
+        let Some(backbone) = &self.backbone else {
+            // Only a raw-pixel bundle runs without a backbone.
+            return match &self.config.bundle {
+                Some((bundle, _)) => match bundle.features {
+                    FeatureKind::Raw { size } => {
+                        let raw = preprocess::raw_pixels(image, size);
+                        self.decide(raw, source, ms(t), 0.0)
+                    }
+                    FeatureKind::Deep => {
+                        Err(Error::Inference("no backbone for deep features".into()))
+                    }
+                },
+                None => Err(Error::Inference("no backbone loaded".into())),
+            };
         };
+        let tensor = preprocess::tensor_from_image(image, backbone.preprocess_spec())?;
         let preprocess_ms = ms(t);
-        let tensor =
-            tensor.ok_or_else(|| Error::Inference("no backbone for deep features".into()))?;
-        let backbone = self
-            .backbone
-            .as_ref()
-            .ok_or_else(|| Error::Inference("no backbone for deep features".into()))?;
 
         let t = Instant::now();
         let out = backbone.run(tensor)?;
@@ -251,20 +251,17 @@ impl Classifier {
         let best = top_k
             .first()
             .ok_or_else(|| Error::Inference("empty label list".into()))?;
+        // One pass over the store gives both the overall nearest example and the nearest of
+        // the decided class (which the unknown threshold needs).
         let (knn, own_distance) = match &bundle.store {
             Some(store) if !store.is_empty() => {
-                let nearest = store.search(&features, 1, None);
-                let own = store.search(&features, 1, Some(best.index as u16));
+                let per_class = store.nearest_per_class(&features, self.labels.len());
                 (
-                    nearest.first().map(|n| KnnResult {
-                        label: self
-                            .labels
-                            .get(usize::from(n.label))
-                            .cloned()
-                            .unwrap_or_default(),
-                        distance: n.distance,
+                    knn::nearest_class(&per_class).map(|(k, distance)| KnnResult {
+                        label: self.labels[k].clone(),
+                        distance,
                     }),
-                    own.first().map(|n| n.distance),
+                    per_class.get(best.index).copied().flatten(),
                 )
             }
             _ => (None, None),

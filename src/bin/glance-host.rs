@@ -16,7 +16,7 @@ use glance::knn::Precision;
 use glance::preprocess::{self, DecodeLimits};
 
 use host::dataset::{Dataset, ItemSource, OpenOptions, Split};
-use host::workbench::{Features, RunOptions, TrainOptions};
+use host::workbench::{RunOptions, TrainOptions};
 
 /// Host workbench for glance: inspect a dataset, extract and cache deep features, fit a head on
 /// deep features or raw pixels, evaluate, query the kNN store, and pack bundles for the board.
@@ -510,7 +510,7 @@ fn report_failures(failures: &[(String, String)]) {
 
 fn train_options(
     head: &HeadArgs,
-    features: Features,
+    features: FeatureKind,
     run: &RunOptions,
     seed: u64,
 ) -> anyhow::Result<TrainOptions> {
@@ -540,8 +540,10 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
     let ds = args.data.open()?;
     let run = args.run.options();
     let features = match args.features {
-        FeatureChoice::Deep => Features::Deep,
-        FeatureChoice::Raw => Features::Raw(args.head.raw_size),
+        FeatureChoice::Deep => FeatureKind::Deep,
+        FeatureChoice::Raw => FeatureKind::Raw {
+            size: args.head.raw_size,
+        },
     };
     let mut opts = train_options(&args.head, features, &run, args.data.seed)?;
     opts.store_precision = match args.store_precision {
@@ -557,7 +559,8 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
     }
     opts.reject_percentile = args.reject_percentile;
     opts.embed_backbone = !args.external_backbone;
-    let (bundle, report) = host::workbench::train(&ds, &run, &opts)?;
+    let backbone = host::workbench::backbone_for(features, &run.model)?;
+    let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
     report_failures(&report.failures);
     bundle.save(&args.out)?;
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
@@ -638,18 +641,9 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
-    let features = match &bundle.features {
-        FeatureKind::Deep => {
-            let backbone = bundle.load_backbone(&args.bundle, args.model.as_deref())?;
-            backbone
-                .run(preprocess::tensor_from_image(
-                    &image,
-                    backbone.preprocess_spec(),
-                )?)?
-                .features
-        }
-        FeatureKind::Raw { size } => host::extract::raw_pixels(&image, *size),
-    };
+    let backbone = host::workbench::bundle_backbone(&bundle, &args.bundle, &args.model)?;
+    let features =
+        host::extract::Extractor::new(bundle.features, backbone.as_ref())?.features(&image)?;
     let hits = store.search(&features, args.k.max(1), class);
     let out = &mut io::stdout().lock();
     for n in &hits {
@@ -689,18 +683,14 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let run = args.run.options();
     let test: Vec<_> = ds.split(Split::Test);
     let mut rows = Vec::new();
-    for features in [Features::Raw(args.head.raw_size), Features::Deep] {
+    let raw = FeatureKind::Raw {
+        size: args.head.raw_size,
+    };
+    for features in [raw, FeatureKind::Deep] {
         let opts = train_options(&args.head, features, &run, args.data.seed)?;
-        let (bundle, report) = host::workbench::train(&ds, &run, &opts)?;
-        let extractor_backbone = match features {
-            Features::Deep => Some(host::workbench::load_backbone(&run.model)?),
-            Features::Raw(_) => None,
-        };
-        let extractor = match (&extractor_backbone, features) {
-            (Some(b), _) => host::extract::Extractor::Deep(b),
-            (None, Features::Raw(s)) => host::extract::Extractor::Raw(s),
-            (None, Features::Deep) => bail!("internal: no backbone"),
-        };
+        let backbone = host::workbench::backbone_for(features, &run.model)?;
+        let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
+        let extractor = host::extract::Extractor::new(features, backbone.as_ref())?;
         let (m, _, _, _) = host::workbench::feature_matrix(&test, &extractor, &run)?;
         let acc = host::workbench::head_accuracy(&bundle, &m);
         rows.push((features, report, acc, m.rows(), bundle.head.dim));
@@ -712,7 +702,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|(f, r, acc, n, dim)| {
                     serde_json::json!({
-                        "features": match f { Features::Deep => "deep", Features::Raw(_) => "raw" },
+                        "features": match f { FeatureKind::Deep => "deep", FeatureKind::Raw { .. } => "raw" },
                         "dim": dim, "test_accuracy": acc, "test_examples": n,
                         "val_accuracy": r.fit.val_accuracy, "fit_seconds": r.fit_seconds,
                         "extract_seconds": r.extract_seconds,
@@ -729,8 +719,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
             )?;
             for (f, r, acc, _, dim) in &rows {
                 let name = match f {
-                    Features::Deep => "deep (backbone)".to_string(),
-                    Features::Raw(s) => format!("raw {s}×{s}"),
+                    FeatureKind::Deep => "deep (backbone)".to_string(),
+                    FeatureKind::Raw { size: s } => format!("raw {s}×{s}"),
                 };
                 writeln!(
                     out,

@@ -28,7 +28,16 @@ pub enum Extractor<'a> {
     Raw(u32),
 }
 
-impl Extractor<'_> {
+impl<'a> Extractor<'a> {
+    /// The extractor for `kind`; deep features need the backbone.
+    pub fn new(kind: FeatureKind, backbone: Option<&'a Backbone>) -> Result<Self> {
+        match (kind, backbone) {
+            (FeatureKind::Deep, Some(b)) => Ok(Extractor::Deep(b)),
+            (FeatureKind::Deep, None) => bail!("deep features need a backbone"),
+            (FeatureKind::Raw { size }, _) => Ok(Extractor::Raw(size)),
+        }
+    }
+
     /// Feature length.
     pub fn dim(&self) -> usize {
         match self {

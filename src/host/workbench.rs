@@ -18,15 +18,6 @@ use super::extract::{extract, ExtractOptions, Extractor};
 use super::fit::{fit, loss_and_accuracy, FitOptions, FitReport, Matrix};
 use super::metrics::{evaluate, Evaluation, Scored};
 
-/// Which features to train on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Features {
-    /// Deep features from the backbone.
-    Deep,
-    /// Raw pixels at this side length.
-    Raw(u32),
-}
-
 /// Settings shared by the commands that extract.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -43,8 +34,8 @@ pub struct RunOptions {
 /// Settings for `fit`.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Features.
-    pub features: Features,
+    /// Deep features or raw pixels.
+    pub features: FeatureKind,
     /// Fraction of the training split held out for validation.
     pub val_fraction: f64,
     /// Seed for the validation split.
@@ -187,17 +178,23 @@ pub struct TrainReport {
     pub fit_seconds: f64,
 }
 
+/// Loads the backbone that `features` need (none for raw pixels).
+pub fn backbone_for(features: FeatureKind, model: &Option<PathBuf>) -> Result<Option<Backbone>> {
+    match features {
+        FeatureKind::Deep => load_backbone(model).map(Some),
+        FeatureKind::Raw { .. } => Ok(None),
+    }
+}
+
 /// Fits a head (and builds the store and thresholds) on the training split of `ds`.
-pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bundle, TrainReport)> {
-    let backbone = match opts.features {
-        Features::Deep => Some(load_backbone(&run.model)?),
-        Features::Raw(_) => None,
-    };
-    let extractor = match (&backbone, opts.features) {
-        (Some(b), _) => Extractor::Deep(b),
-        (None, Features::Raw(s)) => Extractor::Raw(s),
-        (None, Features::Deep) => bail!("internal: deep features without a backbone"),
-    };
+/// `backbone` is the one loaded from `run.model` (see [`backbone_for`]).
+pub fn train(
+    ds: &Dataset,
+    backbone: Option<&Backbone>,
+    run: &RunOptions,
+    opts: &TrainOptions,
+) -> Result<(Bundle, TrainReport)> {
+    let extractor = Extractor::new(opts.features, backbone)?;
     let items = ds.split(Split::Train);
     let t = Instant::now();
     let (mut all, kept, failures, keys) = feature_matrix(&items, &extractor, run)?;
@@ -222,7 +219,7 @@ pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bun
         }
     }
     let norm = match opts.features {
-        Features::Deep if !opts.standardize_deep => FeatureNorm::L2,
+        FeatureKind::Deep if !opts.standardize_deep => FeatureNorm::L2,
         _ => standardizer(&take_rows(&all, &fit_rows)),
     };
     // With per-dimension standardisation the store keeps unconditioned vectors (what a frame
@@ -295,7 +292,7 @@ pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bun
         hash.update((fit_m.labels.len() as u64).to_le_bytes());
     }
     let dataset_hash: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let (identity, onnx, preprocess) = match &backbone {
+    let (identity, onnx, preprocess) = match backbone {
         Some(b) => {
             let bytes = if opts.embed_backbone {
                 Some(match &run.model {
@@ -369,7 +366,7 @@ pub fn train(ds: &Dataset, run: &RunOptions, opts: &TrainOptions) -> Result<(Bun
     ))
 }
 
-/// The extractor a bundle needs (its backbone, checked, or raw pixels).
+/// The backbone a bundle needs (checked against the bundle), or none for raw pixels.
 pub fn bundle_backbone(
     bundle: &Bundle,
     bundle_path: &Path,
@@ -411,11 +408,7 @@ pub fn evaluate_bundle(
         );
     }
     let backbone = bundle_backbone(bundle, bundle_path, &run.model)?;
-    let extractor = match (&backbone, &bundle.features) {
-        (Some(b), _) => Extractor::Deep(b),
-        (None, FeatureKind::Raw { size }) => Extractor::Raw(*size),
-        (None, FeatureKind::Deep) => bail!("internal: deep bundle without backbone"),
-    };
+    let extractor = Extractor::new(bundle.features, backbone.as_ref())?;
     let mut items = ds.split(Split::Test);
     if items.is_empty() {
         log::warn!(
@@ -438,13 +431,7 @@ pub fn evaluate_bundle(
             Some(store) if !store.is_empty() => store.nearest_per_class(f, c),
             _ => vec![None; c],
         };
-        // The 1-NN over the whole store is the nearest of the per-class nearest.
-        let knn_label = per_class_distance
-            .iter()
-            .enumerate()
-            .filter_map(|(k, d)| d.map(|d| (k, d)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(k, _)| k);
+        let knn_label = glance::knn::nearest_class(&per_class_distance).map(|(k, _)| k);
         let unknown = bundle.is_unknown(pred, probs[pred], per_class_distance[pred]);
         let mut sorted = probs.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
