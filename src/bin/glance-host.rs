@@ -664,11 +664,12 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(sheet) = &args.sheet {
         let mut row = vec![Some(image)];
-        row.extend(hits.iter().map(|n| {
-            ItemSource::from_name(&store.sources[n.row])
-                .ok()
-                .and_then(|s| s.load(DecodeLimits::default()).ok())
-        }));
+        let names: Vec<&str> = hits.iter().map(|n| store.sources[n.row].as_str()).collect();
+        row.extend(
+            ItemSource::from_names(&names)
+                .into_iter()
+                .map(|s| s.ok().and_then(|s| s.load(DecodeLimits::default()).ok())),
+        );
         host::draw::contact_sheet(&[row], sheet)?;
         eprintln!(
             "sheet: {} (the query first, then the neighbours by rank)",

@@ -100,17 +100,31 @@ impl ItemSource {
         self.read()?.1.decode(limits)
     }
 
-    /// Opens a source by its [`name`](Self::name) (for galleries of stored examples).
-    pub fn from_name(name: &str) -> Result<Self> {
-        if let Some((path, index)) = name.rsplit_once('#') {
-            if let Ok(i) = index.parse::<usize>() {
-                let images = read_idx_images(Path::new(path))?;
-                if i < images.pixels.len() / (images.width * images.height) as usize {
-                    return Ok(ItemSource::Idx(Arc::new(images), i));
+    /// Opens sources by their [`name`](Self::name)s (for galleries of stored examples),
+    /// reading each IDX file once however many of its images are named.
+    pub fn from_names(names: &[&str]) -> Vec<Result<Self>> {
+        let mut idx_files: BTreeMap<&str, Arc<IdxImages>> = BTreeMap::new();
+        names
+            .iter()
+            .map(|name| {
+                if let Some((path, index)) = name.rsplit_once('#') {
+                    if let Ok(i) = index.parse::<usize>() {
+                        let images = match idx_files.get(path) {
+                            Some(images) => images.clone(),
+                            None => {
+                                let images = Arc::new(read_idx_images(Path::new(path))?);
+                                idx_files.insert(path, images.clone());
+                                images
+                            }
+                        };
+                        if i < images.pixels.len() / (images.width * images.height) as usize {
+                            return Ok(ItemSource::Idx(images, i));
+                        }
+                    }
                 }
-            }
-        }
-        Ok(ItemSource::File(PathBuf::from(name)))
+                Ok(ItemSource::File(PathBuf::from(name)))
+            })
+            .collect()
     }
 }
 

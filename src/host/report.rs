@@ -5,7 +5,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::dataset::ItemSource;
 use super::draw;
 use super::metrics::Evaluation;
 use super::workbench::Case;
@@ -189,9 +188,10 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
         for c in list.iter().take(24) {
             let file = format!("img/{n:03}.png");
             n += 1;
-            let thumb = ItemSource::from_name(&c.source)
+            let thumb = c
+                .source
+                .load(DecodeLimits::default())
                 .ok()
-                .and_then(|s| s.load(DecodeLimits::default()).ok())
                 .map(|img| draw::thumbnail(&img));
             if let Some(t) = thumb {
                 t.save(dir.join(&file))
@@ -203,7 +203,7 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
                 esc(&e.labels[c.truth]),
                 esc(&e.labels[c.predicted]),
                 c.score * 100.0,
-                esc(Path::new(&c.source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default().as_str())
+                esc(Path::new(&c.source.name()).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default().as_str())
             );
         }
     }

@@ -13,7 +13,7 @@ use glance::head::{argmax, FeatureNorm};
 use glance::knn::{KnnStore, Precision};
 use glance::preprocess::DecodeLimits;
 
-use super::dataset::{stratified_order, Dataset, Item, Split};
+use super::dataset::{stratified_order, Dataset, Item, ItemSource, Split};
 use super::extract::{extract, ExtractOptions, Extractor};
 use super::fit::{fit, loss_and_accuracy, FitOptions, FitReport, Matrix};
 use super::metrics::{evaluate, Evaluation, Scored};
@@ -380,8 +380,8 @@ pub fn bundle_backbone(
 
 /// One evaluated test example (for galleries).
 pub struct Case {
-    /// The example.
-    pub source: String,
+    /// The example (its pixels stay reachable for galleries without re-reading an IDX file).
+    pub source: ItemSource,
     /// True class.
     pub truth: usize,
     /// Head's class.
@@ -436,7 +436,7 @@ pub fn evaluate_bundle(
         let mut sorted = probs.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
         let case = Case {
-            source: items[kept[i]].source.name(),
+            source: items[kept[i]].source.clone(),
             truth: m.labels[i],
             predicted: pred,
             score: probs[pred],
