@@ -11,6 +11,7 @@ use argmin::solver::quasinewton::LBFGS;
 use glance::head::{FeatureNorm, LinearHead};
 
 /// A dense row-major matrix of conditioned features with labels.
+#[derive(Clone)]
 pub struct Matrix {
     /// Row-major `rows × dim`.
     pub data: Vec<f32>,

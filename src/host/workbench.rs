@@ -197,7 +197,7 @@ pub fn train(
     let extractor = Extractor::new(opts.features, backbone)?;
     let items = ds.split(Split::Train);
     let t = Instant::now();
-    let (mut all, kept, failures, keys) = feature_matrix(&items, &extractor, run)?;
+    let (all, kept, failures, keys) = feature_matrix(&items, &extractor, run)?;
     let extract_seconds = t.elapsed().as_secs_f64();
     if all.rows() == 0 {
         bail!("{}: no readable training images", ds.root.display());
@@ -218,29 +218,35 @@ pub fn train(
             bail!("class `{name}` has no readable training images left to fit on");
         }
     }
+    let dim = all.dim;
+    let fit_raw = take_rows(&all, &fit_rows);
+    let val_raw = take_rows(&all, &val_rows);
+    drop(all);
     let norm = match opts.features {
         FeatureKind::Deep if !opts.standardize_deep => FeatureNorm::L2,
-        _ => standardizer(&take_rows(&all, &fit_rows)),
+        _ => standardizer(&fit_raw),
     };
+    let conditioned = |m: &Matrix| {
+        let mut c = m.clone();
+        condition(&mut c, &norm);
+        c
+    };
+    let fit_m = conditioned(&fit_raw);
+    let val_m = conditioned(&val_raw);
     // With per-dimension standardisation the store keeps unconditioned vectors (what a frame
     // gives); with L2 normalisation it keeps the normalised ones (the same directions).
-    let raw_fit_val = match norm {
-        FeatureNorm::L2 => None,
-        FeatureNorm::Standardize { .. } => {
-            Some((take_rows(&all, &fit_rows), take_rows(&all, &val_rows)))
-        }
-    };
-    condition(&mut all, &norm);
-    let fit_m = take_rows(&all, &fit_rows);
-    let val_m = take_rows(&all, &val_rows);
+    let store_keeps_raw = matches!(norm, FeatureNorm::Standardize { .. });
     let t = Instant::now();
     let (head, report) = fit(&fit_m, &val_m, ds.classes.len(), norm, &opts.fit)?;
     let fit_seconds = t.elapsed().as_secs_f64();
 
     // The store: fitted examples, capped per class, in a seeded order.
-    let store_src = raw_fit_val.as_ref().map_or(&fit_m, |(f, _)| f);
-    let val_query = raw_fit_val.as_ref().map_or(&val_m, |(_, v)| v);
-    let mut store = KnnStore::new(all.dim, opts.store_precision);
+    let (store_src, val_query) = if store_keeps_raw {
+        (&fit_raw, &val_raw)
+    } else {
+        (&fit_m, &val_m)
+    };
+    let mut store = KnnStore::new(dim, opts.store_precision);
     for order in stratified_order(&fit_m.labels, ds.classes.len(), opts.seed) {
         let take = if opts.store_per_class == 0 {
             order.len()
@@ -315,7 +321,7 @@ pub fn train(
                 BackboneIdentity {
                     name: "raw-pixels".into(),
                     sha256: String::new(),
-                    feature_dim: all.dim,
+                    feature_dim: dim,
                 },
                 None,
                 spec,
@@ -472,11 +478,7 @@ pub fn evaluate_bundle(
 
 /// Test accuracy of a bundle's head alone on a matrix of unconditioned features.
 pub fn head_accuracy(bundle: &Bundle, m: &Matrix) -> f64 {
-    let mut x = Matrix {
-        data: m.data.clone(),
-        dim: m.dim,
-        labels: m.labels.clone(),
-    };
+    let mut x = m.clone();
     condition(&mut x, &bundle.head.norm);
     loss_and_accuracy(&bundle.head, &x, 1.0).1
 }
