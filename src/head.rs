@@ -144,6 +144,16 @@ pub enum FeatureNorm {
         /// Per-feature standard deviation (never zero).
         std: Vec<f32>,
     },
+    /// Signed square root of each value, then unit length ("power normalisation"). Pooled
+    /// ReLU features are sparse and heavy-tailed; the square root evens them out, which
+    /// measurably helps a linear head (BENCHMARKS.md, Fashion-MNIST).
+    SqrtL2,
+}
+
+/// Signed square root of each value, then unit length.
+pub fn sqrt_l2(v: &mut [f32]) {
+    v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
+    crate::knn::l2_normalize(v);
 }
 
 /// Softmax regression on features: `p = softmax((W·norm(x) + b) / T)`.
@@ -167,7 +177,7 @@ impl LinearHead {
     /// Checks that the shapes agree (run after deserialising).
     pub fn validate(&self) -> crate::Result<()> {
         let norm_ok = match &self.norm {
-            FeatureNorm::L2 => true,
+            FeatureNorm::L2 | FeatureNorm::SqrtL2 => true,
             FeatureNorm::Standardize { mean, std } => {
                 mean.len() == self.dim && std.len() == self.dim
             }
@@ -192,6 +202,7 @@ impl LinearHead {
         let mut x = features.to_vec();
         match &self.norm {
             FeatureNorm::L2 => crate::knn::l2_normalize(&mut x),
+            FeatureNorm::SqrtL2 => sqrt_l2(&mut x),
             FeatureNorm::Standardize { mean, std } => {
                 for ((v, m), s) in x.iter_mut().zip(mean).zip(std) {
                     *v = (*v - m) / s;

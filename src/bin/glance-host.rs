@@ -16,7 +16,7 @@ use glance::knn::Precision;
 use glance::preprocess::{self, DecodeLimits};
 
 use host::dataset::{Dataset, ItemSource, OpenOptions, Split};
-use host::workbench::{RunOptions, TrainOptions};
+use host::workbench::{DeepNorm, RunOptions, TrainOptions};
 
 /// Host workbench for glance: inspect a dataset, extract and cache deep features, fit a head on
 /// deep features or raw pixels, evaluate, query the kNN store, and pack bundles for the board.
@@ -182,10 +182,10 @@ struct HeadArgs {
     /// Most optimiser iterations.
     #[arg(long, default_value_t = 1000)]
     max_iters: u64,
-    /// Standardise deep features per dimension (mean 0, std 1 on the training split) instead
-    /// of scaling each vector to unit length.
-    #[arg(long)]
-    standardize: bool,
+    /// How deep features are conditioned before the head: `sqrt-l2` (signed square root, then
+    /// unit length), `l2` (unit length) or `standardize` (per dimension, on the training split).
+    #[arg(long, value_enum, default_value_t = DeepNorm::SqrtL2)]
+    feature_norm: DeepNorm,
     /// Side of the raw-pixel features.
     #[arg(long, default_value_t = 32)]
     raw_size: u32,
@@ -532,7 +532,7 @@ fn train_options(
         store_per_class: 500,
         reject_percentile: 5.0,
         embed_backbone: true,
-        standardize_deep: head.standardize,
+        deep_norm: head.feature_norm,
     })
 }
 

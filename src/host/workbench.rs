@@ -50,8 +50,20 @@ pub struct TrainOptions {
     pub reject_percentile: f64,
     /// Put the ONNX bytes in the bundle.
     pub embed_backbone: bool,
-    /// Standardise deep features per dimension instead of scaling them to unit length.
-    pub standardize_deep: bool,
+    /// How deep features are conditioned before the head (raw pixels are always standardised).
+    pub deep_norm: DeepNorm,
+}
+
+/// Conditioning of deep features before the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeepNorm {
+    /// Unit length.
+    L2,
+    /// Signed square root, then unit length (power normalisation).
+    #[default]
+    SqrtL2,
+    /// Per-dimension mean 0, std 1 on the training split.
+    Standardize,
 }
 
 /// Loads the backbone the user asked for.
@@ -113,6 +125,7 @@ fn condition(m: &mut Matrix, norm: &FeatureNorm) {
         let row = &mut m.data[i * m.dim..(i + 1) * m.dim];
         match norm {
             FeatureNorm::L2 => glance::knn::l2_normalize(row),
+            FeatureNorm::SqrtL2 => glance::head::sqrt_l2(row),
             FeatureNorm::Standardize { mean, std } => {
                 for ((v, mu), s) in row.iter_mut().zip(mean).zip(std) {
                     *v = (*v - mu) / s;
@@ -222,8 +235,9 @@ pub fn train(
     let fit_raw = take_rows(&all, &fit_rows);
     let val_raw = take_rows(&all, &val_rows);
     drop(all);
-    let norm = match opts.features {
-        FeatureKind::Deep if !opts.standardize_deep => FeatureNorm::L2,
+    let norm = match (opts.features, opts.deep_norm) {
+        (FeatureKind::Deep, DeepNorm::L2) => FeatureNorm::L2,
+        (FeatureKind::Deep, DeepNorm::SqrtL2) => FeatureNorm::SqrtL2,
         _ => standardizer(&fit_raw),
     };
     let conditioned = |m: &Matrix| {
@@ -233,9 +247,9 @@ pub fn train(
     };
     let fit_m = conditioned(&fit_raw);
     let val_m = conditioned(&val_raw);
-    // With per-dimension standardisation the store keeps unconditioned vectors (what a frame
-    // gives); with L2 normalisation it keeps the normalised ones (the same directions).
-    let store_keeps_raw = matches!(norm, FeatureNorm::Standardize { .. });
+    // The store is searched with unit-length frame features; with plain L2 conditioning those
+    // are the conditioned vectors, otherwise the store keeps the unconditioned ones.
+    let store_keeps_raw = !matches!(norm, FeatureNorm::L2);
     let t = Instant::now();
     let (head, report) = fit(&fit_m, &val_m, ds.classes.len(), norm, &opts.fit)?;
     let fit_seconds = t.elapsed().as_secs_f64();
