@@ -44,6 +44,28 @@ pub struct Thresholds {
     pub max_distance: Vec<f32>,
 }
 
+impl Thresholds {
+    /// Thresholds that accept everything, for `classes` classes.
+    pub fn accept_all(classes: usize) -> Self {
+        Self {
+            min_score: vec![0.0; classes],
+            max_distance: vec![f32::INFINITY; classes],
+        }
+    }
+
+    /// True when a decision for `class` with probability `score` and nearest same-class
+    /// example at `distance` is outside the thresholds.
+    pub fn rejects(&self, class: usize, score: f32, distance: Option<f32>) -> bool {
+        let min = self.min_score.get(class).copied().unwrap_or(0.0);
+        let max = self
+            .max_distance
+            .get(class)
+            .copied()
+            .unwrap_or(f32::INFINITY);
+        score < min || distance.is_some_and(|d| d > max)
+    }
+}
+
 /// Where the bundle came from and how well it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
@@ -114,14 +136,7 @@ impl Bundle {
     /// True when a decision for `class` with calibrated probability `score` and nearest
     /// same-class stored example at `distance` falls outside the calibrated thresholds.
     pub fn is_unknown(&self, class: usize, score: f32, distance: Option<f32>) -> bool {
-        let min = self.thresholds.min_score.get(class).copied().unwrap_or(0.0);
-        let max = self
-            .thresholds
-            .max_distance
-            .get(class)
-            .copied()
-            .unwrap_or(f32::INFINITY);
-        score < min || distance.is_some_and(|d| d > max)
+        self.thresholds.rejects(class, score, distance)
     }
 
     /// Serialises with header and CRC.

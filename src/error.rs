@@ -80,6 +80,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// An on-device store file that cannot be used (truncated, corrupted, other backbone).
+    #[error("{}: store refused: {reason}", path.display())]
+    Store {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A camera that cannot be opened, configured or read.
+    #[error("{}: camera: {reason}", path.display())]
+    Camera {
+        /// The device.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+
     /// A caller-supplied setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),

@@ -132,6 +132,23 @@ impl KnnStore {
         Ok(())
     }
 
+    /// Keeps the examples for which `keep(row, label, id)` is true, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, u16, u32) -> bool) {
+        let flags: Vec<bool> = (0..self.len())
+            .map(|r| keep(r, self.labels[r], self.ids[r]))
+            .collect();
+        retain_by(&mut self.labels, 1, &flags);
+        retain_by(&mut self.ids, 1, &flags);
+        retain_by(&mut self.sources, 1, &flags);
+        match &mut self.embeddings {
+            Embeddings::F32(data) => retain_by(data, self.dim, &flags),
+            Embeddings::I8 { data, scales } => {
+                retain_by(data, self.dim, &flags);
+                retain_by(scales, 1, &flags);
+            }
+        }
+    }
+
     /// Checks that the lengths of every column agree (run after deserialising).
     pub fn validate(&self) -> Result<()> {
         let n = self.labels.len();
@@ -174,7 +191,7 @@ impl KnnStore {
             if class.is_some_and(|c| self.labels[row] != c) {
                 continue;
             }
-            let d = 1.0 - self.dot(row, &q);
+            let d = (1.0 - self.dot(row, &q)).max(0.0);
             if best.len() < k || d < best[best.len() - 1].0 {
                 let at = best.partition_point(|&(bd, _)| bd <= d);
                 best.insert(at, (d, row));
@@ -207,13 +224,23 @@ impl KnnStore {
             if c >= classes {
                 continue;
             }
-            let d = 1.0 - self.dot(row, &q);
+            let d = (1.0 - self.dot(row, &q)).max(0.0);
             if out[c].is_none_or(|b: f32| d < b) {
                 out[c] = Some(d);
             }
         }
         out
     }
+}
+
+/// Keeps the `width`-long rows of `v` whose flag is set.
+fn retain_by<T>(v: &mut Vec<T>, width: usize, flags: &[bool]) {
+    let mut i = 0usize;
+    v.retain(|_| {
+        let k = flags.get(i / width.max(1)).copied().unwrap_or(false);
+        i += 1;
+        k
+    });
 }
 
 /// The overall nearest class and its distance, from [`KnnStore::nearest_per_class`]'s output:

@@ -5,12 +5,16 @@
 //! The board binary `glance` and the host workbench `glance-host` share every module here, so
 //! what is measured on the host is what runs on the board.
 //!
-//! Data flows one way: [`preprocess`] → [`backbone`] → [`head`] → [`pipeline`].
+//! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] →
+//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`] drives it
+//! for `glance run`.
 
 #![warn(missing_docs)]
 
 pub mod backbone;
 pub mod bundle;
+pub mod control;
+pub mod decision;
 pub mod error;
 pub mod fsutil;
 pub mod head;
@@ -18,7 +22,10 @@ pub mod knn;
 pub mod manifest;
 pub mod pipeline;
 pub mod preprocess;
+pub mod runtime;
+pub mod sink;
 pub mod source;
+pub mod store;
 
 pub use error::{Error, Result};
 

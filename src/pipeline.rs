@@ -8,7 +8,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::backbone::{Backbone, ModelSource};
-use crate::bundle::{Bundle, FeatureKind};
+use crate::bundle::{Bundle, FeatureKind, Thresholds};
 use crate::error::{Error, Result};
 use crate::head::{self, Ranked};
 use crate::knn;
@@ -62,6 +62,9 @@ pub struct Prediction {
     /// The backbone's pooled features, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<f32>>,
+    /// True when the thresholds rejected the best class (then `label` is `unknown`).
+    #[serde(skip)]
+    pub unknown: bool,
 }
 
 /// The nearest stored example.
@@ -106,6 +109,7 @@ impl Default for ClassifierConfig {
 pub struct Classifier {
     backbone: Option<Backbone>,
     labels: Vec<String>,
+    thresholds: Thresholds,
     config: ClassifierConfig,
 }
 
@@ -126,9 +130,11 @@ impl Classifier {
                 FeatureKind::Raw { .. } => None,
             };
             let labels = bundle.labels.clone();
+            let thresholds = bundle.thresholds.clone();
             return Ok(Self {
                 backbone,
                 labels,
+                thresholds,
                 config,
             });
         }
@@ -150,9 +156,57 @@ impl Classifier {
         }
         Ok(Self {
             backbone: Some(backbone),
+            thresholds: Thresholds::accept_all(labels.len()),
             labels,
             config,
         })
+    }
+
+    /// The class names the head decides between (the bundle's, or ImageNet's).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The unknown thresholds in use (the bundle's, or accept-all for ImageNet); callers may
+    /// override them.
+    pub fn thresholds_mut(&mut self) -> &mut Thresholds {
+        &mut self.thresholds
+    }
+
+    /// The unknown thresholds in use.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// The bundle, if any.
+    pub fn bundle(&self) -> Option<&Bundle> {
+        self.config.bundle.as_ref().map(|(b, _)| b)
+    }
+
+    /// Classifies one captured frame (encoded bytes, or raw camera pixels).
+    pub fn classify_frame(&self, frame: &crate::source::Frame) -> Result<Prediction> {
+        use crate::source::{convert, FrameData};
+        let start = Instant::now();
+        let image = match &frame.data {
+            FrameData::Encoded(bytes) => {
+                let name = frame
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(&frame.name));
+                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.config.limits)?
+            }
+            FrameData::Yuyv {
+                data,
+                width,
+                height,
+                stride,
+            } => convert::yuyv_to_rgb(data, *width, *height, *stride)?,
+        };
+        let decode = ms(start);
+        let mut p = self.classify_image(&image, frame.name.clone())?;
+        p.timing_ms.decode = decode;
+        p.timing_ms.total += decode;
+        Ok(p)
     }
 
     /// The loaded backbone (none for a raw-pixel bundle).
@@ -217,18 +271,20 @@ impl Classifier {
         let probs = head::softmax(&logits, 1.0);
         let top_k = head::top_k(&probs, &self.labels, self.config.top_k);
         let head_ms = ms(t);
-        let (label, score) = top_k
+        let (class, label, score) = top_k
             .first()
-            .map(|r| (r.label.clone(), r.score))
+            .map(|r| (r.index, r.label.clone(), r.score))
             .ok_or_else(|| Error::Inference("empty label list".into()))?;
+        let unknown = self.thresholds.rejects(class, score, None);
         Ok(Prediction {
             source,
-            label,
+            label: if unknown { "unknown".into() } else { label },
             score,
             top_k,
             timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn: None,
             features: self.config.with_features.then_some(out.features),
+            unknown,
         })
     }
 
@@ -266,7 +322,9 @@ impl Classifier {
             }
             _ => (None, None),
         };
-        let unknown = bundle.is_unknown(best.index, best.score, own_distance);
+        let unknown = self
+            .thresholds
+            .rejects(best.index, best.score, own_distance);
         let label = if unknown {
             "unknown".to_string()
         } else {
@@ -282,6 +340,7 @@ impl Classifier {
             timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn,
             features: self.config.with_features.then_some(features),
+            unknown,
         })
     }
 }

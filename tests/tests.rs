@@ -6,4 +6,5 @@ mod golden;
 mod host;
 mod parity;
 mod quantized;
+mod run;
 mod util;

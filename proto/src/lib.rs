@@ -135,15 +135,23 @@ pub enum Command {
     List,
     /// Persist the store now.
     Save,
-    /// Change a class's unknown threshold.
+    /// Change a class's unknown threshold (the least calibrated probability accepted).
     SetThreshold {
-        /// Class name.
+        /// Class name (`*` for every class).
         label: Label,
         /// New threshold.
         value: f32,
     },
     /// Send a [`Status`] now.
     Status,
+    /// Change a class's largest accepted kNN distance (for an enrolled class: how near a frame
+    /// must be to one of its examples to be recognised).
+    SetDistance {
+        /// Class name (`*` for every class).
+        label: Label,
+        /// New distance, 0..=2.
+        value: f32,
+    },
 }
 
 /// The board's answer to a [`Command`].

@@ -114,6 +114,13 @@ fn every_message_round_trips_through_the_stream_decoder() {
             id: 5,
             command: Command::Status,
         },
+        Message::Command {
+            id: 6,
+            command: Command::SetDistance {
+                label: label("*"),
+                value: 0.25,
+            },
+        },
         Message::Reply {
             id: 4,
             reply: Reply::List(list),

@@ -45,6 +45,42 @@ enum Command {
     Features(FeaturesArgs),
     /// Time the backbone alone on one image (one JSON object; used by scripts/bench-backbone.sh).
     Latency(LatencyArgs),
+    /// Decode what a board sends over serial (framed postcard or JSON lines) and send it commands.
+    Monitor(MonitorArgs),
+}
+
+/// Serial framing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Framing {
+    /// glance-proto frames (`glance run --format postcard`).
+    Postcard,
+    /// JSON lines (`glance run --format json`).
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct MonitorArgs {
+    /// The serial device, with an optional speed: `/dev/ttyUSB0@115200`.
+    #[arg(value_name = "PATH[@BAUD]")]
+    port: String,
+    /// What the board sends.
+    #[arg(long, value_enum, default_value_t = Framing::Postcard)]
+    framing: Framing,
+    /// How to print messages.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// A command to send at start (`enroll mug 10`, `list`, `save`, …). Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    send: Vec<String>,
+    /// Also send each line typed on stdin as a command.
+    #[arg(long)]
+    stdin: bool,
+    /// Stop after N messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -300,6 +336,42 @@ struct LatencyArgs {
     image: PathBuf,
 }
 
+fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    use host::monitor::{self, MonitorOptions};
+    let spec: glance::sink::SinkSpec = format!("serial:{}", args.port)
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let glance::sink::SinkSpec::Serial { path, baud } = spec else {
+        bail!("`{}` is not a serial device", args.port);
+    };
+    let opts = MonitorOptions {
+        path,
+        baud,
+        framing: match args.framing {
+            Framing::Postcard => monitor::Framing::Postcard,
+            Framing::Json => monitor::Framing::Json,
+        },
+        json: args.format == Format::Json,
+        send: args.send,
+        stdin_commands: args.stdin,
+        count: args.count,
+        timeout: args
+            .timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map(std::time::Duration::from_secs_f64),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let summary = monitor::monitor(&opts, &mut out)?;
+    if summary.errors > 0 {
+        eprintln!(
+            "glance-host: {} message(s), {} undecodable frame(s) or line(s) skipped",
+            summary.messages, summary.errors
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
@@ -312,6 +384,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => compare(a),
         Command::Features(a) => features(a),
         Command::Latency(a) => latency(a),
+        Command::Monitor(a) => monitor(a),
     };
     match result {
         Ok(code) => code,

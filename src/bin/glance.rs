@@ -24,8 +24,163 @@ struct Cli {
 enum Command {
     /// Classify image files (or folders of them) and print one result per image.
     Classify(ClassifyArgs),
+    /// Classify live frames (camera, MJPEG on stdin, files) and send decisions to stdout or a
+    /// serial port; accepts enroll/forget/list/save/threshold/status commands.
+    Run(Box<RunArgs>),
+    /// Per-stage latency percentiles and frames/s on a fixed set of frames.
+    Bench(BenchArgs),
     /// Show the backbone, its sha256, its input spec and the build target.
     Info(InfoArgs),
+}
+
+/// Output format of `run`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum RunFormat {
+    /// One line per message for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// Framed postcard messages (glance-proto): COBS, CRC32, version byte.
+    Postcard,
+}
+
+/// Where `run` reads commands from (besides a serial output, which always accepts them).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Control {
+    /// No command channel besides the serial link.
+    None,
+    /// Text or JSON command lines on stdin; the run ends when stdin closes and its commands
+    /// are done.
+    Stdin,
+}
+
+/// When `run` writes a decision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum EmitArg {
+    /// Every frame.
+    Every,
+    /// Only when the decided label changes.
+    OnChange,
+}
+
+/// Camera pixel format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum PixelFormat {
+    /// MJPEG if offered, else YUYV.
+    Auto,
+    /// Motion-JPEG only.
+    Mjpeg,
+    /// YUYV 4:2:2 only.
+    Yuyv,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Frames: `/dev/videoN`, an image file, a folder, a glob (quote it), or `-` for an MJPEG
+    /// stream on stdin (`libcamera-vid --codec mjpeg -o - | glance run --source -`).
+    #[arg(long, value_name = "SRC")]
+    source: String,
+    /// A bundle from `glance-host fit` (ImageNet classes when absent).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Use this backbone ONNX file instead of the embedded one.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// The on-device store of enrolled examples; loaded at start (FILE, else FILE.prev), saved
+    /// atomically after each change and at exit.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Most examples the store keeps; when full, enrolling evicts the oldest example of the
+    /// label with the most examples.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    store_capacity: u32,
+    /// Numeric precision of a new store's vectors.
+    #[arg(long, value_enum, default_value_t = StorePrecision::I8)]
+    store_precision: StorePrecision,
+    /// Save the store only on `save` and at exit, not after every enroll/forget.
+    #[arg(long)]
+    no_autosave: bool,
+    /// `stdout` or `serial:PATH[@BAUD]` (default baud 115200).
+    #[arg(long, default_value = "stdout", value_name = "SINK")]
+    output: String,
+    /// Message format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    format: RunFormat,
+    /// Extra command channel.
+    #[arg(long, value_enum, default_value_t = Control::None)]
+    control: Control,
+    /// When to write decisions.
+    #[arg(long, value_enum, default_value_t = EmitArg::Every)]
+    emit: EmitArg,
+    /// Decide by majority over the last N frames (1 = no smoothing).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    smooth: usize,
+    /// Seconds between status messages (0 = only on request).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    heartbeat: f64,
+    /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
+    /// bundle's calibrated thresholds. Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    min_score: Vec<String>,
+    /// Largest nearest-example distance accepted, for one class or enrolled label (`LABEL=V`)
+    /// or all (`V`). Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    max_distance: Vec<String>,
+    /// Cosine distance within which a frame matches an enrolled example.
+    #[arg(long, default_value_t = glance::decision::DEFAULT_ENROLLED_DISTANCE, value_name = "D")]
+    enrolled_distance: f32,
+    /// Number of classes in each decision's top-k.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    top_k: u16,
+    /// Go round a file source forever.
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Stop after N frames.
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// Camera frame size.
+    #[arg(long, default_value = "640x480", value_name = "WxH")]
+    size: String,
+    /// Camera frame rate.
+    #[arg(long, default_value_t = 15)]
+    fps: u32,
+    /// Camera pixel format.
+    #[arg(long, value_enum, default_value_t = PixelFormat::Auto)]
+    pixel_format: PixelFormat,
+    /// Refuse frames wider or taller than this many pixels.
+    #[arg(long, default_value_t = glance::preprocess::DEFAULT_MAX_SIDE, value_name = "PX")]
+    max_side: u32,
+}
+
+/// Store precision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum StorePrecision {
+    /// 1 byte per value and a scale per example.
+    I8,
+    /// 4 bytes per value.
+    F32,
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// A bundle (head, store and thresholds are then part of the timing).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Use this backbone ONNX file instead of the embedded one.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Frames to time (after the warm-up).
+    #[arg(long, default_value_t = 50)]
+    frames: usize,
+    /// Untimed frames first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Encoded images to cycle through (default: 8 synthetic 640×480 JPEG frames).
+    #[arg(value_name = "IMAGE")]
+    images: Vec<PathBuf>,
 }
 
 /// Output format.
@@ -96,8 +251,288 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Classify(args) => classify(args),
+        Command::Run(args) => run_live(*args),
+        Command::Bench(args) => bench(args),
         Command::Info(args) => info(args),
     }
+}
+
+/// `LABEL=V` or `V`.
+fn label_value(s: &str, what: &str) -> anyhow::Result<(Option<String>, f32)> {
+    let (label, v) = match s.rsplit_once('=') {
+        Some((l, v)) => (Some(l.to_owned()), v),
+        None => (None, s),
+    };
+    let v: f32 = v
+        .parse()
+        .with_context(|| format!("{what} `{s}`: `{v}` is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        anyhow::bail!("{what} `{s}`: the value must be a non-negative number");
+    }
+    Ok((label, v))
+}
+
+fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use glance::runtime::{self, Emit, RunConfig, SourceSpec};
+    use glance::sink::{self, SinkSpec};
+    use glance::source::v4l2::{PIX_MJPEG, PIX_YUYV};
+    use std::str::FromStr;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let bundle = match &args.bundle {
+        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
+        None => None,
+    };
+    let output = SinkSpec::from_str(&args.output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
+    let size = args
+        .size
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| anyhow::anyhow!("--size `{}`: expected WIDTHxHEIGHT", args.size))?;
+    if args.smooth == 0 {
+        anyhow::bail!("--smooth must be at least 1");
+    }
+    if !(0.0..=2.0).contains(&args.enrolled_distance) {
+        anyhow::bail!("--enrolled-distance must be within 0..=2 (cosine distance)");
+    }
+    let mut camera = runtime::default_camera();
+    camera.size = size;
+    camera.fps = args.fps;
+    camera.formats = match args.pixel_format {
+        PixelFormat::Auto => vec![PIX_MJPEG, PIX_YUYV],
+        PixelFormat::Mjpeg => vec![PIX_MJPEG],
+        PixelFormat::Yuyv => vec![PIX_YUYV],
+    };
+    let config = RunConfig {
+        source: SourceSpec::parse(&args.source),
+        looping: args.looping,
+        camera,
+        classifier: ClassifierConfig {
+            bundle,
+            model: model_source(args.model),
+            top_k: usize::from(args.top_k),
+            limits: DecodeLimits {
+                max_side: args.max_side,
+                ..DecodeLimits::default()
+            },
+            with_features: true,
+        },
+        store: args.store,
+        store_capacity: args.store_capacity,
+        store_precision: match args.store_precision {
+            StorePrecision::I8 => glance::knn::Precision::I8,
+            StorePrecision::F32 => glance::knn::Precision::F32,
+        },
+        autosave: !args.no_autosave,
+        output,
+        format: match args.format {
+            RunFormat::Text => sink::Format::Text,
+            RunFormat::Json => sink::Format::Json,
+            RunFormat::Postcard => sink::Format::Postcard,
+        },
+        control_stdin: args.control == Control::Stdin,
+        emit: match args.emit {
+            EmitArg::Every => Emit::Every,
+            EmitArg::OnChange => Emit::OnChange,
+        },
+        smooth: args.smooth,
+        heartbeat: (args.heartbeat > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(args.heartbeat)),
+        min_score: args
+            .min_score
+            .iter()
+            .map(|s| label_value(s, "--min-score"))
+            .collect::<anyhow::Result<_>>()?,
+        max_distance: args
+            .max_distance
+            .iter()
+            .map(|s| label_value(s, "--max-distance"))
+            .collect::<anyhow::Result<_>>()?,
+        enrolled_distance: args.enrolled_distance,
+        max_frames: args.frames,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while shutting down ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    let summary = runtime::run(config, stop)?;
+    log::info!(
+        "{} frames, {} errors, {} dropped",
+        summary.frames,
+        summary.errors,
+        summary.dropped
+    );
+    if summary.errors > 0 {
+        eprintln!(
+            "glance: {} frame(s) could not be classified",
+            summary.errors
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Eight distinct 640×480 JPEG frames drawn in memory (gradients, a moving disc, noise), so
+/// that `bench` runs on a board with no files.
+fn synthetic_frames() -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for k in 0..8u32 {
+        let img = image::RgbImage::from_fn(640, 480, |x, y| {
+            let (cx, cy) = (120 + 50 * k, 240);
+            let d2 = (x as i64 - cx as i64).pow(2) + (y as i64 - cy as i64).pow(2);
+            let noise =
+                ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ k.wrapping_mul(31)) % 32) as u8;
+            if d2 < 90 * 90 {
+                image::Rgb([220, 40 + 20 * k as u8, 30])
+            } else {
+                image::Rgb([
+                    (x * 255 / 640) as u8 / 2 + noise,
+                    (y * 255 / 480) as u8 / 2 + noise,
+                    (64 + 16 * k) as u8,
+                ])
+            }
+        });
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
+            .encode_image(&img)
+            .context("cannot encode a synthetic frame")?;
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    use glance::source::{Frame, FrameData};
+    let bundle = match &args.bundle {
+        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
+        None => None,
+    };
+    let frames: Vec<(String, Vec<u8>)> = if args.images.is_empty() {
+        synthetic_frames()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (format!("synthetic#{i}"), b))
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for item in glance::source::expand_paths(&args.images) {
+            let path = item.map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+            v.push((path.display().to_string(), bytes));
+        }
+        v
+    };
+    if frames.is_empty() || args.frames == 0 {
+        anyhow::bail!(
+            "nothing to time: give images (or none for synthetic frames) and --frames > 0"
+        );
+    }
+    let classifier = Classifier::new(ClassifierConfig {
+        bundle,
+        model: model_source(args.model),
+        ..ClassifierConfig::default()
+    })
+    .context("cannot set up the classifier")?;
+    let mut stages: [Vec<f64>; 5] = Default::default();
+    let mut wall = std::time::Duration::ZERO;
+    for i in 0..args.warmup + args.frames {
+        let (name, bytes) = &frames[i % frames.len()];
+        let frame = Frame {
+            data: FrameData::Encoded(bytes.clone()),
+            name: name.clone(),
+            captured: std::time::SystemTime::now(),
+            path: None,
+        };
+        let t = std::time::Instant::now();
+        let p = classifier
+            .classify_frame(&frame)
+            .with_context(|| format!("{name}: cannot classify"))?;
+        let took = t.elapsed();
+        if i >= args.warmup {
+            wall += took;
+            let tm = &p.timing_ms;
+            for (v, x) in
+                stages
+                    .iter_mut()
+                    .zip([tm.decode, tm.preprocess, tm.backbone, tm.head, tm.total])
+            {
+                v.push(x);
+            }
+        }
+    }
+    let names = ["decode", "preprocess", "backbone", "head", "total"];
+    let fps = args.frames as f64 / wall.as_secs_f64().max(1e-9);
+    let mut rows = Vec::new();
+    for (name, v) in names.iter().zip(stages.iter_mut()) {
+        v.sort_by(f64::total_cmp);
+        rows.push((
+            *name,
+            percentile(v, 50.0),
+            percentile(v, 90.0),
+            percentile(v, 99.0),
+        ));
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        Format::Json => {
+            let stages: serde_json::Map<String, serde_json::Value> = rows
+                .iter()
+                .map(|(n, p50, p90, p99)| {
+                    (
+                        n.to_string(),
+                        serde_json::json!({"p50_ms": p50, "p90_ms": p90, "p99_ms": p99}),
+                    )
+                })
+                .collect();
+            let v = serde_json::json!({
+                "frames": args.frames,
+                "distinct_frames": frames.len(),
+                "frames_per_second": fps,
+                "build_target": glance::BUILD_TARGET,
+                "stages": stages,
+            });
+            writeln!(out, "{v}")?;
+        }
+        Format::Text => {
+            writeln!(
+                out,
+                "{} frames ({} distinct), {} ({}), 1 thread",
+                args.frames,
+                frames.len(),
+                if args.bundle.is_some() {
+                    "bundle"
+                } else {
+                    "ImageNet head"
+                },
+                glance::BUILD_TARGET
+            )?;
+            writeln!(
+                out,
+                "{:<11} {:>9} {:>9} {:>9}",
+                "stage", "p50 ms", "p90 ms", "p99 ms"
+            )?;
+            for (n, p50, p90, p99) in &rows {
+                writeln!(out, "{n:<11} {p50:>9.2} {p90:>9.2} {p99:>9.2}")?;
+            }
+            writeln!(out, "{fps:.1} frames/s")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn model_source(model: Option<PathBuf>) -> ModelSource {

@@ -6,6 +6,7 @@ pub mod draw;
 pub mod extract;
 pub mod fit;
 pub mod metrics;
+pub mod monitor;
 pub mod npy;
 pub mod report;
 pub mod workbench;

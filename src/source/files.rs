@@ -1,5 +1,4 @@
-//! Where frames come from. For now: image files and folders of them (camera, MJPEG-on-stdin and
-//! globs arrive with `glance run`).
+//! Image files as frames: files, folders of them (sorted, not recursive) and globs.
 
 use std::path::{Path, PathBuf};
 
@@ -42,4 +41,41 @@ pub fn expand_paths(
         }
     }
     out
+}
+
+/// Expands one `--source` argument that names files: a glob pattern (`photos/*.jpg`), a folder
+/// or a file. A pattern that matches nothing is an error naming the pattern.
+pub fn expand_source(spec: &str) -> Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>> {
+    let path = Path::new(spec);
+    let is_pattern = spec.contains(['*', '?', '[']) && !path.exists();
+    if !is_pattern {
+        return expand_paths(&[path.to_path_buf()]);
+    }
+    let entries = match glob::glob(spec) {
+        Ok(paths) => paths,
+        Err(e) => {
+            return vec![Err((
+                path.to_path_buf(),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+            ))]
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(p) if p.is_file() => files.push(Ok(p)),
+            Ok(_) => {}
+            Err(e) => {
+                let p = e.path().to_path_buf();
+                files.push(Err((p, e.into())));
+            }
+        }
+    }
+    if files.is_empty() {
+        files.push(Err((
+            path.to_path_buf(),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no files match this pattern"),
+        )));
+    }
+    files
 }

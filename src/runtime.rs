@@ -1,0 +1,856 @@
+//! `glance run`: frames from a source through the classifier and the decision to a sink, with
+//! commands (enroll, forget, list, save, thresholds, status) from stdin or the serial link, a
+//! periodic status message, and the on-device store saved atomically.
+//!
+//! One loop on the calling thread does all the inference; capture (camera, stdin MJPEG),
+//! stdin commands and serial I/O each have a thread that only moves bytes, so a slow port or a
+//! burst of frames never blocks the loop and the loop never spins (it waits on the frame
+//! mailbox with a timeout).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use glance_proto::Command;
+
+use crate::decision::{Decided, Decider};
+use crate::error::{Error, Result};
+use crate::knn::Precision;
+use crate::pipeline::{Classifier, ClassifierConfig};
+use crate::sink::{self, ControlEvent, Format, ReplyBody, Sink, SinkSpec, StatusInfo};
+use crate::source::latest::{Latest, Taken};
+use crate::source::mjpeg::MjpegSplitter;
+use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
+use crate::source::{Frame, FrameData};
+use crate::store::{Generation, Store};
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// An MJPEG stream on stdin.
+    Stdin,
+    /// A V4L2 device.
+    Camera(PathBuf),
+    /// Files, folders or a glob pattern.
+    Files(String),
+}
+
+impl SourceSpec {
+    /// `-`, `/dev/videoN` (or any character device), or files/folders/globs.
+    pub fn parse(s: &str) -> Self {
+        use std::os::unix::fs::FileTypeExt;
+        if s == "-" {
+            return Self::Stdin;
+        }
+        let is_char_device = std::fs::metadata(s)
+            .map(|m| m.file_type().is_char_device())
+            .unwrap_or(false);
+        if is_char_device || s.starts_with("/dev/video") {
+            Self::Camera(PathBuf::from(s))
+        } else {
+            Self::Files(s.to_owned())
+        }
+    }
+}
+
+/// When decisions are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// Every frame.
+    Every,
+    /// Only when the (smoothed) label changes.
+    OnChange,
+}
+
+/// Everything `glance run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Frame source.
+    pub source: SourceSpec,
+    /// Go round file sources forever.
+    pub looping: bool,
+    /// Camera settings (for a V4L2 source).
+    pub camera: CameraConfig,
+    /// Backbone, bundle, top-k.
+    pub classifier: ClassifierConfig,
+    /// The on-device store file (in memory only when absent).
+    pub store: Option<PathBuf>,
+    /// Capacity of a new store (an existing store keeps its own unless this is larger).
+    pub store_capacity: u32,
+    /// Precision of a new store.
+    pub store_precision: Precision,
+    /// Save the store after every enrollment and forget (else only on `save` and at exit).
+    pub autosave: bool,
+    /// Output.
+    pub output: SinkSpec,
+    /// Output format.
+    pub format: Format,
+    /// Read commands from stdin.
+    pub control_stdin: bool,
+    /// When to write decisions.
+    pub emit: Emit,
+    /// Majority vote over this many frames (1 = none).
+    pub smooth: usize,
+    /// Status message period (`None`: only on request).
+    pub heartbeat: Option<Duration>,
+    /// Head thresholds: `(label or all, least probability)`.
+    pub min_score: Vec<(Option<String>, f32)>,
+    /// Head store thresholds / enrolled match distances: `(label or all, largest distance)`.
+    pub max_distance: Vec<(Option<String>, f32)>,
+    /// Accepted distance of enrolled examples.
+    pub enrolled_distance: f32,
+    /// Stop after this many frames.
+    pub max_frames: Option<u64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Frames decided.
+    pub frames: u64,
+    /// Frames that failed.
+    pub errors: u64,
+    /// Frames dropped by the source.
+    pub dropped: u64,
+}
+
+enum Next {
+    Frame(Frame),
+    Failed(String),
+    Idle,
+    End,
+}
+
+enum FrameSource {
+    Files {
+        items: Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>>,
+        next: usize,
+        looping: bool,
+    },
+    Live {
+        mailbox: Arc<Latest<Frame>>,
+    },
+}
+
+impl FrameSource {
+    fn next(&mut self, wait: Duration) -> Next {
+        match self {
+            Self::Files {
+                items,
+                next,
+                looping,
+            } => {
+                if *next >= items.len() {
+                    if *looping && items.iter().any(|i| i.is_ok()) {
+                        *next = 0;
+                    } else {
+                        return Next::End;
+                    }
+                }
+                let item = &items[*next];
+                *next += 1;
+                match item {
+                    Ok(path) => match std::fs::read(path) {
+                        Ok(bytes) => Next::Frame(Frame {
+                            data: FrameData::Encoded(bytes),
+                            name: path.display().to_string(),
+                            captured: SystemTime::now(),
+                            path: Some(path.clone()),
+                        }),
+                        Err(e) => Next::Failed(format!("{}: {e}", path.display())),
+                    },
+                    Err((path, e)) => Next::Failed(format!("{}: {e}", path.display())),
+                }
+            }
+            Self::Live { mailbox } => match mailbox.take(wait) {
+                Taken::Value(f) => Next::Frame(f),
+                Taken::Timeout => Next::Idle,
+                Taken::Closed => Next::End,
+            },
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        match self {
+            Self::Files { .. } => 0,
+            Self::Live { mailbox } => mailbox.dropped(),
+        }
+    }
+}
+
+fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
+    let mailbox = Arc::new(Latest::new());
+    let out = Arc::clone(&mailbox);
+    std::thread::Builder::new()
+        .name("stdin-mjpeg".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut splitter = MjpegSplitter::default();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n_frames = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => splitter.push(&buf[..n], |jpeg| {
+                        out.put(Frame {
+                            data: FrameData::Encoded(jpeg),
+                            name: format!("-#{n_frames}"),
+                            captured: SystemTime::now(),
+                            path: None,
+                        });
+                        n_frames += 1;
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::error!("stdin: {e}");
+                        break;
+                    }
+                }
+            }
+            if splitter.errors > 0 {
+                log::warn!(
+                    "stdin: skipped {} malformed or oversized stretches of the MJPEG stream",
+                    splitter.errors
+                );
+            }
+            out.close();
+        })
+        .map_err(|e| Error::Io {
+            path: "-".into(),
+            source: e,
+        })?;
+    Ok(mailbox)
+}
+
+fn start_camera(
+    path: PathBuf,
+    config: CameraConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<Arc<Latest<Frame>>> {
+    let mailbox = Arc::new(Latest::new());
+    let out = Arc::clone(&mailbox);
+    let thread_path = path.clone();
+    std::thread::Builder::new()
+        .name("camera".into())
+        .spawn(move || {
+            let path = thread_path;
+            let mut backoff = Duration::from_millis(500);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match Camera::open(&path, &config) {
+                    Ok(mut cam) => {
+                        let (w, h, f) = cam.format();
+                        log::info!(
+                            "{}: streaming {w}×{h} {}",
+                            path.display(),
+                            String::from_utf8_lossy(&f.to_le_bytes())
+                        );
+                        backoff = Duration::from_millis(500);
+                        while !stop.load(Ordering::Relaxed) {
+                            match cam.capture(1000) {
+                                Ok(Some(c)) => {
+                                    let data = if c.pixelformat == PIX_YUYV {
+                                        FrameData::Yuyv {
+                                            data: c.data,
+                                            width: c.width,
+                                            height: c.height,
+                                            stride: c.stride,
+                                        }
+                                    } else {
+                                        FrameData::Encoded(c.data)
+                                    };
+                                    out.put(Frame {
+                                        data,
+                                        name: format!("{}#{n}", path.display()),
+                                        captured: SystemTime::now(),
+                                        path: None,
+                                    });
+                                    n += 1;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    log::warn!("{e}; reopening");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("{e}; retrying in {:.1} s", backoff.as_secs_f32());
+                        let until = Instant::now() + backoff;
+                        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+            out.close();
+        })
+        .map_err(|e| Error::Io { path, source: e })?;
+    Ok(mailbox)
+}
+
+fn start_stdin_control(tx: Sender<ControlEvent>) {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-control".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let event = match crate::control::parse_line(&line) {
+                    Ok((id, c)) => ControlEvent::Command(id, c),
+                    Err(e) => ControlEvent::Invalid(None, e),
+                };
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(ControlEvent::Closed);
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot read commands from stdin: {e}");
+    }
+}
+
+struct Enrolling {
+    id: Option<u16>,
+    label: String,
+    remaining: u16,
+    added: u16,
+    evicted: u16,
+}
+
+/// The run loop's state.
+struct Runner {
+    classifier: Classifier,
+    decider: Decider,
+    store: Store,
+    store_path: Option<PathBuf>,
+    dirty: bool,
+    autosave: bool,
+    sink: Sink,
+    format: Format,
+    emit: Emit,
+    started: Instant,
+    frames: u64,
+    errors: u64,
+    bad_commands: u64,
+    last_label: Option<String>,
+    last_features: Option<(Vec<f32>, String)>,
+    enrolling: Option<Enrolling>,
+    pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
+    backbone_sha: String,
+}
+
+impl Runner {
+    fn reply(&mut self, id: Option<u16>, body: ReplyBody) -> std::io::Result<()> {
+        let bytes = sink::encode_reply(id, &body, self.format);
+        self.sink.send(bytes)
+    }
+
+    fn status(&self, dropped: u64) -> StatusInfo {
+        StatusInfo {
+            uptime_s: self.started.elapsed().as_secs(),
+            frames: self.frames,
+            dropped,
+            errors: self.errors,
+            store_len: self.store.len() as u64,
+            store_capacity: u64::from(self.store.capacity),
+            sink_dropped: self.sink.dropped(),
+            bad_commands: self.bad_commands + self.sink.bad_input(),
+            backbone: self.backbone_sha.clone(),
+        }
+    }
+
+    fn save(&mut self) -> std::result::Result<String, String> {
+        let Some(path) = &self.store_path else {
+            return Err("no --store file was given; the store lives in memory only".into());
+        };
+        self.store.save(path).map_err(|e| e.to_string())?;
+        self.dirty = false;
+        Ok(format!(
+            "saved {} examples to {}",
+            self.store.len(),
+            path.display()
+        ))
+    }
+
+    fn autosave(&mut self) {
+        if self.autosave && self.store_path.is_some() {
+            if let Err(e) = self.save() {
+                log::error!("{e}");
+            }
+        }
+    }
+
+    fn label_id(&self, label: &str) -> u16 {
+        let head = self.classifier.labels();
+        if let Some(i) = head.iter().position(|l| l == label) {
+            return i as u16;
+        }
+        match self.store.label_index(label) {
+            Some(i) => (head.len() + i).min(usize::from(u16::MAX - 1)) as u16,
+            None => glance_proto::UNKNOWN_LABEL_ID,
+        }
+    }
+
+    /// Applies a threshold to `label` (`*`: all); returns what changed.
+    fn set_threshold(&mut self, label: &str, value: f32, distance: bool) -> ReplyBody {
+        let all = label == "*";
+        let head_index = self.classifier.labels().iter().position(|l| l == label);
+        let enrolled = self.store.label_index(label).is_some();
+        if !all && head_index.is_none() && !enrolled {
+            return ReplyBody::Error(format!("no class or enrolled label `{label}`"));
+        }
+        let t = self.classifier.thresholds_mut();
+        let column = if distance {
+            &mut t.max_distance
+        } else {
+            &mut t.min_score
+        };
+        match head_index {
+            Some(i) if !all => column[i] = value,
+            _ if all => column.iter_mut().for_each(|v| *v = value),
+            _ => {}
+        }
+        if distance && (all || enrolled) {
+            self.decider
+                .set_enrolled_distance((!all).then_some(label), value);
+        }
+        let what = if distance {
+            "largest distance"
+        } else {
+            "least score"
+        };
+        ReplyBody::Ok(format!("{what} for {label} is now {value}"))
+    }
+
+    /// Runs one queued request (a command, or a line that did not parse).
+    fn request(
+        &mut self,
+        id: Option<u16>,
+        cmd: std::result::Result<Command, String>,
+        dropped: u64,
+    ) -> std::io::Result<()> {
+        match cmd {
+            Ok(c) => self.command(id, c, dropped),
+            Err(why) => {
+                self.bad_commands += 1;
+                self.reply(id, ReplyBody::Error(why))
+            }
+        }
+    }
+
+    /// Runs one command (enrollments of future frames start here and finish in `frame`).
+    fn command(&mut self, id: Option<u16>, cmd: Command, dropped: u64) -> std::io::Result<()> {
+        match cmd {
+            Command::Enroll { label, frames } => {
+                let label = label.to_string();
+                if label == "unknown" {
+                    return self.reply(id, ReplyBody::Error("`unknown` is reserved".into()));
+                }
+                if self.store.capacity == 0 {
+                    return self.reply(
+                        id,
+                        ReplyBody::Error("the store's capacity is 0 (--store-capacity)".into()),
+                    );
+                }
+                if frames == 0 {
+                    if let Some((features, source)) = self.last_features.clone() {
+                        return match self.store.add(&label, &features, source) {
+                            Ok(added) => {
+                                self.dirty = true;
+                                self.autosave();
+                                let evicted = added
+                                    .evicted
+                                    .map(|l| format!("; evicted the oldest `{l}` example"))
+                                    .unwrap_or_default();
+                                let msg = format!(
+                                    "enrolled the current frame as `{label}` (store {}/{}){evicted}",
+                                    self.store.len(),
+                                    self.store.capacity
+                                );
+                                self.reply(id, ReplyBody::Ok(msg))
+                            }
+                            Err(e) => self.reply(id, ReplyBody::Error(e.to_string())),
+                        };
+                    }
+                }
+                self.enrolling = Some(Enrolling {
+                    id,
+                    label,
+                    remaining: frames.max(1),
+                    added: 0,
+                    evicted: 0,
+                });
+                Ok(())
+            }
+            Command::Forget { label } => {
+                let n = self.store.forget(&label);
+                if n == 0 {
+                    return self.reply(
+                        id,
+                        ReplyBody::Error(format!("no enrolled examples of `{label}`")),
+                    );
+                }
+                self.dirty = true;
+                self.autosave();
+                self.reply(
+                    id,
+                    ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
+                )
+            }
+            Command::List => {
+                let list = self.store.counts();
+                self.reply(id, ReplyBody::List(list))
+            }
+            Command::Save => {
+                let body = match self.save() {
+                    Ok(m) => ReplyBody::Ok(m),
+                    Err(e) => ReplyBody::Error(e),
+                };
+                self.reply(id, body)
+            }
+            Command::Status => {
+                let bytes = sink::encode_status(&self.status(dropped), self.format);
+                self.sink.send(bytes)
+            }
+            Command::SetThreshold { label, value } => {
+                let body = self.set_threshold(&label, value, false);
+                self.reply(id, body)
+            }
+            Command::SetDistance { label, value } => {
+                let body = self.set_threshold(&label, value, true);
+                self.reply(id, body)
+            }
+        }
+    }
+
+    /// Adds the frame to an enrollment in progress; replies when it completes.
+    fn enroll_frame(&mut self, features: &[f32], source: &str) -> std::io::Result<()> {
+        let Some(e) = self.enrolling.as_mut() else {
+            return Ok(());
+        };
+        match self.store.add(&e.label, features, source.to_owned()) {
+            Ok(added) => {
+                e.added += 1;
+                e.evicted += u16::from(added.evicted.is_some());
+                e.remaining -= 1;
+                self.dirty = true;
+            }
+            Err(err) => {
+                let id = e.id;
+                self.enrolling = None;
+                return self.reply(id, ReplyBody::Error(err.to_string()));
+            }
+        }
+        if e.remaining > 0 {
+            return Ok(());
+        }
+        let Some(e) = self.enrolling.take() else {
+            return Ok(());
+        };
+        self.autosave();
+        let evicted = if e.evicted > 0 {
+            format!("; the store was full, {} older examples evicted", e.evicted)
+        } else {
+            String::new()
+        };
+        let msg = format!(
+            "enrolled {} frames as `{}` (store {}/{}){evicted}",
+            e.added,
+            e.label,
+            self.store.len(),
+            self.store.capacity
+        );
+        self.reply(e.id, ReplyBody::Ok(msg))
+    }
+
+    fn frame(&mut self, frame: Frame, dropped_since: u64) -> std::io::Result<()> {
+        let time_ms = frame.time_ms();
+        let mut p = match self.classifier.classify_frame(&frame) {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors += 1;
+                log::error!("{e}");
+                return Ok(());
+            }
+        };
+        let features = p.features.take().unwrap_or_default();
+        let decided: Decided = self.decider.decide(
+            p,
+            &features,
+            &self.store,
+            self.frames,
+            time_ms,
+            dropped_since,
+        );
+        self.frames += 1;
+        let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
+        if self.emit == Emit::Every || changed {
+            let bytes = sink::encode_prediction(&decided, self.format, |l| self.label_id(l));
+            self.sink.send(bytes)?;
+        }
+        self.last_label = Some(decided.prediction.label.clone());
+        self.enroll_frame(&features, &frame.name)?;
+        self.last_features = Some((features, frame.name));
+        Ok(())
+    }
+}
+
+/// Runs until the source ends, `stop` is set (SIGINT/SIGTERM), the stdin control channel
+/// closes, or `max_frames` frames were decided. The store is saved on the way out when it
+/// changed.
+pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    config.classifier.with_features = true;
+    if config.source == SourceSpec::Stdin && config.control_stdin {
+        return Err(Error::InvalidSetting(
+            "stdin cannot carry both the MJPEG stream (--source -) and commands (--control stdin)"
+                .into(),
+        ));
+    }
+    let mut classifier = Classifier::new(config.classifier.clone())?;
+    let backbone = classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
+        Error::InvalidSetting(
+            "`glance run` needs deep features; a raw-pixel bundle has no backbone".into(),
+        )
+    })?;
+    apply_thresholds(&mut classifier, &config)?;
+
+    let fresh = || {
+        Store::new(
+            &backbone.sha256,
+            backbone.feature_dim,
+            config.store_capacity,
+            config.store_precision,
+        )
+    };
+    let store = match &config.store {
+        Some(path) => {
+            let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
+            for w in &loaded.warnings {
+                log::warn!("{w}");
+            }
+            match loaded.generation {
+                Generation::Previous => log::warn!(
+                    "{}: using the previous generation ({} examples)",
+                    path.display(),
+                    loaded.store.len()
+                ),
+                Generation::New => log::info!("{}: new store", path.display()),
+                Generation::Current => {}
+            }
+            let mut s = loaded.store;
+            s.capacity = s.capacity.max(config.store_capacity);
+            s
+        }
+        None => fresh(),
+    };
+
+    let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
+    let sink = match &config.output {
+        SinkSpec::Stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
+        SinkSpec::Serial { path, baud } => Sink::Serial(
+            sink::SerialLink::start(path.clone(), *baud, config.format, ctl_tx.clone()).map_err(
+                |e| Error::Io {
+                    path: path.clone(),
+                    source: e,
+                },
+            )?,
+        ),
+    };
+    if config.control_stdin {
+        start_stdin_control(ctl_tx.clone());
+    }
+    drop(ctl_tx);
+
+    let mut source = match &config.source {
+        SourceSpec::Stdin => FrameSource::Live {
+            mailbox: start_stdin_mjpeg(Arc::clone(&stop))?,
+        },
+        SourceSpec::Camera(path) => FrameSource::Live {
+            mailbox: start_camera(path.clone(), config.camera.clone(), Arc::clone(&stop))?,
+        },
+        SourceSpec::Files(spec) => FrameSource::Files {
+            items: crate::source::expand_source(spec),
+            next: 0,
+            looping: config.looping,
+        },
+    };
+
+    let mut r = Runner {
+        classifier,
+        decider: Decider::new(config.enrolled_distance, config.smooth),
+        store,
+        store_path: config.store.clone(),
+        dirty: false,
+        autosave: config.autosave,
+        sink,
+        format: config.format,
+        emit: config.emit,
+        started: Instant::now(),
+        frames: 0,
+        errors: 0,
+        bad_commands: 0,
+        last_label: None,
+        last_features: None,
+        enrolling: None,
+        pending: VecDeque::new(),
+        backbone_sha: backbone.sha256.clone(),
+    };
+    for (label, v) in &config.max_distance {
+        if let Some(l) = label {
+            if r.store.label_index(l).is_some() {
+                r.decider.set_enrolled_distance(Some(l), *v);
+            }
+        } else {
+            r.decider.set_enrolled_distance(None, *v);
+        }
+    }
+
+    let mut control_open = config.control_stdin || matches!(config.output, SinkSpec::Serial { .. });
+    let stdin_control = config.control_stdin;
+    let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
+    let mut reported_drops = 0u64;
+    let outcome: std::io::Result<()> = (|| {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            // Commands: queued in order; one waits while an enrollment is collecting frames.
+            loop {
+                match ctl_rx.try_recv() {
+                    Ok(ControlEvent::Command(id, c)) => r.pending.push_back((id, Ok(c))),
+                    Ok(ControlEvent::Invalid(id, why)) => r.pending.push_back((id, Err(why))),
+                    Ok(ControlEvent::Closed) => {
+                        if stdin_control {
+                            control_open = false;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            while r.enrolling.is_none() {
+                let Some((id, c)) = r.pending.pop_front() else {
+                    break;
+                };
+                r.request(id, c, source.dropped())?;
+            }
+            if stdin_control && !control_open && r.pending.is_empty() && r.enrolling.is_none() {
+                break; // the command script ended and everything it asked is done
+            }
+            if let Some(at) = next_status {
+                if Instant::now() >= at {
+                    let bytes = sink::encode_status(&r.status(source.dropped()), r.format);
+                    r.sink.send(bytes)?;
+                    next_status = config.heartbeat.map(|h| Instant::now() + h);
+                }
+            }
+            if config.max_frames.is_some_and(|m| r.frames >= m) {
+                if r.enrolling.is_some() || !r.pending.is_empty() {
+                    // finish what was asked before stopping
+                } else {
+                    break;
+                }
+            }
+            match source.next(Duration::from_millis(100)) {
+                Next::Frame(frame) => {
+                    let dropped = source.dropped();
+                    let since = dropped - reported_drops;
+                    reported_drops = dropped;
+                    r.frame(frame, since)?;
+                }
+                Next::Failed(why) => {
+                    r.errors += 1;
+                    log::error!("{why}");
+                }
+                Next::Idle => {}
+                Next::End => {
+                    if let Some(e) = r.enrolling.take() {
+                        r.reply(
+                            e.id,
+                            ReplyBody::Error(format!(
+                                "the source ended after {} of the frames to enroll as `{}`",
+                                e.added, e.label
+                            )),
+                        )?;
+                        r.autosave();
+                    }
+                    // Commands still queued can run without frames (except frame enrollments).
+                    while let Some((id, c)) = r.pending.pop_front() {
+                        r.request(id, c, source.dropped())?;
+                    }
+                    break;
+                }
+            }
+            if !control_open && stdin_control {
+                continue;
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    if r.dirty && r.store_path.is_some() {
+        if let Err(e) = r.save() {
+            log::error!("{e}");
+        }
+    }
+    let summary = RunSummary {
+        frames: r.frames,
+        errors: r.errors,
+        dropped: source.dropped(),
+    };
+    r.sink.finish(Duration::from_secs(2));
+    match outcome {
+        Ok(()) => Ok(summary),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
+        Err(e) => Err(Error::Io {
+            path: "<output>".into(),
+            source: e,
+        }),
+    }
+}
+
+fn apply_thresholds(classifier: &mut Classifier, config: &RunConfig) -> Result<()> {
+    let labels = classifier.labels().to_vec();
+    let t = classifier.thresholds_mut();
+    for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
+        for (label, v) in list {
+            let column = if distance {
+                &mut t.max_distance
+            } else {
+                &mut t.min_score
+            };
+            match label {
+                None => column.iter_mut().for_each(|x| *x = *v),
+                Some(l) => match labels.iter().position(|x| x == l) {
+                    Some(i) => column[i] = *v,
+                    // A distance may name an enrolled label; checked once the store is loaded.
+                    None if distance => {}
+                    None => {
+                        return Err(Error::InvalidSetting(format!(
+                            "--min-score names `{l}`, which is not a class of the head"
+                        )))
+                    }
+                },
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The camera settings glance asks for by default.
+pub fn default_camera() -> CameraConfig {
+    CameraConfig {
+        size: (640, 480),
+        fps: 15,
+        formats: vec![PIX_MJPEG, PIX_YUYV],
+    }
+}

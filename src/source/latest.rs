@@ -1,0 +1,146 @@
+//! A one-frame mailbox between a capture thread and the classifier: the newest frame wins.
+//!
+//! A camera delivers frames at its own pace; if classification is slower, queueing them would
+//! grow memory and latency without bound. [`Latest::put`] replaces an unread frame and counts it
+//! as dropped.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// What [`Latest::take`] found.
+#[derive(Debug)]
+pub enum Taken<T> {
+    /// The newest value.
+    Value(T),
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// The producer finished and everything was taken.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    value: Option<T>,
+    closed: bool,
+    dropped: u64,
+    delivered: u64,
+}
+
+/// The mailbox.
+#[derive(Debug)]
+pub struct Latest<T> {
+    slot: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+impl<T> Default for Latest<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Latest<T> {
+    /// An empty, open mailbox.
+    pub fn new() -> Self {
+        Self {
+            slot: Mutex::new(Slot {
+                value: None,
+                closed: false,
+                dropped: 0,
+                delivered: 0,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offers a value, replacing (and counting as dropped) one not yet taken.
+    pub fn put(&self, value: T) {
+        let mut s = self.lock();
+        if s.value.replace(value).is_some() {
+            s.dropped += 1;
+        }
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Marks the end of the stream; a value not yet taken can still be taken.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Waits up to `timeout` for a value.
+    pub fn take(&self, timeout: Duration) -> Taken<T> {
+        let mut s = self.lock();
+        loop {
+            if let Some(v) = s.value.take() {
+                s.delivered += 1;
+                return Taken::Value(v);
+            }
+            if s.closed {
+                return Taken::Closed;
+            }
+            let (guard, result) = self
+                .ready
+                .wait_timeout(s, timeout)
+                .unwrap_or_else(|e| e.into_inner());
+            s = guard;
+            if result.timed_out() && s.value.is_none() {
+                return if s.closed {
+                    Taken::Closed
+                } else {
+                    Taken::Timeout
+                };
+            }
+        }
+    }
+
+    /// Values replaced before anyone took them.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Values taken.
+    pub fn delivered(&self) -> u64 {
+        self.lock().delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn newest_wins_and_drops_are_counted() {
+        let l = Latest::new();
+        l.put(1);
+        l.put(2);
+        l.put(3);
+        assert!(matches!(l.take(Duration::from_millis(1)), Taken::Value(3)));
+        assert!(matches!(l.take(Duration::from_millis(1)), Taken::Timeout));
+        assert_eq!(l.dropped(), 2);
+        l.put(4);
+        l.close();
+        assert!(matches!(l.take(Duration::from_millis(1)), Taken::Value(4)));
+        assert!(matches!(l.take(Duration::from_millis(1)), Taken::Closed));
+        assert_eq!(l.delivered(), 2);
+    }
+
+    #[test]
+    fn a_waiting_taker_wakes_on_put() {
+        let l = Arc::new(Latest::new());
+        let p = Arc::clone(&l);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            p.put(7u8);
+        });
+        assert!(matches!(l.take(Duration::from_secs(10)), Taken::Value(7)));
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,55 @@
+//! Where frames come from: image files, folders and globs; an MJPEG stream on stdin; a V4L2
+//! camera. Live sources never queue without bound: a capture thread keeps only the newest frame
+//! ([`latest::Latest`]) and counts the ones it replaced.
+
+pub mod convert;
+pub mod files;
+pub mod latest;
+pub mod mjpeg;
+pub mod v4l2;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub use files::{expand_paths, expand_source, has_image_extension, IMAGE_EXTENSIONS};
+
+/// The pixels of one frame, as the source delivered them.
+#[derive(Debug, Clone)]
+pub enum FrameData {
+    /// An encoded image (JPEG from a stream or camera, any format from a file).
+    Encoded(Vec<u8>),
+    /// Packed YUYV 4:2:2 from a camera.
+    Yuyv {
+        /// The bytes, `stride × height`.
+        data: Vec<u8>,
+        /// Width in pixels.
+        width: u32,
+        /// Height in rows.
+        height: u32,
+        /// Bytes per row.
+        stride: u32,
+    },
+}
+
+/// One frame and where it came from.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The pixels.
+    pub data: FrameData,
+    /// A name for messages: the file path, or `SRC#N`.
+    pub name: String,
+    /// When it was captured (read).
+    pub captured: SystemTime,
+    /// The file it came from, for file sources.
+    pub path: Option<PathBuf>,
+}
+
+impl Frame {
+    /// Milliseconds since the Unix epoch of the capture time.
+    pub fn time_ms(&self) -> u64 {
+        self.captured
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}

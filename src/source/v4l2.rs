@@ -1,0 +1,469 @@
+//! V4L2 capture (`/dev/videoN`): MJPEG or YUYV frames through memory-mapped streaming buffers.
+//!
+//! Kept deliberately small: open, set the format and frame rate, map four buffers, and hand out
+//! each dequeued frame as bytes. Pixel conversion lives in [`super::convert`], where it is tested
+//! on recorded frames. The kernel structures are declared here by hand (no bindgen, so the
+//! binary cross-compiles without kernel headers); `tests/run.rs` checks their sizes and ioctl
+//! numbers against `<linux/videodev2.h>` compiled by the C compiler.
+//!
+//! Not exercised on real hardware in CI: these machines have no camera and no v4l2loopback.
+
+use std::ffi::c_void;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A V4L2 four-character pixel format code.
+pub const fn fourcc(code: &[u8; 4]) -> u32 {
+    (code[0] as u32) | (code[1] as u32) << 8 | (code[2] as u32) << 16 | (code[3] as u32) << 24
+}
+
+/// Motion-JPEG: every frame a JPEG (maybe without Huffman tables).
+pub const PIX_MJPEG: u32 = fourcc(b"MJPG");
+/// Packed YUV 4:2:2.
+pub const PIX_YUYV: u32 = fourcc(b"YUYV");
+
+const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
+const MEMORY_MMAP: u32 = 1;
+const FIELD_ANY: u32 = 0;
+const CAP_VIDEO_CAPTURE: u32 = 0x0000_0001;
+const CAP_STREAMING: u32 = 0x0400_0000;
+const CAP_DEVICE_CAPS: u32 = 0x8000_0000;
+const BUFFERS: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Capability {
+    driver: [u8; 16],
+    card: [u8; 32],
+    bus_info: [u8; 32],
+    version: u32,
+    capabilities: u32,
+    device_caps: u32,
+    reserved: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PixFormat {
+    width: u32,
+    height: u32,
+    pixelformat: u32,
+    field: u32,
+    bytesperline: u32,
+    sizeimage: u32,
+    colorspace: u32,
+    private: u32,
+    flags: u32,
+    ycbcr_enc: u32,
+    quantization: u32,
+    xfer_func: u32,
+}
+
+/// `v4l2_format.fmt`: 200 bytes, pointer-aligned (one member, `v4l2_window`, holds pointers).
+#[repr(C)]
+#[derive(Clone, Copy)]
+union FormatUnion {
+    pix: PixFormat,
+    raw: [u8; 200],
+    _align: *mut c_void,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Format {
+    kind: u32,
+    fmt: FormatUnion,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RequestBuffers {
+    count: u32,
+    kind: u32,
+    memory: u32,
+    capabilities: u32,
+    flags: u8,
+    reserved: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Timecode {
+    kind: u32,
+    flags: u32,
+    frames: u8,
+    seconds: u8,
+    minutes: u8,
+    hours: u8,
+    userbits: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+union BufferM {
+    offset: u32,
+    userptr: libc::c_ulong,
+    planes: *mut c_void,
+    fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Buffer {
+    index: u32,
+    kind: u32,
+    bytesused: u32,
+    flags: u32,
+    field: u32,
+    timestamp: libc::timeval,
+    timecode: Timecode,
+    sequence: u32,
+    memory: u32,
+    m: BufferM,
+    length: u32,
+    reserved2: u32,
+    request_fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Fract {
+    numerator: u32,
+    denominator: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CaptureParm {
+    capability: u32,
+    capturemode: u32,
+    timeperframe: Fract,
+    extendedmode: u32,
+    readbuffers: u32,
+    reserved: [u32; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+union ParmUnion {
+    capture: CaptureParm,
+    raw: [u8; 200],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StreamParm {
+    kind: u32,
+    parm: ParmUnion,
+}
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | ((b'V' as u32) << 8) | nr
+}
+const W: u32 = 1;
+const R: u32 = 2;
+const VIDIOC_QUERYCAP: u32 = ioc(R, 0, size_of::<Capability>());
+const VIDIOC_S_FMT: u32 = ioc(R | W, 5, size_of::<Format>());
+const VIDIOC_REQBUFS: u32 = ioc(R | W, 8, size_of::<RequestBuffers>());
+const VIDIOC_QUERYBUF: u32 = ioc(R | W, 9, size_of::<Buffer>());
+const VIDIOC_QBUF: u32 = ioc(R | W, 15, size_of::<Buffer>());
+const VIDIOC_DQBUF: u32 = ioc(R | W, 17, size_of::<Buffer>());
+const VIDIOC_STREAMON: u32 = ioc(W, 18, size_of::<i32>());
+const VIDIOC_STREAMOFF: u32 = ioc(W, 19, size_of::<i32>());
+const VIDIOC_S_PARM: u32 = ioc(R | W, 22, size_of::<StreamParm>());
+
+/// Sizes and ioctl numbers of the hand-declared kernel ABI, for the test that compares them
+/// with `<linux/videodev2.h>`.
+pub fn abi() -> Vec<(&'static str, u64)> {
+    vec![
+        ("sizeof_v4l2_capability", size_of::<Capability>() as u64),
+        ("sizeof_v4l2_format", size_of::<Format>() as u64),
+        (
+            "sizeof_v4l2_requestbuffers",
+            size_of::<RequestBuffers>() as u64,
+        ),
+        ("sizeof_v4l2_buffer", size_of::<Buffer>() as u64),
+        ("sizeof_v4l2_streamparm", size_of::<StreamParm>() as u64),
+        ("VIDIOC_QUERYCAP", u64::from(VIDIOC_QUERYCAP)),
+        ("VIDIOC_S_FMT", u64::from(VIDIOC_S_FMT)),
+        ("VIDIOC_REQBUFS", u64::from(VIDIOC_REQBUFS)),
+        ("VIDIOC_QUERYBUF", u64::from(VIDIOC_QUERYBUF)),
+        ("VIDIOC_QBUF", u64::from(VIDIOC_QBUF)),
+        ("VIDIOC_DQBUF", u64::from(VIDIOC_DQBUF)),
+        ("VIDIOC_STREAMON", u64::from(VIDIOC_STREAMON)),
+        ("VIDIOC_STREAMOFF", u64::from(VIDIOC_STREAMOFF)),
+        ("VIDIOC_S_PARM", u64::from(VIDIOC_S_PARM)),
+    ]
+}
+
+/// What to ask the camera for.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    /// Width and height requested (the driver picks the nearest it supports).
+    pub size: (u32, u32),
+    /// Frames per second requested.
+    pub fps: u32,
+    /// Pixel formats to try, in order ([`PIX_MJPEG`], [`PIX_YUYV`]).
+    pub formats: Vec<u32>,
+}
+
+/// One captured frame.
+#[derive(Debug)]
+pub struct Captured {
+    /// The bytes the driver filled.
+    pub data: Vec<u8>,
+    /// Its pixel format.
+    pub pixelformat: u32,
+    /// Width, height and bytes per row.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Bytes per row (YUYV).
+    pub stride: u32,
+}
+
+struct Mapping {
+    ptr: *mut c_void,
+    len: usize,
+}
+
+/// An open, streaming camera.
+pub struct Camera {
+    file: File,
+    path: PathBuf,
+    maps: Vec<Mapping>,
+    format: PixFormat,
+}
+
+// The mappings are only touched through `&mut self`.
+unsafe impl Send for Camera {}
+
+impl std::fmt::Debug for Camera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Camera").field("path", &self.path).finish()
+    }
+}
+
+fn xioctl<T>(file: &File, request: u32, arg: &mut T) -> std::io::Result<()> {
+    loop {
+        // SAFETY: `arg` is a live, correctly sized #[repr(C)] struct matching `request`.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), request as _, arg as *mut T) };
+        if r != -1 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn zeroed<T: Copy>() -> T {
+    // SAFETY: only used for the plain-data kernel structs above, for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+impl Camera {
+    /// Opens `path`, negotiates a format and starts streaming.
+    pub fn open(path: &Path, config: &CameraConfig) -> Result<Self> {
+        let err = |what: &str, e: std::io::Error| Error::Camera {
+            path: path.to_path_buf(),
+            reason: format!("{what}: {e}"),
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| err("cannot open", e))?;
+        let mut cap: Capability = zeroed();
+        xioctl(&file, VIDIOC_QUERYCAP, &mut cap)
+            .map_err(|e| err("not a V4L2 device (VIDIOC_QUERYCAP)", e))?;
+        let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
+            cap.device_caps
+        } else {
+            cap.capabilities
+        };
+        if caps & CAP_VIDEO_CAPTURE == 0 || caps & CAP_STREAMING == 0 {
+            return Err(Error::Camera {
+                path: path.to_path_buf(),
+                reason: "the device cannot capture video with streaming I/O".into(),
+            });
+        }
+        let mut chosen = None;
+        for &want in &config.formats {
+            let mut f: Format = zeroed();
+            f.kind = BUF_TYPE_VIDEO_CAPTURE;
+            f.fmt.pix = PixFormat {
+                width: config.size.0,
+                height: config.size.1,
+                pixelformat: want,
+                field: FIELD_ANY,
+                ..zeroed()
+            };
+            if xioctl(&file, VIDIOC_S_FMT, &mut f).is_ok() {
+                // SAFETY: the driver filled the `pix` member for a capture buffer type.
+                let pix = unsafe { f.fmt.pix };
+                if pix.pixelformat == want {
+                    chosen = Some(pix);
+                    break;
+                }
+            }
+        }
+        let Some(format) = chosen else {
+            return Err(Error::Camera {
+                path: path.to_path_buf(),
+                reason: "the camera offers neither MJPEG nor YUYV".into(),
+            });
+        };
+        if config.fps > 0 {
+            let mut p: StreamParm = zeroed();
+            p.kind = BUF_TYPE_VIDEO_CAPTURE;
+            p.parm.capture = CaptureParm {
+                timeperframe: Fract {
+                    numerator: 1,
+                    denominator: config.fps,
+                },
+                ..zeroed()
+            };
+            if let Err(e) = xioctl(&file, VIDIOC_S_PARM, &mut p) {
+                log::warn!("{}: cannot set {} fps: {e}", path.display(), config.fps);
+            }
+        }
+        let mut req = RequestBuffers {
+            count: BUFFERS,
+            kind: BUF_TYPE_VIDEO_CAPTURE,
+            memory: MEMORY_MMAP,
+            ..zeroed()
+        };
+        xioctl(&file, VIDIOC_REQBUFS, &mut req).map_err(|e| err("VIDIOC_REQBUFS", e))?;
+        if req.count == 0 {
+            return Err(Error::Camera {
+                path: path.to_path_buf(),
+                reason: "the driver granted no buffers".into(),
+            });
+        }
+        let mut cam = Camera {
+            file,
+            path: path.to_path_buf(),
+            maps: Vec::new(),
+            format,
+        };
+        for index in 0..req.count {
+            let mut b = cam.buffer(index);
+            xioctl(&cam.file, VIDIOC_QUERYBUF, &mut b).map_err(|e| err("VIDIOC_QUERYBUF", e))?;
+            // SAFETY: mapping the driver's buffer at the offset it gave; unmapped in Drop.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    b.length as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    cam.file.as_raw_fd(),
+                    b.m.offset as libc::off_t,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(err("mmap", std::io::Error::last_os_error()));
+            }
+            cam.maps.push(Mapping {
+                ptr,
+                len: b.length as usize,
+            });
+            xioctl(&cam.file, VIDIOC_QBUF, &mut b).map_err(|e| err("VIDIOC_QBUF", e))?;
+        }
+        let mut kind = BUF_TYPE_VIDEO_CAPTURE as i32;
+        xioctl(&cam.file, VIDIOC_STREAMON, &mut kind).map_err(|e| err("VIDIOC_STREAMON", e))?;
+        Ok(cam)
+    }
+
+    fn buffer(&self, index: u32) -> Buffer {
+        Buffer {
+            index,
+            kind: BUF_TYPE_VIDEO_CAPTURE,
+            memory: MEMORY_MMAP,
+            ..zeroed()
+        }
+    }
+
+    /// The negotiated width, height and pixel format.
+    pub fn format(&self) -> (u32, u32, u32) {
+        (
+            self.format.width,
+            self.format.height,
+            self.format.pixelformat,
+        )
+    }
+
+    /// Waits up to `timeout_ms` for the next frame; `Ok(None)` on timeout.
+    pub fn capture(&mut self, timeout_ms: i32) -> Result<Option<Captured>> {
+        let err = |what: &str, e: std::io::Error| Error::Camera {
+            path: self.path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(err("poll", e));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            return Err(Error::Camera {
+                path: self.path.clone(),
+                reason: "the device reported an error or went away".into(),
+            });
+        }
+        let mut b = self.buffer(0);
+        match xioctl(&self.file, VIDIOC_DQBUF, &mut b) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(err("VIDIOC_DQBUF", e)),
+        }
+        let map = self
+            .maps
+            .get(b.index as usize)
+            .ok_or_else(|| Error::Camera {
+                path: self.path.clone(),
+                reason: format!("driver returned unknown buffer {}", b.index),
+            })?;
+        let used = (b.bytesused as usize).min(map.len);
+        // SAFETY: the mapping is `map.len` bytes long and the driver has finished with it.
+        let data = unsafe { std::slice::from_raw_parts(map.ptr as *const u8, used) }.to_vec();
+        xioctl(&self.file, VIDIOC_QBUF, &mut b).map_err(|e| err("VIDIOC_QBUF", e))?;
+        Ok(Some(Captured {
+            data,
+            pixelformat: self.format.pixelformat,
+            width: self.format.width,
+            height: self.format.height,
+            stride: self.format.bytesperline,
+        }))
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let mut kind = BUF_TYPE_VIDEO_CAPTURE as i32;
+        let _ = xioctl(&self.file, VIDIOC_STREAMOFF, &mut kind);
+        for m in &self.maps {
+            // SAFETY: unmapping exactly what `open` mapped.
+            unsafe {
+                libc::munmap(m.ptr, m.len);
+            }
+        }
+    }
+}

@@ -1,0 +1,843 @@
+//! `glance run` with real parts: serial through a socat pseudo-terminal pair (both framings),
+//! an ffmpeg MJPEG stream on stdin, enroll/forget/save round trips, kill -9 during saves,
+//! camera pixel formats checked against ffmpeg, and the V4L2 ABI against the kernel header.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use glance::knn::Precision;
+use glance::store::{Generation, Store};
+use glance_proto::frame::{self, FrameDecoder, MAX_ENCODED};
+use glance_proto::{Message, Reply};
+use serde_json::Value;
+
+use crate::util::{fixture, int8w};
+
+fn glance_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_glance")
+}
+
+fn need(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "`{tool}` is missing: scripts/test.sh installs it");
+}
+
+/// A socat pseudo-terminal pair, killed on drop.
+struct PtyPair {
+    child: Child,
+    board: PathBuf,
+    peer: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PtyPair {
+    fn new() -> Self {
+        need("socat");
+        let dir = tempfile::tempdir().unwrap();
+        let board = dir.path().join("board");
+        let peer = dir.path().join("peer");
+        let child = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", board.display()))
+            .arg(format!("pty,raw,echo=0,link={}", peer.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat starts");
+        let t = Instant::now();
+        while !(board.exists() && peer.exists()) {
+            assert!(t.elapsed() < Duration::from_secs(10), "socat made no ptys");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            board,
+            peer,
+            _dir: dir,
+        }
+    }
+
+    fn open_peer(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.peer)
+            .expect("peer pty opens")
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(child: &mut Child) {
+    // SIGTERM: the graceful path (store saved, sink flushed).
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("glance did not stop on SIGTERM within 20 s");
+}
+
+/// Reads from `file` (non-blocking via a thread) until `done(messages)` or the deadline.
+fn read_until<T>(
+    mut file: std::fs::File,
+    mut parse: impl FnMut(&[u8], &mut Vec<T>) + Send + 'static,
+    done: impl Fn(&[T]) -> bool,
+    secs: u64,
+) -> Vec<T>
+where
+    T: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline && !done(&out) {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            parse(&chunk, &mut out);
+        }
+    }
+    out
+}
+
+fn photos_dir() -> PathBuf {
+    // coffee (espresso), chelsea (a cat) and the camera man (tripod): distinct, confident.
+    let dir = tempfile::Builder::new()
+        .prefix("glance-photos")
+        .tempdir()
+        .unwrap()
+        .keep();
+    for f in ["coffee.png", "chelsea.png", "camera.png"] {
+        std::fs::copy(fixture(&format!("photos/{f}")), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn serial_postcard_predictions_status_and_commands_through_a_pty() {
+    let pty = PtyPair::new();
+    let photos = photos_dir();
+    let store = tempfile::tempdir().unwrap();
+    let store_file = store.path().join("board.store");
+    let mut child = Command::new(glance_bin())
+        .args([
+            "run",
+            "--loop",
+            "--format",
+            "postcard",
+            "--heartbeat",
+            "0.5",
+        ])
+        .arg("--source")
+        .arg(&photos)
+        .arg("--output")
+        .arg(format!("serial:{}@57600", pty.board.display()))
+        .arg("--store")
+        .arg(&store_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peer = pty.open_peer();
+    // Line noise first: garbage, a frame with a broken CRC, an oversized run; then commands.
+    let encode = |id: u16, c: glance_proto::Command| {
+        let mut buf = vec![0u8; MAX_ENCODED];
+        let n = frame::encode(&Message::Command { id, command: c }, &mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let send = |peer: &mut std::fs::File, id: u16, c: glance_proto::Command| {
+        peer.write_all(&encode(id, c)).unwrap();
+    };
+    peer.write_all(&[0x13, 0x37, 0x00]).unwrap();
+    let mut bad = encode(99, glance_proto::Command::List);
+    bad[3] ^= 0x40;
+    peer.write_all(&bad).unwrap();
+    peer.write_all(&vec![0x55; MAX_ENCODED + 10]).unwrap();
+    peer.write_all(&[0]).unwrap();
+    let label = |s: &str| glance_proto::Label::try_from(s).unwrap();
+    send(
+        &mut peer,
+        1,
+        glance_proto::Command::Enroll {
+            label: label("mug"),
+            frames: 2,
+        },
+    );
+    send(&mut peer, 2, glance_proto::Command::List);
+    send(&mut peer, 3, glance_proto::Command::Save);
+    let msgs = read_until(
+        peer,
+        {
+            let mut dec = FrameDecoder::new();
+            move |chunk, out: &mut Vec<Message>| dec.feed(chunk, |m| out.extend(m.ok()))
+        },
+        |m| {
+            m.iter().any(|x| matches!(x, Message::Reply { id: 3, .. }))
+                && m.iter().filter(|x| matches!(x, Message::Status(_))).count() >= 2
+                && m.iter()
+                    .filter(|x| matches!(x, Message::Prediction(_)))
+                    .count()
+                    >= 6
+        },
+        120,
+    );
+    terminate(&mut child);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+
+    let predictions: Vec<&glance_proto::Prediction> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Prediction(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(predictions.len() >= 6, "{msgs:?}\n{stderr}");
+    for w in predictions.windows(2) {
+        assert!(w[1].seq > w[0].seq, "seq grows");
+    }
+    // The head's labels for the three photos come round in order.
+    let labels: Vec<&str> = predictions.iter().map(|p| p.label.as_str()).collect();
+    assert!(labels.contains(&"espresso"), "{labels:?}");
+    assert!(labels.contains(&"tripod"), "{labels:?}");
+    for p in &predictions {
+        assert!(p.timing.backbone_us > 0 && p.top_k.len() == 5);
+    }
+    let replies: Vec<(u16, &Reply)> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Reply { id, reply } => Some((*id, reply)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies[0], (1, &Reply::Ok), "{replies:?}\n{stderr}");
+    match replies[1] {
+        (2, Reply::List(l)) => {
+            assert_eq!(l.len(), 1);
+            assert_eq!((l[0].0.as_str(), l[0].1), ("mug", 2));
+        }
+        other => panic!("expected the list reply, got {other:?}"),
+    }
+    assert_eq!(replies[2], (3, &Reply::Ok));
+    assert!(
+        replies.iter().all(|(id, _)| *id != 99),
+        "a corrupted frame was obeyed"
+    );
+    let status = msgs
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Message::Status(s) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(status.store_len, 2);
+    assert_eq!(status.store_capacity, 1000);
+    assert!(stderr.contains("bad frame"), "{stderr}");
+    let saved = Store::read(&store_file, &int8w().identity().sha256, 1280).unwrap();
+    assert_eq!(saved.counts(), vec![("mug".to_string(), 2)]);
+    let _ = std::fs::remove_dir_all(photos);
+}
+
+#[test]
+fn serial_json_lines_and_the_host_monitor_through_a_pty() {
+    let pty = PtyPair::new();
+    let photos = photos_dir();
+    let mut child = Command::new(glance_bin())
+        .args(["run", "--loop", "--format", "json", "--heartbeat", "0"])
+        .arg("--source")
+        .arg(&photos)
+        .arg("--output")
+        .arg(format!("serial:{}", pty.board.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // glance-host monitor is the peer: it sends the commands and prints JSON lines.
+    let monitor = Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .arg("monitor")
+        .arg(&pty.peer)
+        .args(["--framing", "json", "--format", "json", "--count", "8"])
+        .args(["--timeout", "120"])
+        .args(["--send", "set-threshold * 0.99", "--send", "status"])
+        .args(["--send", r#"{"command":"forget","label":"nothing","id":5}"#])
+        .output()
+        .unwrap();
+    terminate(&mut child);
+    assert!(
+        monitor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&monitor.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&monitor.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    let replies: Vec<&Value> = lines.iter().filter_map(|v| v.get("reply")).collect();
+    assert_eq!(replies.len(), 2, "{lines:?}");
+    assert_eq!(replies[0]["ok"], true);
+    assert_eq!(replies[1]["ok"], false);
+    assert_eq!(replies[1]["id"], 5);
+    assert!(lines.iter().any(|v| v.get("status").is_some()));
+    let predictions: Vec<&Value> = lines.iter().filter(|v| v.get("seq").is_some()).collect();
+    assert!(!predictions.is_empty());
+    for p in &predictions {
+        for key in [
+            "source",
+            "label",
+            "score",
+            "top_k",
+            "timing_ms",
+            "seq",
+            "time_ms",
+        ] {
+            assert!(p.get(key).is_some(), "{key} missing in {p}");
+        }
+    }
+    // After `set-threshold * 0.99` only near-certain decisions survive; the cat photo's
+    // best class is far below that, so it must come out unknown.
+    let last_cat = predictions
+        .iter()
+        .rev()
+        .find(|p| p["source"].as_str().unwrap().ends_with("chelsea.png"));
+    if let Some(p) = last_cat {
+        if p["seq"].as_u64().unwrap() > 2 {
+            assert_eq!(p["label"], "unknown", "{p}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(photos);
+}
+
+fn ffmpeg_mjpeg(photo: &Path, frames: u32, out: &Path) {
+    need("ffmpeg");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-i"])
+        .arg(photo)
+        .args(["-vf", "scale=640:480", "-frames:v", &frames.to_string()])
+        .args(["-f", "mjpeg"])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg made no stream");
+}
+
+#[test]
+fn an_ffmpeg_mjpeg_stream_on_stdin_is_classified_newest_frame_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.mjpeg"), dir.path().join("b.mjpeg"));
+    ffmpeg_mjpeg(&fixture("photos/coffee.png"), 15, &a);
+    ffmpeg_mjpeg(&fixture("photos/camera.png"), 15, &b);
+    let mut stream = std::fs::read(&a).unwrap();
+    stream.extend(std::fs::read(&b).unwrap());
+    let mut child = Command::new(glance_bin())
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--format",
+            "json",
+            "--heartbeat",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written in uneven chunks, as a pipe delivers them.
+    let writer = std::thread::spawn(move || {
+        for chunk in stream.chunks(7777) {
+            stdin.write_all(chunk).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = crate::util::stdout_json_lines(&out);
+    let dropped: u64 = lines.iter().map(|l| l["dropped"].as_u64().unwrap()).sum();
+    assert_eq!(
+        lines.len() as u64 + dropped,
+        30,
+        "every frame decided or counted as dropped"
+    );
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as u64);
+        assert!(l["source"].as_str().unwrap().starts_with("-#"));
+    }
+    // The last frame is never dropped: it is the camera man.
+    assert_eq!(lines.last().unwrap()["label"], "tripod");
+    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap()).collect();
+    assert!(
+        labels.iter().all(|l| ["espresso", "tripod"].contains(l)),
+        "{labels:?}"
+    );
+}
+
+fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, bool) {
+    let mut child = Command::new(glance_bin())
+        .args([
+            "run",
+            "--control",
+            "stdin",
+            "--heartbeat",
+            "0",
+            "--emit",
+            "on-change",
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let replies = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok:") || l.starts_with("error:"))
+        .map(str::to_owned)
+        .collect();
+    (
+        replies,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn enroll_forget_and_save_round_trip_through_the_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.store");
+    let coffee = fixture("photos/coffee.png");
+    let src = coffee.to_str().unwrap();
+    let st = store.to_str().unwrap();
+    let base = ["--source", src, "--loop", "--store", st, "--no-autosave"];
+
+    let (replies, err, ok) = run_with_commands(&base, "enroll mug 3\nlist\nenroll cup\nsave\n");
+    assert!(ok, "{err}");
+    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert!(
+        replies[0].contains("enrolled 3 frames as `mug`"),
+        "{replies:?}"
+    );
+    assert_eq!(replies[1], "ok: mug (3)");
+    assert!(replies[2].contains("`cup`"), "{replies:?}");
+    assert!(replies[3].contains("saved 4 examples"), "{replies:?}");
+    let sha = int8w().identity().sha256;
+    let saved = Store::read(&store, &sha, 1280).unwrap();
+    assert_eq!(
+        saved.counts(),
+        vec![("mug".to_string(), 3), ("cup".to_string(), 1)]
+    );
+    assert_eq!(saved.knn.precision(), Precision::I8);
+
+    // A second run finds them, recognises the photo through them, forgets one label; the
+    // store is saved at exit because it changed.
+    let json = [&base[..], &["--format", "json"]].concat();
+    let mut child = Command::new(glance_bin())
+        .args(["run", "--control", "stdin", "--heartbeat", "0"])
+        .args(&json)
+        .args(["--frames", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"list\nforget mug\nforget mug\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = crate::util::stdout_json_lines(&out);
+    let preds: Vec<&Value> = lines.iter().filter(|l| l.get("seq").is_some()).collect();
+    assert!(!preds.is_empty());
+    let first = preds[0];
+    assert!(
+        ["mug", "cup"].contains(&first["label"].as_str().unwrap()),
+        "{first}"
+    );
+    assert_eq!(first["decided_by"], "store");
+    assert!(first["knn"]["distance"].as_f64().unwrap() < 0.05);
+    let replies: Vec<&Value> = lines.iter().filter_map(|l| l.get("reply")).collect();
+    assert_eq!(replies[0]["list"][0]["label"], "mug");
+    assert_eq!(replies[0]["list"][0]["examples"], 3);
+    assert_eq!(replies[1]["ok"], true);
+    assert_eq!(replies[2]["ok"], false, "forgetting twice is an error");
+    let saved = Store::read(&store, &sha, 1280).unwrap();
+    assert_eq!(saved.counts(), vec![("cup".to_string(), 1)]);
+    // the previous generation is the one before the forget
+    let prev = Store::read(&glance::store::previous_path(&store), &sha, 1280).unwrap();
+    assert_eq!(prev.len(), 4);
+}
+
+#[test]
+fn a_full_store_evicts_per_the_documented_rule() {
+    let coffee = fixture("photos/coffee.png");
+    let (replies, err, ok) = run_with_commands(
+        &[
+            "--source",
+            coffee.to_str().unwrap(),
+            "--loop",
+            "--store-capacity",
+            "3",
+        ],
+        "enroll a 3\nenroll b 1\nlist\nenroll c 1\nlist\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        replies[1].contains("1 older examples evicted"),
+        "{replies:?}"
+    );
+    assert_eq!(replies[2], "ok: a (2), b (1)");
+    assert_eq!(replies[4], "ok: a (1), b (1), c (1)");
+}
+
+fn big_store(sha: &str, n: usize, tag: f32) -> Store {
+    let mut s = Store::new(sha, 1280, n as u32, Precision::F32);
+    for i in 0..n {
+        let v: Vec<f32> = (0..1280)
+            .map(|j| ((i * 31 + j * 7) % 97) as f32 / 97.0 + tag)
+            .collect();
+        s.add(&format!("class{}", i % 7), &v, format!("synthetic {i}"))
+            .unwrap();
+    }
+    s
+}
+
+#[test]
+fn kill_9_during_saves_never_leaves_a_broken_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("big.store");
+    let sha = int8w().identity().sha256;
+    // ~10 MB per save, so that a kill lands inside a write often.
+    big_store(&sha, 2000, 0.0).save(&store).unwrap();
+    let coffee = fixture("photos/coffee.png");
+    let mut seen = [0usize; 3];
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    for round in 0..15 {
+        let mut child = Command::new(glance_bin())
+            .args(["run", "--control", "stdin", "--heartbeat", "0", "--loop"])
+            .arg("--source")
+            .arg(&coffee)
+            .arg("--store")
+            .arg(&store)
+            .args(["--store-precision", "f32", "--store-capacity", "2000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // enroll (which evicts one example) and save, over and over; stdin stays open.
+        let script: String = (0..400)
+            .map(|i| format!("enroll k{}\nsave\n", i % 3))
+            .collect();
+        let _ = stdin.write_all(script.as_bytes());
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(300 + rng % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        drop(stdin);
+        let loaded = Store::load(&store, &sha, 1280, || panic!("a generation must exist"))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(loaded.store.len(), 2000, "round {round}");
+        loaded.store.validate().unwrap();
+        seen[match loaded.generation {
+            Generation::Current => 0,
+            Generation::Previous => 1,
+            Generation::New => 2,
+        }] += 1;
+    }
+    assert_eq!(seen[2], 0);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "stale temporaries: {leftovers:?}");
+}
+
+#[test]
+fn a_truncated_or_bit_flipped_store_falls_back_to_the_previous_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.store");
+    let prev = glance::store::previous_path(&path);
+    let fresh = || Store::new("sha", 1280, 10, Precision::I8);
+    let first = big_store("sha", 5, 0.0);
+    let second = big_store("sha", 6, 0.5);
+    first.save(&path).unwrap();
+    second.save(&path).unwrap();
+    assert_eq!(
+        Store::load(&path, "sha", 1280, fresh).unwrap().store,
+        second
+    );
+
+    let good = std::fs::read(&path).unwrap();
+    for (what, bytes) in [
+        ("truncated", good[..good.len() - 100].to_vec()),
+        ("bit-flipped", {
+            let mut b = good.clone();
+            b[good.len() / 2] ^= 0x08;
+            b
+        }),
+        ("empty", Vec::new()),
+    ] {
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = Store::load(&path, "sha", 1280, fresh).unwrap();
+        assert_eq!(loaded.generation, Generation::Previous, "{what}");
+        assert_eq!(loaded.store, first, "{what}");
+        assert!(
+            loaded.warnings[0].contains("s.store"),
+            "{what}: {:?}",
+            loaded.warnings
+        );
+    }
+    // Another backbone's store is refused by name.
+    std::fs::write(&path, &good).unwrap();
+    let e = Store::load(&path, "other", 1280, fresh)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("backbone"), "{e}");
+    // Both generations broken: an error, not a silently empty store.
+    std::fs::write(&prev, b"GLANCEST").unwrap();
+    std::fs::write(&path, b"junk").unwrap();
+    let e = Store::load(&path, "sha", 1280, fresh)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no usable generation"), "{e}");
+    // Neither exists: a new store.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&prev).unwrap();
+    assert_eq!(
+        Store::load(&path, "sha", 1280, fresh).unwrap().generation,
+        Generation::New
+    );
+}
+
+#[test]
+fn camera_formats_convert_like_ffmpeg() {
+    need("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let photo = fixture("photos/chelsea.png");
+    let (w, h) = (320u32, 240u32);
+    let ff = |args: &[&str], out: &Path| {
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&photo)
+            .args(["-vf", &format!("scale={w}:{h}")])
+            .args(args)
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // A recorded YUYV frame, and ffmpeg's own RGB rendering of the very same YUYV data.
+    let yuyv = dir.path().join("frame.yuyv");
+    ff(&["-pix_fmt", "yuyv422", "-f", "rawvideo"], &yuyv);
+    let reference = dir.path().join("frame.rgb");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuyv422"])
+        .args(["-s", &format!("{w}x{h}"), "-i"])
+        .arg(&yuyv)
+        .args(["-pix_fmt", "rgb24", "-f", "rawvideo"])
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let data = std::fs::read(&yuyv).unwrap();
+    let ours = glance::source::convert::yuyv_to_rgb(&data, w, h, 2 * w).unwrap();
+    let theirs = std::fs::read(&reference).unwrap();
+    let diff: f64 = ours
+        .as_raw()
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum::<f64>()
+        / theirs.len() as f64;
+    // ffmpeg interpolates chroma between pixel pairs; we repeat it. Both are BT.601.
+    assert!(diff < 3.0, "mean |Δ| {diff}");
+
+    // An MJPEG frame as a UVC camera sends it: standard Huffman tables, DHT left out.
+    let jpg = dir.path().join("frame.jpg");
+    ff(&["-huffman", "default", "-q:v", "3", "-f", "mjpeg"], &jpg);
+    let full = std::fs::read(&jpg).unwrap();
+    let mut stripped = Vec::new();
+    let mut p = 2;
+    stripped.extend_from_slice(&full[..2]);
+    while full[p + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([full[p + 2], full[p + 3]]));
+        if full[p + 1] != 0xC4 {
+            stripped.extend_from_slice(&full[p..p + 2 + len]);
+        }
+        p += 2 + len;
+    }
+    stripped.extend_from_slice(&full[p..]);
+    assert!(stripped.len() < full.len(), "the frame had tables to strip");
+    let limits = glance::preprocess::DecodeLimits::default();
+    let name = Path::new("mjpeg");
+    assert!(glance::preprocess::decode_bytes(&stripped, name, limits).is_err());
+    let fixed = glance::source::convert::mjpeg_to_jpeg(&stripped);
+    let a = glance::preprocess::decode_bytes(&fixed, name, limits).unwrap();
+    let b = glance::preprocess::decode_bytes(&full, name, limits).unwrap();
+    assert_eq!(a, b, "same pixels as the frame with its tables");
+    assert_eq!(&*glance::source::convert::mjpeg_to_jpeg(&full), &full[..]);
+}
+
+#[test]
+fn v4l2_declarations_match_the_kernel_header() {
+    need("cc");
+    let header = Path::new("/usr/include/linux/videodev2.h");
+    assert!(
+        header.exists(),
+        "linux-libc-dev is missing: scripts/test.sh installs it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("abi");
+    let src = crate::util::root().join("scripts/v4l2_abi.c");
+    let st = Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot compile {}", src.display());
+    let out = Command::new(&exe).output().unwrap();
+    let c: std::collections::HashMap<String, u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect();
+    let ours = glance::source::v4l2::abi();
+    assert_eq!(c.len(), ours.len());
+    for (name, v) in ours {
+        assert_eq!(c.get(name), Some(&v), "{name}");
+    }
+}
+
+#[test]
+fn a_device_that_is_not_a_camera_is_refused_by_name() {
+    let cfg = glance::runtime::default_camera();
+    let e = glance::source::v4l2::Camera::open(Path::new("/dev/null"), &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/dev/null") && e.contains("not a V4L2 device"),
+        "{e}"
+    );
+    let e = glance::source::v4l2::Camera::open(Path::new("/dev/video-nope"), &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/dev/video-nope") && e.contains("cannot open"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bench_reports_stage_percentiles() {
+    let out = crate::util::glance([
+        "bench", "--frames", "4", "--warmup", "1", "--format", "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["frames"], 4);
+    assert!(v["frames_per_second"].as_f64().unwrap() > 0.0);
+    for stage in ["decode", "preprocess", "backbone", "head", "total"] {
+        let s = &v["stages"][stage];
+        let (p50, p99) = (s["p50_ms"].as_f64().unwrap(), s["p99_ms"].as_f64().unwrap());
+        assert!(p50 >= 0.0 && p99 >= p50, "{stage}: {s}");
+    }
+    assert!(v["stages"]["backbone"]["p50_ms"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn run_refuses_bad_settings_with_a_message() {
+    for (args, needle) in [
+        (
+            vec!["run", "--source", "-", "--control", "stdin"],
+            "stdin cannot carry both",
+        ),
+        (
+            vec!["run", "--source", "x.png", "--output", "tcp:1"],
+            "serial:PATH",
+        ),
+        (
+            vec!["run", "--source", "x.png", "--output", "serial:/dev/x@fast"],
+            "baud",
+        ),
+        (
+            vec!["run", "--source", "x.png", "--size", "big"],
+            "WIDTHxHEIGHT",
+        ),
+        (
+            vec!["run", "--source", "x.png", "--min-score", "cat=lots"],
+            "not a number",
+        ),
+    ] {
+        let out = crate::util::glance(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A missing file is reported by name and the exit code says a frame failed.
+    let out = crate::util::glance(["run", "--source", "/nonexistent/*.jpg", "--heartbeat", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/*.jpg"));
+}
