@@ -841,3 +841,104 @@ fn run_refuses_bad_settings_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/*.jpg"));
 }
+
+#[test]
+fn a_serial_port_that_goes_away_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, peer) = (dir.path().join("board"), dir.path().join("peer"));
+    let socat = || {
+        need("socat");
+        let child = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", board.display()))
+            .arg(format!("pty,raw,echo=0,link={}", peer.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !(board.exists() && peer.exists()) {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let lines_from = |peer: &Path, n: usize| {
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(peer).unwrap();
+        read_until(
+            f,
+            |chunk, out: &mut Vec<String>| {
+                out.extend(String::from_utf8_lossy(chunk).lines().map(str::to_owned))
+            },
+            |l| l.len() >= n,
+            60,
+        )
+    };
+    let mut first = socat();
+    let coffee = fixture("photos/coffee.png");
+    let mut child = Command::new(glance_bin())
+        .args(["run", "--loop", "--format", "json", "--heartbeat", "0"])
+        .arg("--source")
+        .arg(&coffee)
+        .arg("--output")
+        .arg(format!("serial:{}", board.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(lines_from(&peer, 3).len() >= 3, "no predictions before the unplug");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = std::fs::remove_file(&board);
+    let _ = std::fs::remove_file(&peer);
+    let mut second = socat();
+    let after = lines_from(&peer, 3);
+    terminate(&mut child);
+    second.kill().unwrap();
+    let _ = second.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(after.len() >= 3, "no predictions after the port came back\n{stderr}");
+    let v: Value = serde_json::from_str(after.last().unwrap()).unwrap();
+    assert_eq!(v["label"], "espresso");
+    assert!(stderr.contains("serial"), "{stderr}");
+}
+
+#[test]
+fn an_absent_serial_port_never_stalls_the_frame_loop() {
+    let coffee = fixture("photos/coffee.png");
+    let out = Command::new(glance_bin())
+        .args(["run", "--loop", "--frames", "4", "--heartbeat", "0"])
+        .arg("--source")
+        .arg(&coffee)
+        .args(["--output", "serial:/dev/glance-no-such-port"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/glance-no-such-port"), "{err}");
+    assert!(err.contains("4 frames"), "{err}");
+}
+
+#[test]
+fn emit_on_change_writes_only_when_the_decision_changes() {
+    let coffee = fixture("photos/coffee.png");
+    let out = crate::util::glance([
+        "run",
+        "--loop",
+        "--frames",
+        "4",
+        "--heartbeat",
+        "0",
+        "--format",
+        "json",
+        "--emit",
+        "on-change",
+        "--source",
+        coffee.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let lines = crate::util::stdout_json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["label"], "espresso");
+}
