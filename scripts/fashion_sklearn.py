@@ -19,6 +19,11 @@ def l2(x):
     return x / np.maximum(n, 1e-12)
 
 
+def sqrt_l2(x):
+    """glance's default conditioning of deep features (`--feature-norm sqrt-l2`)."""
+    return l2(np.sign(x) * np.sqrt(np.abs(x)))
+
+
 def idx(path):
     raw = gzip.open(path).read()
     if raw[2] == 8 and raw[3] == 3:
@@ -37,6 +42,17 @@ def main():
     clf.fit(l2(xtr), ytr)
     out["deep_lr_test_accuracy"] = float((clf.predict(l2(xte)) == yte).mean())
     out["deep_lr_fit_seconds"] = time.time() - t
+    # The same conditioning as glance's default head, at scikit-learn's default C and at the C
+    # equivalent to glance's default penalty: glance minimises mean loss + l2/2 |W|^2 over the
+    # 90% of the training split it fits on, scikit-learn C * sum loss + 1/2 |W|^2.
+    n_fit = int(round(0.9 * len(ytr)))
+    for name, c in [("c1", 1.0), ("matched", 1.0 / (n_fit * 1e-6))]:
+        t = time.time()
+        clf = LogisticRegression(C=c, max_iter=2000)
+        clf.fit(sqrt_l2(xtr), ytr)
+        out[f"deep_sqrt_lr_{name}_C"] = c
+        out[f"deep_sqrt_lr_{name}_test_accuracy"] = float((clf.predict(sqrt_l2(xte)) == yte).mean())
+        out[f"deep_sqrt_lr_{name}_fit_seconds"] = time.time() - t
     out["train"], out["test"], out["dim"] = len(ytr), len(yte), xtr.shape[1]
     if len(sys.argv) > 2:
         f = Path(sys.argv[2])

@@ -64,6 +64,23 @@ impl std::fmt::Debug for Backbone {
     }
 }
 
+/// Runs the backbone's matrix products on `threads` threads from now on (1: on the calling
+/// thread, tract's default). Process-wide, like tract's executor it sets.
+pub fn set_threads(threads: usize) -> Result<()> {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    if threads <= 1 {
+        set_default_executor(Executor::SingleThread);
+        return Ok(());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("backbone-{i}"))
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::InvalidSetting(format!("cannot start {threads} threads: {e}")))?;
+    set_default_executor(Executor::MultiThread(std::sync::Arc::new(pool)));
+    Ok(())
+}
+
 /// Lower-case hex sha256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod backbone;
+pub mod board;
 pub mod bundle;
 pub mod control;
 pub mod decision;
@@ -20,6 +21,7 @@ pub mod fsutil;
 pub mod head;
 pub mod knn;
 pub mod manifest;
+pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
 pub mod runtime;

@@ -715,6 +715,8 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         }
     }
 
+    let mut notifier = crate::notify::Notifier::from_env();
+    notifier.ready();
     let mut control_open = config.control_stdin || matches!(config.output, SinkSpec::Serial { .. });
     let stdin_control = config.control_stdin;
     let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
@@ -724,6 +726,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
+            notifier.alive();
             // Commands: queued in order; one waits while an enrollment is collecting frames.
             loop {
                 match ctl_rx.try_recv() {
@@ -797,6 +800,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         Ok(())
     })();
     stop.store(true, Ordering::Relaxed);
+    notifier.stopping();
     if r.dirty && r.store_path.is_some() {
         if let Err(e) = r.save() {
             log::error!("{e}");

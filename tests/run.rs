@@ -862,7 +862,11 @@ fn a_serial_port_that_goes_away_is_reopened() {
         child
     };
     let lines_from = |peer: &Path, n: usize| {
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(peer).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(peer)
+            .unwrap();
         read_until(
             f,
             |chunk, out: &mut Vec<String>| {
@@ -884,7 +888,10 @@ fn a_serial_port_that_goes_away_is_reopened() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(lines_from(&peer, 3).len() >= 3, "no predictions before the unplug");
+    assert!(
+        lines_from(&peer, 3).len() >= 3,
+        "no predictions before the unplug"
+    );
     first.kill().unwrap();
     first.wait().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
@@ -896,8 +903,16 @@ fn a_serial_port_that_goes_away_is_reopened() {
     second.kill().unwrap();
     let _ = second.wait();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(after.len() >= 3, "no predictions after the port came back\n{stderr}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        after.len() >= 3,
+        "no predictions after the port came back\n{stderr}"
+    );
     let v: Value = serde_json::from_str(after.last().unwrap()).unwrap();
     assert_eq!(v["label"], "espresso");
     assert!(stderr.contains("serial"), "{stderr}");
@@ -941,4 +956,40 @@ fn emit_on_change_writes_only_when_the_decision_changes() {
     let lines = crate::util::stdout_json_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["label"], "espresso");
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let coffee = fixture("photos/coffee.png");
+    let out = Command::new(glance_bin())
+        .args(["run", "--loop", "--frames", "6", "--heartbeat", "0"])
+        .arg("--source")
+        .arg(&coffee)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "20000")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    sock.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got.first().map(String::as_str), Some("READY=1"), "{got:?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("STOPPING=1"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2,
+        "{got:?}"
+    );
 }

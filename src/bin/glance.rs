@@ -76,10 +76,18 @@ enum PixelFormat {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
+    /// A board profile (`rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file): its
+    /// camera, serial port, store capacity and threads become the defaults; flags override.
+    #[arg(long, value_name = "BOARD")]
+    board: Option<String>,
     /// Frames: `/dev/videoN`, an image file, a folder, a glob (quote it), or `-` for an MJPEG
     /// stream on stdin (`libcamera-vid --codec mjpeg -o - | glance run --source -`).
+    /// Default: the board profile's camera.
     #[arg(long, value_name = "SRC")]
-    source: String,
+    source: Option<String>,
+    /// Threads for the backbone [default: the board profile's, else 1].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// A bundle from `glance-host fit` (ImageNet classes when absent).
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
@@ -91,16 +99,17 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
     /// Most examples the store keeps; when full, enrolling evicts the oldest example of the
-    /// label with the most examples.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    store_capacity: u32,
+    /// label with the most examples [default: the board profile's, else 1000].
+    #[arg(long, value_name = "N")]
+    store_capacity: Option<u32>,
     /// Numeric precision of a new store's vectors.
     #[arg(long, value_enum, default_value_t = StorePrecision::I8)]
     store_precision: StorePrecision,
     /// Save the store only on `save` and at exit, not after every enroll/forget.
     #[arg(long)]
     no_autosave: bool,
-    /// `stdout` or `serial:PATH[@BAUD]` (default baud 115200).
+    /// `stdout`, `serial:PATH[@BAUD]` (default baud 115200), or `serial` for the board
+    /// profile's port and baud.
     #[arg(long, default_value = "stdout", value_name = "SINK")]
     output: String,
     /// Message format.
@@ -138,12 +147,12 @@ struct RunArgs {
     /// Stop after N frames.
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
-    /// Camera frame size.
-    #[arg(long, default_value = "640x480", value_name = "WxH")]
-    size: String,
-    /// Camera frame rate.
-    #[arg(long, default_value_t = 15)]
-    fps: u32,
+    /// Camera frame size [default: the board profile's, else 640x480].
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
+    /// Camera frame rate [default: the board profile's, else 15].
+    #[arg(long)]
+    fps: Option<u32>,
     /// Camera pixel format.
     #[arg(long, value_enum, default_value_t = PixelFormat::Auto)]
     pixel_format: PixelFormat,
@@ -175,6 +184,9 @@ struct BenchArgs {
     /// Untimed frames first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Threads for the backbone.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -280,17 +292,42 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
+    let board = match &args.board {
+        Some(b) => Some(glance::board::BoardProfile::load(b)?),
+        None => None,
+    };
+    let source = match (&args.source, &board) {
+        (Some(s), _) => s.clone(),
+        (None, Some(b)) => b.camera.source.clone(),
+        (None, None) => anyhow::bail!("--source is required (or a --board whose camera to use)"),
+    };
+    let output = match (args.output.as_str(), &board) {
+        ("serial", Some(b)) => format!("serial:{}@{}", b.serial.port, b.serial.baud),
+        ("serial", None) => {
+            anyhow::bail!("--output serial needs a PATH (serial:PATH) or a --board")
+        }
+        (o, _) => o.to_owned(),
+    };
+    let output = SinkSpec::from_str(&output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
+    let size_text = args
+        .size
+        .clone()
+        .or_else(|| board.as_ref().map(|b| b.camera.size.clone()))
+        .unwrap_or_else(|| "640x480".into());
+    let size = size_text
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| anyhow::anyhow!("--size `{size_text}`: expected WIDTHxHEIGHT"))?;
+    let threads = args
+        .threads
+        .or_else(|| board.as_ref().map(|b| b.threads))
+        .unwrap_or(1);
+    glance::backbone::set_threads(threads)?;
     let bundle = match &args.bundle {
         Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
         None => None,
     };
-    let output = SinkSpec::from_str(&args.output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
-    let size = args
-        .size
-        .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-        .filter(|&(w, h)| w > 0 && h > 0)
-        .ok_or_else(|| anyhow::anyhow!("--size `{}`: expected WIDTHxHEIGHT", args.size))?;
     if args.smooth == 0 {
         anyhow::bail!("--smooth must be at least 1");
     }
@@ -299,14 +336,17 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut camera = runtime::default_camera();
     camera.size = size;
-    camera.fps = args.fps;
+    camera.fps = args
+        .fps
+        .or_else(|| board.as_ref().map(|b| b.camera.fps))
+        .unwrap_or(15);
     camera.formats = match args.pixel_format {
         PixelFormat::Auto => vec![PIX_MJPEG, PIX_YUYV],
         PixelFormat::Mjpeg => vec![PIX_MJPEG],
         PixelFormat::Yuyv => vec![PIX_YUYV],
     };
     let config = RunConfig {
-        source: SourceSpec::parse(&args.source),
+        source: SourceSpec::parse(&source),
         looping: args.looping,
         camera,
         classifier: ClassifierConfig {
@@ -320,7 +360,10 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             with_features: true,
         },
         store: args.store,
-        store_capacity: args.store_capacity,
+        store_capacity: args
+            .store_capacity
+            .or_else(|| board.as_ref().map(|b| b.store.capacity))
+            .unwrap_or(1000),
         store_precision: match args.store_precision {
             StorePrecision::I8 => glance::knn::Precision::I8,
             StorePrecision::F32 => glance::knn::Precision::F32,
@@ -441,6 +484,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "nothing to time: give images (or none for synthetic frames) and --frames > 0"
         );
     }
+    glance::backbone::set_threads(args.threads)?;
     let classifier = Classifier::new(ClassifierConfig {
         bundle,
         model: model_source(args.model),
@@ -504,6 +548,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "distinct_frames": frames.len(),
                 "frames_per_second": fps,
                 "build_target": glance::BUILD_TARGET,
+                "threads": args.threads,
                 "stages": stages,
             });
             writeln!(out, "{v}")?;
@@ -511,7 +556,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             writeln!(
                 out,
-                "{} frames ({} distinct), {} ({}), 1 thread",
+                "{} frames ({} distinct), {} ({}), {} thread(s)",
                 args.frames,
                 frames.len(),
                 if args.bundle.is_some() {
@@ -519,7 +564,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "ImageNet head"
                 },
-                glance::BUILD_TARGET
+                glance::BUILD_TARGET,
+                args.threads
             )?;
             writeln!(
                 out,
