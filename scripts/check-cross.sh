@@ -23,7 +23,7 @@ if ! command -v qemu-aarch64 >/dev/null || ! command -v qemu-arm >/dev/null; the
 fi
 
 cargo build --locked --bin glance >&2
-"$TARGET_DIR/debug/glance" classify --format json --with-features tests/fixtures/photos > "$TMP/native.jsonl"
+"$TARGET_DIR/debug/glance" classify --format json --with-features tests/fixtures/photos/* > "$TMP/native.jsonl"
 
 skipped=()
 declare -A runner=([rpi4]="qemu-aarch64 -L /usr/aarch64-linux-gnu" [rpi-armv7]="qemu-arm -L /usr/arm-linux-gnueabihf")
@@ -38,18 +38,22 @@ for board in rpi4 rpi-armv7; do
   say "$board: $bin is $size bytes ($(( size / 1024 / 1024 )) MiB)"
   read -r -a qemu <<< "${runner[$board]}"
   if ! command -v "${qemu[0]}" >/dev/null; then skipped+=("$board (no ${qemu[0]})"); continue; fi
+  # Emulation runs the backbone ~1000x slower than native (≈40 s a photo): all six fixtures
+  # on aarch64, three on armv7, to keep CI under half an hour.
+  if [ "$board" = rpi4 ]; then photos=(tests/fixtures/photos/*); else
+    photos=(tests/fixtures/photos/coffee.png tests/fixtures/photos/chelsea.png tests/fixtures/photos/camera.png); fi
   t0=$(date +%s)
-  "${qemu[@]}" "$bin" classify --format json --with-features tests/fixtures/photos > "$TMP/$board.jsonl"
+  "${qemu[@]}" "$bin" classify --format json --with-features "${photos[@]}" > "$TMP/$board.jsonl"
   say "$board: classified the fixtures under ${qemu[0]} in $(( $(date +%s) - t0 )) s"
   python3 - "$TMP/native.jsonl" "$TMP/$board.jsonl" "$board" <<'PY'
 import json, math, sys
-native = [json.loads(l) for l in open(sys.argv[1])]
+native = {r["source"]: r for r in map(json.loads, open(sys.argv[1]))}
 arm = [json.loads(l) for l in open(sys.argv[2])]
 board = sys.argv[3]
-assert len(native) == len(arm) > 0, f"{board}: {len(arm)} results, native {len(native)}"
+assert len(arm) > 0, f"{board}: no results"
 worst = 1.0
-for n, a in zip(native, arm):
-    assert n["source"] == a["source"], (n["source"], a["source"])
+for a in arm:
+    n = native[a["source"]]
     fa, fb = n["features"], a["features"]
     cos = sum(x * y for x, y in zip(fa, fb)) / (math.sqrt(sum(x * x for x in fa)) * math.sqrt(sum(y * y for y in fb)))
     worst = min(worst, cos)
