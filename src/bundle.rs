@@ -1,8 +1,8 @@
 //! The bundle (`*.glance`): the one file a board needs besides the binary.
 //!
-//! Layout: `magic (8) ‖ format version u32 LE ‖ body length u64 LE ‖ crc32(body) u32 LE ‖ body`,
-//! where the body is postcard. The header lets a truncated or corrupted file be refused with a
-//! precise message before any decoding.
+//! Layout: the file envelope of [`crate::envelope`] (magic, version, length, CRC) around a
+//! postcard body, so that a truncated or corrupted file is refused with a precise message before
+//! any decoding.
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +20,6 @@ pub const BUNDLE_MAGIC: [u8; 8] = *b"GLANCEBN";
 
 /// Current bundle format version.
 pub const BUNDLE_VERSION: u32 = 1;
-
-const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// What the head was trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,17 +137,11 @@ impl Bundle {
         self.thresholds.rejects(class, score, distance)
     }
 
-    /// Serialises with header and CRC.
+    /// Serialises inside the file envelope ([`crate::envelope`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let body = postcard::to_allocvec(self)
             .map_err(|e| Error::InvalidSetting(format!("cannot serialise bundle: {e}")))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&BUNDLE_MAGIC);
-        out.extend_from_slice(&BUNDLE_VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&glance_proto::crc::crc32(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        Ok(out)
+        Ok(crate::envelope::seal(&BUNDLE_MAGIC, BUNDLE_VERSION, &body))
     }
 
     /// Parses bytes read from `path` (used in messages).
@@ -158,29 +150,8 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        if bytes.len() < HEADER_LEN || bytes[..8] != BUNDLE_MAGIC {
-            return Err(bad("not a glance bundle (bad magic)".into()));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != BUNDLE_VERSION {
-            return Err(bad(format!(
-                "bundle format version {version}; this glance reads version {BUNDLE_VERSION}"
-            )));
-        }
-        let mut len8 = [0u8; 8];
-        len8.copy_from_slice(&bytes[12..20]);
-        let len = u64::from_le_bytes(len8);
-        let body = &bytes[HEADER_LEN..];
-        if body.len() as u64 != len {
-            return Err(bad(format!(
-                "truncated or padded: header says {len} body bytes, file has {}",
-                body.len()
-            )));
-        }
-        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-        if glance_proto::crc::crc32(body) != crc {
-            return Err(bad("CRC mismatch: the file is corrupted".into()));
-        }
+        let body =
+            crate::envelope::open(bytes, &BUNDLE_MAGIC, BUNDLE_VERSION, "bundle").map_err(bad)?;
         let bundle: Bundle =
             postcard::from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;
         bundle.validate().map_err(|e| bad(e.to_string()))?;

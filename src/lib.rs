@@ -16,6 +16,7 @@ pub mod board;
 pub mod bundle;
 pub mod control;
 pub mod decision;
+pub mod envelope;
 pub mod error;
 pub mod fsutil;
 pub mod head;

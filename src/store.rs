@@ -1,8 +1,8 @@
 //! The on-device store: examples enrolled on the board (`enroll LABEL`), searched by kNN beside
 //! the bundle's head, and persisted across restarts.
 //!
-//! File layout, like the bundle's: `magic (8) ‖ version u32 LE ‖ body length u64 LE ‖
-//! crc32(body) u32 LE ‖ body`, the body being postcard. Saving writes a temporary file, fsyncs it,
+//! File layout, like the bundle's: the [`crate::envelope`] (magic, version, length, CRC) around
+//! a postcard body. Saving writes a temporary file, fsyncs it,
 //! moves the current file to `FILE.prev`, renames the temporary file over `FILE` and fsyncs the
 //! folder. A `kill -9` at any instant therefore leaves `FILE` old or new, or (between the two
 //! renames) no `FILE` but an intact `FILE.prev`; [`Store::load`] falls back to `FILE.prev` when
@@ -24,8 +24,6 @@ pub const STORE_MAGIC: [u8; 8] = *b"GLANCEST";
 
 /// Current store format version.
 pub const STORE_VERSION: u32 = 1;
-
-const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// Enrolled examples with their labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,17 +241,11 @@ impl Store {
         Ok(())
     }
 
-    /// Serialises with header and CRC.
+    /// Serialises inside the file envelope ([`crate::envelope`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let body = postcard::to_allocvec(self)
             .map_err(|e| Error::InvalidSetting(format!("cannot serialise store: {e}")))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&STORE_MAGIC);
-        out.extend_from_slice(&STORE_VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&glance_proto::crc::crc32(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        Ok(out)
+        Ok(crate::envelope::seal(&STORE_MAGIC, STORE_VERSION, &body))
     }
 
     /// Parses bytes read from `path` (named in messages).
@@ -262,29 +254,8 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
-        if bytes.len() < HEADER_LEN || bytes[..8] != STORE_MAGIC {
-            return Err(bad("not a glance store (bad magic or too short)".into()));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != STORE_VERSION {
-            return Err(bad(format!(
-                "store format version {version}; this glance reads version {STORE_VERSION}"
-            )));
-        }
-        let mut len8 = [0u8; 8];
-        len8.copy_from_slice(&bytes[12..20]);
-        let len = u64::from_le_bytes(len8);
-        let body = &bytes[HEADER_LEN..];
-        if body.len() as u64 != len {
-            return Err(bad(format!(
-                "truncated or padded: header says {len} body bytes, file has {}",
-                body.len()
-            )));
-        }
-        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-        if glance_proto::crc::crc32(body) != crc {
-            return Err(bad("CRC mismatch: the file is corrupted".into()));
-        }
+        let body =
+            crate::envelope::open(bytes, &STORE_MAGIC, STORE_VERSION, "store").map_err(bad)?;
         let store: Store =
             postcard::from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;
         store.validate().map_err(|e| bad(e.to_string()))?;

@@ -78,8 +78,9 @@ impl Drop for PtyPair {
     }
 }
 
-fn terminate(child: &mut Child) {
-    // SIGTERM: the graceful path (store saved, sink flushed).
+/// Stops `child` with SIGTERM (the graceful path: store saved, sink flushed) and returns what
+/// it wrote to stderr (when piped).
+fn terminate(child: &mut Child) -> String {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -87,7 +88,11 @@ fn terminate(child: &mut Child) {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20) {
         if child.try_wait().ok().flatten().is_some() {
-            return;
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            return stderr;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -205,14 +210,7 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
         },
         120,
     );
-    terminate(&mut child);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = terminate(&mut child);
 
     let predictions: Vec<&glance_proto::Prediction> = msgs
         .iter()
@@ -408,30 +406,30 @@ fn an_ffmpeg_mjpeg_stream_on_stdin_is_classified_newest_frame_first() {
     );
 }
 
-fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, bool) {
+/// Runs glance with `args`, writes `input` to its stdin and closes it, and waits.
+fn glance_with_stdin<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &[u8]) -> std::process::Output {
     let mut child = Command::new(glance_bin())
-        .args([
-            "run",
-            "--control",
-            "stdin",
-            "--heartbeat",
-            "0",
-            "--emit",
-            "on-change",
-        ])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(commands.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, bool) {
+    let head = [
+        "run",
+        "--control",
+        "stdin",
+        "--heartbeat",
+        "0",
+        "--emit",
+        "on-change",
+    ];
+    let out = glance_with_stdin(&[&head[..], args].concat(), commands.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let replies = stdout
         .lines()
@@ -475,22 +473,19 @@ fn enroll_forget_and_save_round_trip_through_the_store_file() {
     // A second run finds them, recognises the photo through them, forgets one label; the
     // store is saved at exit because it changed.
     let json = [&base[..], &["--format", "json"]].concat();
-    let mut child = Command::new(glance_bin())
-        .args(["run", "--control", "stdin", "--heartbeat", "0"])
-        .args(&json)
-        .args(["--frames", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"list\nforget mug\nforget mug\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let head = [
+        "run",
+        "--control",
+        "stdin",
+        "--heartbeat",
+        "0",
+        "--frames",
+        "2",
+    ];
+    let out = glance_with_stdin(
+        &[&head[..], &json[..]].concat(),
+        b"list\nforget mug\nforget mug\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -899,16 +894,9 @@ fn a_serial_port_that_goes_away_is_reopened() {
     let _ = std::fs::remove_file(&peer);
     let mut second = socat();
     let after = lines_from(&peer, 3);
-    terminate(&mut child);
+    let stderr = terminate(&mut child);
     second.kill().unwrap();
     let _ = second.wait();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
     assert!(
         after.len() >= 3,
         "no predictions after the port came back\n{stderr}"

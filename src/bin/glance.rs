@@ -324,10 +324,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| board.as_ref().map(|b| b.threads))
         .unwrap_or(1);
     glance::backbone::set_threads(threads)?;
-    let bundle = match &args.bundle {
-        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
-        None => None,
-    };
+    let bundle = load_bundle(&args.bundle)?;
     if args.smooth == 0 {
         anyhow::bail!("--smooth must be at least 1");
     }
@@ -460,10 +457,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     use glance::source::{Frame, FrameData};
-    let bundle = match &args.bundle {
-        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
-        None => None,
-    };
+    let bundle = load_bundle(&args.bundle)?;
     let frames: Vec<(String, Vec<u8>)> = if args.images.is_empty() {
         synthetic_frames()?
             .into_iter()
@@ -581,15 +575,22 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--bundle` file, loaded and checked, with its path.
+fn load_bundle(
+    path: &Option<PathBuf>,
+) -> anyhow::Result<Option<(glance::bundle::Bundle, PathBuf)>> {
+    Ok(match path {
+        Some(p) => Some((glance::bundle::Bundle::load(p)?, p.clone())),
+        None => None,
+    })
+}
+
 fn model_source(model: Option<PathBuf>) -> ModelSource {
     model.map_or(ModelSource::Embedded, ModelSource::File)
 }
 
 fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let bundle = match &args.bundle {
-        Some(path) => Some((glance::bundle::Bundle::load(path)?, path.clone())),
-        None => None,
-    };
+    let bundle = load_bundle(&args.bundle)?;
     let config = ClassifierConfig {
         bundle,
         model: model_source(args.model),
