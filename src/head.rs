@@ -150,6 +150,21 @@ pub enum FeatureNorm {
     SqrtL2,
 }
 
+impl FeatureNorm {
+    /// Conditions one feature vector in place (the head at run time, the trainer on every row).
+    pub fn apply(&self, x: &mut [f32]) {
+        match self {
+            FeatureNorm::L2 => crate::knn::l2_normalize(x),
+            FeatureNorm::SqrtL2 => sqrt_l2(x),
+            FeatureNorm::Standardize { mean, std } => {
+                for ((v, m), s) in x.iter_mut().zip(mean).zip(std) {
+                    *v = (*v - m) / s;
+                }
+            }
+        }
+    }
+}
+
 /// Signed square root of each value, then unit length.
 pub fn sqrt_l2(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
@@ -200,15 +215,7 @@ impl LinearHead {
     /// Applies the feature conditioning.
     pub fn prepare(&self, features: &[f32]) -> Vec<f32> {
         let mut x = features.to_vec();
-        match &self.norm {
-            FeatureNorm::L2 => crate::knn::l2_normalize(&mut x),
-            FeatureNorm::SqrtL2 => sqrt_l2(&mut x),
-            FeatureNorm::Standardize { mean, std } => {
-                for ((v, m), s) in x.iter_mut().zip(mean).zip(std) {
-                    *v = (*v - m) / s;
-                }
-            }
-        }
+        self.norm.apply(&mut x);
         x
     }
 

@@ -121,17 +121,8 @@ pub fn feature_matrix(
 }
 
 fn condition(m: &mut Matrix, norm: &FeatureNorm) {
-    for i in 0..m.rows() {
-        let row = &mut m.data[i * m.dim..(i + 1) * m.dim];
-        match norm {
-            FeatureNorm::L2 => glance::knn::l2_normalize(row),
-            FeatureNorm::SqrtL2 => glance::head::sqrt_l2(row),
-            FeatureNorm::Standardize { mean, std } => {
-                for ((v, mu), s) in row.iter_mut().zip(mean).zip(std) {
-                    *v = (*v - mu) / s;
-                }
-            }
-        }
+    for row in m.data.chunks_exact_mut(m.dim.max(1)) {
+        norm.apply(row);
     }
 }
 
