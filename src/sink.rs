@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use glance_proto::frame::{self, FrameDecoder, MAX_ENCODED};
-use glance_proto::{Command, Label, Message, Reply};
+use glance_proto::{Command, Message, Reply};
 use serde::Serialize;
 
 use crate::decision::Decided;
@@ -116,8 +116,9 @@ pub enum ReplyBody {
     List(Vec<(String, usize)>),
 }
 
-fn clip_label(s: &str) -> Label {
-    let mut out = Label::new();
+/// `s`, cut at a character boundary to fit a fixed-capacity wire string.
+fn clip<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
     for c in s.chars() {
         if out.push(c).is_err() {
             break;
@@ -209,7 +210,7 @@ pub fn encode_prediction(d: &Decided, format: Format, label_id: impl Fn(&str) ->
                 } else {
                     label_id(&p.label)
                 },
-                label: clip_label(&p.label),
+                label: clip(&p.label),
                 score: p.score,
                 top_k,
                 knn: p.knn.as_ref().map(|k| glance_proto::KnnHit {
@@ -309,19 +310,11 @@ pub fn encode_reply(id: Option<u16>, body: &ReplyBody, format: Format) -> Vec<u8
         Format::Postcard => {
             let reply = match body {
                 ReplyBody::Ok(_) => Reply::Ok,
-                ReplyBody::Error(m) => {
-                    let mut s = heapless::String::new();
-                    for c in m.chars() {
-                        if s.push(c).is_err() {
-                            break;
-                        }
-                    }
-                    Reply::Error(s)
-                }
+                ReplyBody::Error(m) => Reply::Error(clip(m)),
                 ReplyBody::List(l) => {
                     let mut v = heapless::Vec::new();
                     for (k, n) in l {
-                        if v.push((clip_label(k), (*n).min(65535) as u16)).is_err() {
+                        if v.push((clip(k), (*n).min(65535) as u16)).is_err() {
                             break;
                         }
                     }
