@@ -51,6 +51,24 @@ impl Thresholds {
         }
     }
 
+    /// Sets the least score (`distance` false) or the largest distance (`distance` true) of
+    /// class `class`, or of every class (`None`). An index out of range changes nothing.
+    pub fn set(&mut self, distance: bool, class: Option<usize>, value: f32) {
+        let column = if distance {
+            &mut self.max_distance
+        } else {
+            &mut self.min_score
+        };
+        match class {
+            Some(i) => {
+                if let Some(v) = column.get_mut(i) {
+                    *v = value;
+                }
+            }
+            None => column.iter_mut().for_each(|v| *v = value),
+        }
+    }
+
     /// True when a decision for `class` with probability `score` and nearest same-class
     /// example at `distance` is outside the thresholds.
     pub fn rejects(&self, class: usize, score: f32, distance: Option<f32>) -> bool {

@@ -409,16 +409,10 @@ impl Runner {
         if !all && head_index.is_none() && !enrolled {
             return ReplyBody::Error(format!("no class or enrolled label `{label}`"));
         }
-        let t = self.classifier.thresholds_mut();
-        let column = if distance {
-            &mut t.max_distance
-        } else {
-            &mut t.min_score
-        };
-        match head_index {
-            Some(i) if !all => column[i] = value,
-            _ if all => column.iter_mut().for_each(|v| *v = value),
-            _ => {}
+        if all || head_index.is_some() {
+            self.classifier
+                .thresholds_mut()
+                .set(distance, head_index.filter(|_| !all), value);
         }
         if distance && (all || enrolled) {
             self.decider
@@ -462,27 +456,6 @@ impl Runner {
                         ReplyBody::Error("the store's capacity is 0 (--store-capacity)".into()),
                     );
                 }
-                if frames == 0 {
-                    if let Some((features, source)) = self.last_features.clone() {
-                        return match self.store.add(&label, &features, source) {
-                            Ok(added) => {
-                                self.dirty = true;
-                                self.autosave();
-                                let evicted = added
-                                    .evicted
-                                    .map(|l| format!("; evicted the oldest `{l}` example"))
-                                    .unwrap_or_default();
-                                let msg = format!(
-                                    "enrolled the current frame as `{label}` (store {}/{}){evicted}",
-                                    self.store.len(),
-                                    self.store.capacity
-                                );
-                                self.reply(id, ReplyBody::Ok(msg))
-                            }
-                            Err(e) => self.reply(id, ReplyBody::Error(e.to_string())),
-                        };
-                    }
-                }
                 self.enrolling = Some(Enrolling {
                     id,
                     label,
@@ -490,6 +463,15 @@ impl Runner {
                     added: 0,
                     evicted: 0,
                 });
+                // `enroll LABEL` (0 frames) takes the frame just decided, when there is one;
+                // otherwise the next frame.
+                if frames == 0 {
+                    if let Some((features, source)) = self.last_features.take() {
+                        let done = self.enroll_frame(&features, &source);
+                        self.last_features = Some((features, source));
+                        return done;
+                    }
+                }
                 Ok(())
             }
             Command::Forget { label } => {
@@ -564,8 +546,9 @@ impl Runner {
             String::new()
         };
         let msg = format!(
-            "enrolled {} frames as `{}` (store {}/{}){evicted}",
+            "enrolled {} frame{} as `{}` (store {}/{}){evicted}",
             e.added,
+            if e.added == 1 { "" } else { "s" },
             e.label,
             self.store.len(),
             self.store.capacity
@@ -616,13 +599,23 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 .into(),
         ));
     }
-    let mut classifier = Classifier::new(config.classifier.clone())?;
+    let classifier = Classifier::new(config.classifier.clone())?;
     let backbone = classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
         Error::InvalidSetting(
             "`glance run` needs deep features; a raw-pixel bundle has no backbone".into(),
         )
     })?;
-    apply_thresholds(&mut classifier, &config)?;
+    // Flags are applied once the store is loaded (a distance may name an enrolled label); a
+    // least score must name a class of the head, checked before anything starts.
+    for (label, _) in &config.min_score {
+        if let Some(l) = label {
+            if !classifier.labels().contains(l) {
+                return Err(Error::InvalidSetting(format!(
+                    "--min-score names `{l}`, which is not a class of the head"
+                )));
+            }
+        }
+    }
 
     let fresh = || {
         Store::new(
@@ -705,20 +698,19 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         pending: VecDeque::new(),
         backbone_sha: backbone.sha256.clone(),
     };
-    for (label, v) in &config.max_distance {
-        if let Some(l) = label {
-            if r.store.label_index(l).is_some() {
-                r.decider.set_enrolled_distance(Some(l), *v);
+    for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
+        for (label, v) in list {
+            if let ReplyBody::Error(why) =
+                r.set_threshold(label.as_deref().unwrap_or("*"), *v, distance)
+            {
+                log::warn!("threshold flag: {why}; ignored");
             }
-        } else {
-            r.decider.set_enrolled_distance(None, *v);
         }
     }
 
     let mut notifier = crate::notify::Notifier::from_env();
     notifier.ready();
-    let mut control_open = config.control_stdin || matches!(config.output, SinkSpec::Serial { .. });
-    let stdin_control = config.control_stdin;
+    let mut stdin_closed = false;
     let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
     let mut reported_drops = 0u64;
     let outcome: std::io::Result<()> = (|| {
@@ -732,11 +724,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 match ctl_rx.try_recv() {
                     Ok(ControlEvent::Command(id, c)) => r.pending.push_back((id, Ok(c))),
                     Ok(ControlEvent::Invalid(id, why)) => r.pending.push_back((id, Err(why))),
-                    Ok(ControlEvent::Closed) => {
-                        if stdin_control {
-                            control_open = false;
-                        }
-                    }
+                    Ok(ControlEvent::Closed) => stdin_closed = true,
                     Err(_) => break,
                 }
             }
@@ -746,7 +734,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 };
                 r.request(id, c, source.dropped())?;
             }
-            if stdin_control && !control_open && r.pending.is_empty() && r.enrolling.is_none() {
+            if stdin_closed && r.pending.is_empty() && r.enrolling.is_none() {
                 break; // the command script ended and everything it asked is done
             }
             if let Some(at) = next_status {
@@ -756,12 +744,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                     next_status = config.heartbeat.map(|h| Instant::now() + h);
                 }
             }
-            if config.max_frames.is_some_and(|m| r.frames >= m) {
-                if r.enrolling.is_some() || !r.pending.is_empty() {
-                    // finish what was asked before stopping
-                } else {
-                    break;
-                }
+            // At the frame limit, finish what was asked before stopping.
+            if config.max_frames.is_some_and(|m| r.frames >= m)
+                && r.enrolling.is_none()
+                && r.pending.is_empty()
+            {
+                break;
             }
             match source.next(Duration::from_millis(100)) {
                 Next::Frame(frame) => {
@@ -793,9 +781,6 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                     break;
                 }
             }
-            if !control_open && stdin_control {
-                continue;
-            }
         }
         Ok(())
     })();
@@ -820,34 +805,6 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             source: e,
         }),
     }
-}
-
-fn apply_thresholds(classifier: &mut Classifier, config: &RunConfig) -> Result<()> {
-    let labels = classifier.labels().to_vec();
-    let t = classifier.thresholds_mut();
-    for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
-        for (label, v) in list {
-            let column = if distance {
-                &mut t.max_distance
-            } else {
-                &mut t.min_score
-            };
-            match label {
-                None => column.iter_mut().for_each(|x| *x = *v),
-                Some(l) => match labels.iter().position(|x| x == l) {
-                    Some(i) => column[i] = *v,
-                    // A distance may name an enrolled label; checked once the store is loaded.
-                    None if distance => {}
-                    None => {
-                        return Err(Error::InvalidSetting(format!(
-                            "--min-score names `{l}`, which is not a class of the head"
-                        )))
-                    }
-                },
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The camera settings glance asks for by default.
