@@ -186,27 +186,21 @@ impl Classifier {
     /// Classifies one captured frame (encoded bytes, or raw camera pixels).
     pub fn classify_frame(&self, frame: &crate::source::Frame) -> Result<Prediction> {
         use crate::source::{convert, FrameData};
-        let start = Instant::now();
-        let image = match &frame.data {
+        self.decode_and_classify(frame.name.clone(), || match &frame.data {
             FrameData::Encoded(bytes) => {
                 let name = frame
                     .path
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(&frame.name));
-                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.config.limits)?
+                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.config.limits)
             }
             FrameData::Yuyv {
                 data,
                 width,
                 height,
                 stride,
-            } => convert::yuyv_to_rgb(data, *width, *height, *stride)?,
-        };
-        let decode = ms(start);
-        let mut p = self.classify_image(&image, frame.name.clone())?;
-        p.timing_ms.decode = decode;
-        p.timing_ms.total += decode;
-        Ok(p)
+            } => convert::yuyv_to_rgb(data, *width, *height, *stride),
+        })
     }
 
     /// The loaded backbone (none for a raw-pixel bundle).
@@ -216,23 +210,30 @@ impl Classifier {
 
     /// Classifies an image file.
     pub fn classify_file(&self, path: &Path) -> Result<Prediction> {
-        let start = Instant::now();
-        let image = preprocess::decode_file(path, self.config.limits)?;
-        let decode = ms(start);
-        let mut p = self.classify_image(&image, path.display().to_string())?;
-        p.timing_ms.decode = decode;
-        p.timing_ms.total += decode;
-        Ok(p)
+        self.decode_and_classify(path.display().to_string(), || {
+            preprocess::decode_file(path, self.config.limits)
+        })
     }
 
     /// Classifies encoded image bytes (a frame from a stream); `name` appears in messages.
     pub fn classify_bytes(&self, bytes: &[u8], name: &str) -> Result<Prediction> {
+        self.decode_and_classify(name.to_owned(), || {
+            preprocess::decode_bytes(bytes, &PathBuf::from(name), self.config.limits)
+        })
+    }
+
+    /// Times `decode` as the decode stage, then classifies its image.
+    fn decode_and_classify(
+        &self,
+        source: String,
+        decode: impl FnOnce() -> Result<RgbImage>,
+    ) -> Result<Prediction> {
         let start = Instant::now();
-        let image = preprocess::decode_bytes(bytes, &PathBuf::from(name), self.config.limits)?;
-        let decode = ms(start);
-        let mut p = self.classify_image(&image, name.to_owned())?;
-        p.timing_ms.decode = decode;
-        p.timing_ms.total += decode;
+        let image = decode()?;
+        let decode_ms = ms(start);
+        let mut p = self.classify_image(&image, source)?;
+        p.timing_ms.decode = decode_ms;
+        p.timing_ms.total += decode_ms;
         Ok(p)
     }
 
