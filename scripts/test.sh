@@ -21,5 +21,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The onnxruntime engine's tests load libonnxruntime.so from the pinned onnxruntime wheel (PyPI).
+# If it cannot be installed here they say SKIPPED loudly; with it they must pass.
+if ORT_LIB=$(scripts/python-env.sh --ort-library); then
+  export ORT_DYLIB_PATH="$ORT_LIB" GLANCE_REQUIRE_ORT=1
+  log "onnxruntime engine tests use $ORT_LIB"
+else
+  printf '\n\033[1;33m*** onnxruntime could not be installed: the --engine ort tests will be SKIPPED ***\033[0m\n\n' >&2
+  unset GLANCE_REQUIRE_ORT
+fi
+
 log "cargo test --workspace"
 cargo test --workspace --locked

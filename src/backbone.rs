@@ -1,8 +1,17 @@
-//! The backbone: the one module that knows about tract.
+//! The backbone: the pretrained network that turns a frame into deep features.
 //!
 //! Loads an ONNX graph (the quantized default compiled into the binary, or a file), checks its
-//! sha256 against the manifest, optimises it once for a batch of one, and runs frames through it,
-//! returning the pooled features and (when the graph has them) the ImageNet logits.
+//! sha256 against the manifest, prepares it once for a batch of one on an inference [`Engine`],
+//! and runs frames through it, returning the pooled features and (when the graph has them) the
+//! ImageNet logits.
+//!
+//! Engines: tract (pure Rust, always built, the default) and, with the cargo feature `ort`,
+//! onnxruntime loaded at run time from `libonnxruntime.so` ([`EngineKind::Ort`]). Everything
+//! outside this module sees only [`Backbone`]; only `backbone.rs` knows tract and only
+//! `backbone/ort.rs` knows onnxruntime.
+
+#[cfg(feature = "ort")]
+mod ort;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +26,104 @@ use crate::preprocess::PreprocessSpec;
 pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../models/efficientnet_lite0_int8w.onnx");
 
 type Plan = Arc<TypedSimplePlan>;
+
+/// Which inference engine runs the backbone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    /// tract, pure Rust, compiled in (the default).
+    #[default]
+    Tract,
+    /// onnxruntime, loaded from `libonnxruntime.so` at run time (cargo feature `ort`).
+    Ort,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tract" => Ok(Self::Tract),
+            "ort" | "onnxruntime" => Ok(Self::Ort),
+            other => Err(format!("unknown engine `{other}` (tract or ort)")),
+        }
+    }
+}
+
+/// How to run the backbone: the engine and its threads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// The engine.
+    pub kind: EngineKind,
+    /// Threads inside one frame's inference; 0 or 1 = one thread. For tract this is the
+    /// process-wide [`set_threads`]; onnxruntime takes it per session.
+    pub threads: usize,
+    /// onnxruntime only: the shared library to load. When `None`, `ORT_DYLIB_PATH`, then the
+    /// dynamic loader's search path (`libonnxruntime.so`).
+    pub ort_library: Option<PathBuf>,
+}
+
+/// An inference engine with one prepared graph: one NCHW `f32` tensor in, the graph's outputs
+/// (flattened, in graph order) out. Implemented by tract and, with the `ort` feature, by
+/// onnxruntime; [`Backbone`] checks sizes and hashes around it.
+pub trait Engine: Send + Sync {
+    /// Engine name and version, e.g. `onnxruntime 1.32.0`.
+    fn describe(&self) -> String;
+    /// How many outputs the prepared graph has.
+    fn output_count(&self) -> usize;
+    /// Runs one tensor of shape `shape`.
+    fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
+/// tract's matrix-product executor, see [`set_threads`]).
+struct TractEngine {
+    plan: Plan,
+}
+
+impl TractEngine {
+    fn new(bytes: &[u8], shape: [usize; 4], origin: &Path) -> Result<Self> {
+        let load_err = |e: TractError| Error::ModelLoad {
+            path: origin.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        let mut reader = bytes;
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut reader)
+            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(load_err)?;
+        Ok(Self { plan })
+    }
+}
+
+impl Engine for TractEngine {
+    fn describe(&self) -> String {
+        "tract".to_owned()
+    }
+
+    fn output_count(&self) -> usize {
+        self.plan.model().outputs.len()
+    }
+
+    fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
+        let input =
+            Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let outputs = self
+            .plan
+            .run(tvec!(input.into()))
+            .map_err(|e| Error::Inference(format!("{e:#}")))?;
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                value
+                    .to_plain_array_view::<f32>()
+                    .map(|view| view.iter().copied().collect())
+                    .map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
+            })
+            .collect()
+    }
+}
 
 /// Where the backbone's bytes come from.
 #[derive(Debug, Clone)]
@@ -49,7 +156,7 @@ pub struct BackboneOutput {
 
 /// A loaded, optimised backbone ready to run frames.
 pub struct Backbone {
-    plan: Plan,
+    engine: Box<dyn Engine>,
     entry: ModelEntry,
     origin: PathBuf,
 }
@@ -60,6 +167,7 @@ impl std::fmt::Debug for Backbone {
             .field("name", &self.entry.name)
             .field("sha256", &self.entry.sha256)
             .field("origin", &self.origin)
+            .field("engine", &self.engine.describe())
             .finish()
     }
 }
@@ -96,12 +204,12 @@ impl Backbone {
     ///
     /// For a file, the manifest entry is the one whose sha256 matches the bytes; a file whose name
     /// is in the manifest but whose bytes differ is refused with both hashes in the message.
-    pub fn load(source: &ModelSource) -> Result<Self> {
+    pub fn load(source: &ModelSource, engine: &EngineOptions) -> Result<Self> {
         let manifest = Manifest::embedded()?;
         match source {
             ModelSource::Embedded => {
                 let entry = manifest.default_entry()?.clone();
-                Self::from_bytes(EMBEDDED_MODEL, entry, PathBuf::from("<embedded>"))
+                Self::from_bytes(EMBEDDED_MODEL, entry, PathBuf::from("<embedded>"), engine)
             }
             ModelSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|source| Error::Io {
@@ -132,13 +240,18 @@ impl Backbone {
                         });
                     }
                 };
-                Self::from_bytes(&bytes, entry, path.clone())
+                Self::from_bytes(&bytes, entry, path.clone(), engine)
             }
         }
     }
 
-    /// Loads ONNX bytes described by `entry`, checking the hash first.
-    pub fn from_bytes(bytes: &[u8], entry: ModelEntry, origin: PathBuf) -> Result<Self> {
+    /// Loads ONNX bytes described by `entry` on the chosen engine, checking the hash first.
+    pub fn from_bytes(
+        bytes: &[u8],
+        entry: ModelEntry,
+        origin: PathBuf,
+        engine: &EngineOptions,
+    ) -> Result<Self> {
         let actual = sha256_hex(bytes);
         if actual != entry.sha256 {
             return Err(Error::ModelHash {
@@ -149,20 +262,22 @@ impl Backbone {
             });
         }
         let spec = &entry.preprocess;
-        let load_err = |e: TractError| Error::ModelLoad {
-            path: origin.clone(),
-            reason: format!("{e:#}"),
-        };
         let shape = [1usize, 3, spec.height as usize, spec.width as usize];
-        let mut reader = bytes;
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut reader)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(load_err)?;
+        let engine: Box<dyn Engine> = match engine.kind {
+            EngineKind::Tract => Box::new(TractEngine::new(bytes, shape, &origin)?),
+            #[cfg(feature = "ort")]
+            EngineKind::Ort => Box::new(ort::OrtEngine::new(bytes, engine, &origin)?),
+            #[cfg(not(feature = "ort"))]
+            EngineKind::Ort => {
+                return Err(Error::InvalidSetting(
+                    "this glance was built without the onnxruntime engine; rebuild with \
+                     `--features ort`, or use --engine tract"
+                        .to_owned(),
+                ))
+            }
+        };
         let backbone = Self {
-            plan,
+            engine,
             entry,
             origin,
         };
@@ -171,18 +286,20 @@ impl Backbone {
     }
 
     fn check_outputs(&self) -> Result<()> {
-        let model = self.plan.model();
+        let have = self.engine.output_count();
         let want = 1 + usize::from(self.entry.outputs.logits.is_some());
-        if model.outputs.len() < want {
+        if have < want {
             return Err(Error::ModelLoad {
                 path: self.origin.clone(),
-                reason: format!(
-                    "graph has {} outputs, the manifest describes {want}",
-                    model.outputs.len()
-                ),
+                reason: format!("graph has {have} outputs, the manifest describes {want}"),
             });
         }
         Ok(())
+    }
+
+    /// The engine running this backbone, with its version (`tract`, `onnxruntime 1.32.0`).
+    pub fn engine(&self) -> String {
+        self.engine.describe()
     }
 
     /// The manifest entry this backbone was loaded from.
@@ -220,26 +337,18 @@ impl Backbone {
             )));
         }
         let shape = [1usize, 3, spec.height as usize, spec.width as usize];
-        let input =
-            Tensor::from_shape(&shape, &tensor).map_err(|e| Error::Inference(format!("{e:#}")))?;
-        let outputs = self
-            .plan
-            .run(tvec!(input.into()))
-            .map_err(|e| Error::Inference(format!("{e:#}")))?;
-        let flat = |i: usize, dim: usize, what: &str| -> Result<Vec<f32>> {
-            let value = outputs
-                .get(i)
+        let mut outputs = self.engine.run(&tensor, shape)?;
+        let mut flat = |i: usize, dim: usize, what: &str| -> Result<Vec<f32>> {
+            let values = outputs
+                .get_mut(i)
                 .ok_or_else(|| Error::Inference(format!("missing output {what}")))?;
-            let view = value
-                .to_plain_array_view::<f32>()
-                .map_err(|e| Error::Inference(format!("output {what}: {e:#}")))?;
-            if view.len() != dim {
+            if values.len() != dim {
                 return Err(Error::Inference(format!(
                     "output {what} has {} values, expected {dim}",
-                    view.len()
+                    values.len()
                 )));
             }
-            Ok(view.iter().copied().collect())
+            Ok(std::mem::take(values))
         };
         let features = flat(0, self.entry.outputs.features.dim, "features")?;
         let logits = match &self.entry.outputs.logits {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{Backbone, BackboneIdentity, ModelSource, EMBEDDED_MODEL};
+use crate::backbone::{Backbone, BackboneIdentity, EngineOptions, ModelSource, EMBEDDED_MODEL};
 use crate::error::{Error, Result};
 use crate::head::LinearHead;
 use crate::knn::KnnStore;
@@ -192,19 +192,29 @@ impl Bundle {
 
     /// Loads the backbone this bundle was trained with: the bytes inside the bundle, else the
     /// binary's embedded model, else `model_file`. A backbone whose sha256 differs from the
-    /// bundle's is refused.
-    pub fn load_backbone(&self, path: &Path, model_file: Option<&Path>) -> Result<Backbone> {
+    /// bundle's is refused. It runs on `engine`.
+    pub fn load_backbone(
+        &self,
+        path: &Path,
+        model_file: Option<&Path>,
+        engine: &EngineOptions,
+    ) -> Result<Backbone> {
         let want = &self.backbone;
         let entry = self.model_entry();
         if let Some(bytes) = &self.onnx {
-            return Backbone::from_bytes(bytes, entry, path.to_path_buf());
+            return Backbone::from_bytes(bytes, entry, path.to_path_buf(), engine);
         }
         if let Some(file) = model_file {
-            let b = Backbone::load(&ModelSource::File(file.to_path_buf()))?;
+            let b = Backbone::load(&ModelSource::File(file.to_path_buf()), engine)?;
             return self.check_backbone(&b, path).map(|_| b);
         }
         if crate::backbone::sha256_hex(EMBEDDED_MODEL) == want.sha256 {
-            return Backbone::from_bytes(EMBEDDED_MODEL, entry, PathBuf::from("<embedded>"));
+            return Backbone::from_bytes(
+                EMBEDDED_MODEL,
+                entry,
+                PathBuf::from("<embedded>"),
+                engine,
+            );
         }
         Err(Error::Bundle {
             path: path.to_path_buf(),

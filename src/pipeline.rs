@@ -7,7 +7,7 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::backbone::{Backbone, ModelSource};
+use crate::backbone::{Backbone, EngineOptions, ModelSource};
 use crate::bundle::{Bundle, FeatureKind, Thresholds};
 use crate::error::{Error, Result};
 use crate::head::{self, Ranked};
@@ -81,6 +81,8 @@ pub struct KnnResult {
 pub struct ClassifierConfig {
     /// Backbone to load.
     pub model: ModelSource,
+    /// The engine that runs it.
+    pub engine: EngineOptions,
     /// How many classes to report.
     pub top_k: usize,
     /// Decoder limits.
@@ -95,6 +97,7 @@ impl Default for ClassifierConfig {
     fn default() -> Self {
         Self {
             model: ModelSource::Embedded,
+            engine: EngineOptions::default(),
             top_k: 5,
             limits: DecodeLimits::default(),
             with_features: false,
@@ -126,7 +129,9 @@ impl Classifier {
                 ModelSource::Embedded => None,
             };
             let backbone = match bundle.features {
-                FeatureKind::Deep => Some(bundle.load_backbone(path, model_file)?),
+                FeatureKind::Deep => {
+                    Some(bundle.load_backbone(path, model_file, &config.engine)?)
+                }
                 FeatureKind::Raw { .. } => None,
             };
             let labels = bundle.labels.clone();
@@ -138,7 +143,7 @@ impl Classifier {
                 config,
             });
         }
-        let backbone = Backbone::load(&config.model)?;
+        let backbone = Backbone::load(&config.model, &config.engine)?;
         let labels = manifest::imagenet_labels();
         if let Some(logits) = &backbone.entry().outputs.logits {
             if logits.dim != labels.len() {

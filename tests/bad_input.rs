@@ -192,8 +192,11 @@ fn model_with_wrong_hash_is_refused() {
     bytes[mid] ^= 0x40;
     let model = dir.path().join("efficientnet_lite0_int8w.onnx");
     std::fs::write(&model, &bytes).expect("write");
-    let err = glance::backbone::Backbone::load(&glance::backbone::ModelSource::File(model.clone()))
-        .expect_err("a flipped bit must be refused");
+    let err = glance::backbone::Backbone::load(
+        &glance::backbone::ModelSource::File(model.clone()),
+        &Default::default(),
+    )
+    .expect_err("a flipped bit must be refused");
     assert!(matches!(err, Error::ModelHash { .. }), "{err}");
     let out = glance([
         "classify",

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per topic.
 
 mod bad_input;
+mod engine;
 mod fashion;
 mod golden;
 mod host;

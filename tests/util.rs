@@ -59,16 +59,20 @@ pub fn argmax(v: &[f32]) -> usize {
 pub fn fp32() -> &'static Backbone {
     static B: OnceLock<Backbone> = OnceLock::new();
     B.get_or_init(|| {
-        Backbone::load(&ModelSource::File(model_file(
-            "efficientnet_lite0_fp32.onnx",
-        )))
+        Backbone::load(
+            &ModelSource::File(model_file("efficientnet_lite0_fp32.onnx")),
+            &Default::default(),
+        )
         .expect("fp32 backbone loads")
     })
 }
 
 pub fn int8w() -> &'static Backbone {
     static B: OnceLock<Backbone> = OnceLock::new();
-    B.get_or_init(|| Backbone::load(&ModelSource::Embedded).expect("embedded backbone loads"))
+    B.get_or_init(|| {
+        Backbone::load(&ModelSource::Embedded, &Default::default())
+            .expect("embedded backbone loads")
+    })
 }
 
 /// Runs the `glance` binary built for these tests.
@@ -94,4 +98,24 @@ pub fn stdout_json_lines(out: &Output) -> Vec<Value> {
 pub fn tensor_of(path: &Path) -> Vec<f32> {
     let image = glance::preprocess::decode_file(path, Default::default()).expect("decodes");
     glance::preprocess::normalize(&image, int8w().preprocess_spec()).expect("224×224 tensor")
+}
+
+/// onnxruntime's library for the `--engine ort` tests: `ORT_DYLIB_PATH` (scripts/test.sh sets it
+/// from the pinned onnxruntime wheel). Missing: a failure when `GLANCE_REQUIRE_ORT=1` (as in
+/// scripts/test.sh), else a loud SKIPPED and `None`.
+pub fn ort_library(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            assert!(
+                std::env::var("GLANCE_REQUIRE_ORT").as_deref() != Ok("1"),
+                "{test}: GLANCE_REQUIRE_ORT=1 but ORT_DYLIB_PATH is not set"
+            );
+            eprintln!(
+                "*** {test}: SKIPPED: ORT_DYLIB_PATH is not set (scripts/test.sh sets it from \
+                 the onnxruntime wheel) ***"
+            );
+            None
+        }
+    }
 }

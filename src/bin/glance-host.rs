@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use glance::backbone::{Backbone, ModelSource};
+use glance::backbone::{Backbone, EngineOptions, ModelSource};
 use glance::bundle::{Bundle, FeatureKind};
 use glance::knn::Precision;
 use glance::preprocess::{self, DecodeLimits};
@@ -817,7 +817,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
 
 fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let source = args.model.map_or(ModelSource::Embedded, ModelSource::File);
-    let backbone = Backbone::load(&source).context("cannot load the backbone")?;
+    let backbone =
+        Backbone::load(&source, &EngineOptions::default()).context("cannot load the backbone")?;
     let name = backbone.entry().name.clone();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -853,7 +854,8 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
     let source = args.model.map_or(ModelSource::Embedded, ModelSource::File);
     let load_start = std::time::Instant::now();
-    let backbone = Backbone::load(&source).context("cannot load the backbone")?;
+    let backbone =
+        Backbone::load(&source, &EngineOptions::default()).context("cannot load the backbone")?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
     let tensor = preprocess::tensor_from_image(&image, backbone.preprocess_spec())?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use glance::backbone::{Backbone, ModelSource};
+use glance::backbone::{Backbone, EngineKind, EngineOptions, ModelSource};
 use glance::manifest::Manifest;
 use glance::pipeline::{Classifier, ClassifierConfig, Prediction};
 use glance::preprocess::DecodeLimits;
@@ -74,6 +74,34 @@ enum PixelFormat {
     Yuyv,
 }
 
+/// Which engine runs the backbone (shared by classify, run, bench and info).
+#[derive(clap::Args, Debug)]
+struct EngineArgs {
+    /// Inference engine: `tract` (built in) or `ort` (onnxruntime, loaded from
+    /// libonnxruntime.so at run time; see --ort-library).
+    #[arg(long, default_value = "tract", value_name = "ENGINE")]
+    engine: EngineKind,
+    /// onnxruntime's shared library for `--engine ort` [default: $ORT_DYLIB_PATH, else
+    /// libonnxruntime.so on the loader's path]. The onnxruntime wheel from PyPI has one in
+    /// site-packages/onnxruntime/capi/.
+    #[arg(long, value_name = "FILE")]
+    ort_library: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// The engine options for `threads`; tract's threads are process-wide, so they are set here.
+    fn options(&self, threads: usize) -> anyhow::Result<EngineOptions> {
+        if self.engine == EngineKind::Tract {
+            glance::backbone::set_threads(threads)?;
+        }
+        Ok(EngineOptions {
+            kind: self.engine,
+            threads,
+            ort_library: self.ort_library.clone(),
+        })
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// A board profile (`rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file): its
@@ -88,6 +116,8 @@ struct RunArgs {
     /// Threads for the backbone [default: the board profile's, else 1].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// A bundle from `glance-host fit` (ImageNet classes when absent).
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
@@ -187,6 +217,8 @@ struct BenchArgs {
     /// Threads for the backbone.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -219,6 +251,11 @@ struct ClassifyArgs {
     /// Use this backbone ONNX file instead of the embedded one (it must be in the manifest).
     #[arg(long, value_name = "ONNX")]
     model: Option<PathBuf>,
+    /// Threads for the backbone.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Add the 1280-d feature vector to each JSON line.
     #[arg(long)]
     with_features: bool,
@@ -235,6 +272,8 @@ struct InfoArgs {
     /// Describe this backbone ONNX file instead of the embedded one.
     #[arg(long, value_name = "ONNX")]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -323,7 +362,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         .threads
         .or_else(|| board.as_ref().map(|b| b.threads))
         .unwrap_or(1);
-    glance::backbone::set_threads(threads)?;
+    let engine = args.engine.options(threads)?;
     let bundle = load_bundle(&args.bundle)?;
     if args.smooth == 0 {
         anyhow::bail!("--smooth must be at least 1");
@@ -349,6 +388,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         classifier: ClassifierConfig {
             bundle,
             model: model_source(args.model),
+            engine,
             top_k: usize::from(args.top_k),
             limits: DecodeLimits {
                 max_side: args.max_side,
@@ -478,10 +518,10 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "nothing to time: give images (or none for synthetic frames) and --frames > 0"
         );
     }
-    glance::backbone::set_threads(args.threads)?;
     let classifier = Classifier::new(ClassifierConfig {
         bundle,
         model: model_source(args.model),
+        engine: args.engine.options(args.threads)?,
         ..ClassifierConfig::default()
     })
     .context("cannot set up the classifier")?;
@@ -512,6 +552,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let engine = classifier
+        .backbone()
+        .map_or_else(|| "none (raw pixels)".to_owned(), |b| b.engine());
     let names = ["decode", "preprocess", "backbone", "head", "total"];
     let fps = args.frames as f64 / wall.as_secs_f64().max(1e-9);
     let mut rows = Vec::new();
@@ -542,6 +585,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "distinct_frames": frames.len(),
                 "frames_per_second": fps,
                 "build_target": glance::BUILD_TARGET,
+                "engine": engine,
                 "threads": args.threads,
                 "stages": stages,
             });
@@ -550,7 +594,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             writeln!(
                 out,
-                "{} frames ({} distinct), {} ({}), {} thread(s)",
+                "{} frames ({} distinct), {} ({}), {}, {} thread(s)",
                 args.frames,
                 frames.len(),
                 if args.bundle.is_some() {
@@ -559,6 +603,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     "ImageNet head"
                 },
                 glance::BUILD_TARGET,
+                engine,
                 args.threads
             )?;
             writeln!(
@@ -594,6 +639,7 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let config = ClassifierConfig {
         bundle,
         model: model_source(args.model),
+        engine: args.engine.options(args.threads)?,
         top_k: usize::from(args.top_k),
         limits: DecodeLimits {
             max_side: args.max_side,
@@ -662,7 +708,8 @@ fn write_prediction(out: &mut impl Write, p: &Prediction, format: Format) -> any
 
 fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let source = model_source(args.model);
-    let backbone = Backbone::load(&source).context("cannot load the backbone")?;
+    let backbone =
+        Backbone::load(&source, &args.engine.options(1)?).context("cannot load the backbone")?;
     let manifest = Manifest::embedded()?;
     let entry = backbone.entry();
     let info = serde_json::json!({
@@ -671,6 +718,7 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "backbone": {
             "name": entry.name,
             "origin": backbone.origin().display().to_string(),
+            "engine": backbone.engine(),
             "sha256": entry.sha256,
             "bytes": entry.bytes,
             "precision": entry.precision,

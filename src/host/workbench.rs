@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use glance::backbone::{Backbone, BackboneIdentity, ModelSource, EMBEDDED_MODEL};
+use glance::backbone::{Backbone, BackboneIdentity, EngineOptions, ModelSource, EMBEDDED_MODEL};
 use glance::bundle::{Bundle, FeatureKind, Thresholds, TrainingInfo};
 use glance::head::{argmax, FeatureNorm};
 use glance::knn::{KnnStore, Precision};
@@ -71,7 +71,7 @@ pub fn load_backbone(model: &Option<PathBuf>) -> Result<Backbone> {
     let source = model
         .clone()
         .map_or(ModelSource::Embedded, ModelSource::File);
-    Backbone::load(&source).context("cannot load the backbone")
+    Backbone::load(&source, &EngineOptions::default()).context("cannot load the backbone")
 }
 
 /// `(example name, reason)` of unreadable examples.
@@ -384,7 +384,11 @@ pub fn bundle_backbone(
     model: &Option<PathBuf>,
 ) -> Result<Option<Backbone>> {
     match bundle.features {
-        FeatureKind::Deep => Ok(Some(bundle.load_backbone(bundle_path, model.as_deref())?)),
+        FeatureKind::Deep => Ok(Some(bundle.load_backbone(
+            bundle_path,
+            model.as_deref(),
+            &EngineOptions::default(),
+        )?)),
         FeatureKind::Raw { .. } => Ok(None),
     }
 }
