@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{Backbone, BackboneIdentity, EngineOptions, ModelSource, EMBEDDED_MODEL};
+use crate::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions, ModelSource};
 use crate::error::{Error, Result};
 use crate::head::LinearHead;
 use crate::knn::KnnStore;
@@ -208,13 +208,10 @@ impl Bundle {
             let b = Backbone::load(&ModelSource::File(file.to_path_buf()), engine)?;
             return self.check_backbone(&b, path).map(|_| b);
         }
-        if crate::backbone::sha256_hex(EMBEDDED_MODEL) == want.sha256 {
-            return Backbone::from_bytes(
-                EMBEDDED_MODEL,
-                entry,
-                PathBuf::from("<embedded>"),
-                engine,
-            );
+        if let Some(bytes) =
+            embedded_model().filter(|b| crate::backbone::sha256_hex(b) == want.sha256)
+        {
+            return Backbone::from_bytes(bytes, entry, PathBuf::from("<embedded>"), engine);
         }
         Err(Error::Bundle {
             path: path.to_path_buf(),

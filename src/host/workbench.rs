@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use glance::backbone::{Backbone, BackboneIdentity, EngineOptions, ModelSource, EMBEDDED_MODEL};
+use glance::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions, ModelSource};
 use glance::bundle::{Bundle, FeatureKind, Thresholds, TrainingInfo};
 use glance::head::{argmax, FeatureNorm};
 use glance::knn::{KnnStore, Precision};
@@ -310,7 +310,9 @@ pub fn train(
                     Some(p) => {
                         std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?
                     }
-                    None => EMBEDDED_MODEL.to_vec(),
+                    None => embedded_model()
+                        .context("no --model and no embedded backbone in this build")?
+                        .to_vec(),
                 })
             } else {
                 None
