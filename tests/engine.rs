@@ -196,3 +196,63 @@ fn classify_and_bench_run_on_onnxruntime() {
     let engine = v["engine"].as_str().expect("engine");
     assert!(engine.starts_with("onnxruntime 1."), "{engine}");
 }
+
+/// The f32 values of a version-1 .npy file (what `glance-host extract --export` writes).
+fn npy_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).expect("npy");
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
+    let header = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    bytes[10 + header..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn host_extraction_on_onnxruntime_gives_tracts_features() {
+    let Some(lib) = ort_library("host_extraction_on_onnxruntime_gives_tracts_features") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, photo) in photos().iter().enumerate() {
+        let class = dir.path().join("data").join(["a", "b"][i % 2]);
+        std::fs::create_dir_all(&class).expect("mkdir");
+        std::fs::copy(photo, class.join(photo.file_name().expect("name"))).expect("copy");
+    }
+    let mut exported = Vec::new();
+    for engine in ["tract", "ort"] {
+        let out_dir = dir.path().join(engine);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_glance-host"))
+            .args([
+                "extract",
+                "--no-cache",
+                "-q",
+                "--split",
+                "0",
+                "--engine",
+                engine,
+            ])
+            .arg("--ort-library")
+            .arg(&lib)
+            .arg("--export")
+            .arg(&out_dir)
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("glance-host runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        exported.push(npy_f32(&out_dir.join("train_features.npy")));
+    }
+    assert_eq!(exported[0].len(), photos().len() * 1280);
+    assert_eq!(exported[0].len(), exported[1].len());
+    for (a, b) in exported[0].chunks(1280).zip(exported[1].chunks(1280)) {
+        let c = cosine(a, b);
+        assert!(
+            c >= 0.999,
+            "feature cosine {c} between tract and onnxruntime extraction"
+        );
+    }
+}

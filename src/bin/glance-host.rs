@@ -140,12 +140,31 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Inference engine for extraction: `tract` (built in) or `ort` (onnxruntime, loaded from
+    /// libonnxruntime.so: --ort-library, else $ORT_DYLIB_PATH). Both give the same features
+    /// (cosine 1.000000 on the test photos), so one cache serves both.
+    #[arg(long, default_value = "tract", value_name = "ENGINE")]
+    engine: glance::backbone::EngineKind,
+    /// onnxruntime's shared library for `--engine ort`.
+    #[arg(long, value_name = "FILE")]
+    ort_library: Option<PathBuf>,
 }
 
 impl RunArgs {
     fn options(&self) -> RunOptions {
         RunOptions {
             model: self.model.clone(),
+            engine: EngineOptions {
+                kind: self.engine,
+                // onnxruntime runs one frame at a time on all the threads (its session is
+                // shared by the extraction workers); tract runs one frame per worker.
+                threads: if self.engine == glance::backbone::EngineKind::Ort {
+                    self.threads()
+                } else {
+                    1
+                },
+                ort_library: self.ort_library.clone(),
+            },
             cache_dir: (!self.no_cache).then(|| {
                 self.cache
                     .clone()
@@ -644,7 +663,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     let ds = args.data.open()?;
     let run = args.run.options();
-    let backbone = host::workbench::load_backbone(&run.model)?;
+    let backbone = host::workbench::load_backbone(&run)?;
     let t = std::time::Instant::now();
     let extractor = host::extract::Extractor::Deep(&backbone);
     let mut rows = 0;
@@ -757,7 +776,7 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
     }
     opts.reject_percentile = args.reject_percentile;
     opts.embed_backbone = !args.external_backbone;
-    let backbone = host::workbench::backbone_for(features, &run.model)?;
+    let backbone = host::workbench::backbone_for(features, &run)?;
     let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
     report_failures(&report.failures);
     bundle.save(&args.out)?;
@@ -839,7 +858,12 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
-    let backbone = host::workbench::bundle_backbone(&bundle, &args.bundle, &args.model)?;
+    let backbone = host::workbench::bundle_backbone(
+        &bundle,
+        &args.bundle,
+        &args.model,
+        &EngineOptions::default(),
+    )?;
     let features =
         host::extract::Extractor::new(bundle.features, backbone.as_ref())?.features(&image)?;
     let hits = store.search(&features, args.k.max(1), class);
@@ -887,7 +911,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     for features in [raw, FeatureKind::Deep] {
         let opts = train_options(&args.head, features, &run, args.data.seed)?;
-        let backbone = host::workbench::backbone_for(features, &run.model)?;
+        let backbone = host::workbench::backbone_for(features, &run)?;
         let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
         let extractor = host::extract::Extractor::new(features, backbone.as_ref())?;
         let (m, _, _, _) = host::workbench::feature_matrix(&test, &extractor, &run)?;

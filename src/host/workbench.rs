@@ -23,6 +23,8 @@ use super::metrics::{evaluate, Evaluation, Scored};
 pub struct RunOptions {
     /// Backbone file (else the embedded default).
     pub model: Option<PathBuf>,
+    /// The engine that runs it.
+    pub engine: EngineOptions,
     /// Feature cache folder (None = no cache).
     pub cache_dir: Option<PathBuf>,
     /// Worker threads.
@@ -66,12 +68,13 @@ pub enum DeepNorm {
     Standardize,
 }
 
-/// Loads the backbone the user asked for.
-pub fn load_backbone(model: &Option<PathBuf>) -> Result<Backbone> {
-    let source = model
+/// Loads the backbone the user asked for, on the engine they asked for.
+pub fn load_backbone(run: &RunOptions) -> Result<Backbone> {
+    let source = run
+        .model
         .clone()
         .map_or(ModelSource::Embedded, ModelSource::File);
-    Backbone::load(&source, &EngineOptions::default()).context("cannot load the backbone")
+    Backbone::load(&source, &run.engine).context("cannot load the backbone")
 }
 
 /// `(example name, reason)` of unreadable examples.
@@ -183,9 +186,9 @@ pub struct TrainReport {
 }
 
 /// Loads the backbone that `features` need (none for raw pixels).
-pub fn backbone_for(features: FeatureKind, model: &Option<PathBuf>) -> Result<Option<Backbone>> {
+pub fn backbone_for(features: FeatureKind, run: &RunOptions) -> Result<Option<Backbone>> {
     match features {
-        FeatureKind::Deep => load_backbone(model).map(Some),
+        FeatureKind::Deep => load_backbone(run).map(Some),
         FeatureKind::Raw { .. } => Ok(None),
     }
 }
@@ -384,12 +387,13 @@ pub fn bundle_backbone(
     bundle: &Bundle,
     bundle_path: &Path,
     model: &Option<PathBuf>,
+    engine: &EngineOptions,
 ) -> Result<Option<Backbone>> {
     match bundle.features {
         FeatureKind::Deep => Ok(Some(bundle.load_backbone(
             bundle_path,
             model.as_deref(),
-            &EngineOptions::default(),
+            engine,
         )?)),
         FeatureKind::Raw { .. } => Ok(None),
     }
@@ -424,7 +428,7 @@ pub fn evaluate_bundle(
             ds.classes
         );
     }
-    let backbone = bundle_backbone(bundle, bundle_path, &run.model)?;
+    let backbone = bundle_backbone(bundle, bundle_path, &run.model, &run.engine)?;
     let extractor = Extractor::new(bundle.features, backbone.as_ref())?;
     let mut items = ds.split(Split::Test);
     if items.is_empty() {
