@@ -333,16 +333,19 @@ mod tests {
         s
     }
 
+    /// xorshift32: a fixed, seedable sequence for the tests below.
+    fn xorshift(state: &mut u32) -> u32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
+    }
+
     #[test]
     fn int8_dot_is_exact() {
         // Against a plain i64 sum, at the extremes and for lengths around the chunk size.
         let mut seed = 7u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed % 255) as i32 - 127
-        };
+        let mut next = || (xorshift(&mut seed) % 255) as i32 - 127;
         for n in [0usize, 1, 15, 16, 17, 1280, 1283] {
             let a: Vec<i8> = (0..n).map(|_| next() as i8).collect();
             let b: Vec<i8> = (0..n).map(|_| next() as i8).collect();
@@ -364,12 +367,7 @@ mod tests {
         // Sparse non-negative vectors like pooled ReLU6 features: the int8 distances stay within
         // 0.01 of the f32 ones, and the nearest row is the same.
         let mut seed = 12345u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            f64::from(seed) / f64::from(u32::MAX)
-        };
+        let mut next = || f64::from(xorshift(&mut seed)) / f64::from(u32::MAX);
         let dim = 1280;
         let mut rows = Vec::new();
         for _ in 0..300 {

@@ -419,17 +419,14 @@ fn glance_with_stdin<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &[u8]) -> std
     child.wait_with_output().unwrap()
 }
 
+/// `glance run` taking commands on stdin, with no heartbeat messages among the replies.
+const RUN_WITH_STDIN_COMMANDS: [&str; 5] = ["run", "--control", "stdin", "--heartbeat", "0"];
+
 fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, bool) {
-    let head = [
-        "run",
-        "--control",
-        "stdin",
-        "--heartbeat",
-        "0",
-        "--emit",
-        "on-change",
-    ];
-    let out = glance_with_stdin(&[&head[..], args].concat(), commands.as_bytes());
+    let out = glance_with_stdin(
+        &[&RUN_WITH_STDIN_COMMANDS[..], &["--emit", "on-change"], args].concat(),
+        commands.as_bytes(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let replies = stdout
         .lines()
@@ -473,17 +470,8 @@ fn enroll_forget_and_save_round_trip_through_the_store_file() {
     // A second run finds them, recognises the photo through them, forgets one label; the
     // store is saved at exit because it changed.
     let json = [&base[..], &["--format", "json"]].concat();
-    let head = [
-        "run",
-        "--control",
-        "stdin",
-        "--heartbeat",
-        "0",
-        "--frames",
-        "2",
-    ];
     let out = glance_with_stdin(
-        &[&head[..], &json[..]].concat(),
+        &[&RUN_WITH_STDIN_COMMANDS[..], &["--frames", "2"], &json[..]].concat(),
         b"list\nforget mug\nforget mug\n",
     );
     assert!(
@@ -559,7 +547,8 @@ fn kill_9_during_saves_never_leaves_a_broken_store() {
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..15 {
         let mut child = Command::new(glance_bin())
-            .args(["run", "--control", "stdin", "--heartbeat", "0", "--loop"])
+            .args(RUN_WITH_STDIN_COMMANDS)
+            .arg("--loop")
             .arg("--source")
             .arg(&coffee)
             .arg("--store")
