@@ -80,6 +80,39 @@ pub trait Engine: Send + Sync {
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>>;
 }
 
+/// tract's optimised graph for one fixed NCHW input shape, as the tract engine runs it
+/// (public for `examples/tract_profile.rs`). `channels_last` rewrites every convolution to run
+/// on NHWC data (tract's `conv_nhwc` pass; the graph's input and outputs keep their layout):
+/// its depthwise convolutions then walk contiguous channel vectors instead of the zone-by-zone
+/// border logic of the NCHW kernel, the single largest cost of this backbone on tract (see
+/// BENCHMARKS.md, "tract graph forms").
+#[doc(hidden)]
+pub fn tract_model(
+    bytes: &[u8],
+    shape: [usize; 4],
+    channels_last: bool,
+) -> TractResult<TypedModel> {
+    let mut reader = bytes;
+    // The input shape is fixed below; intermediate shape hints in the file (value_info) may
+    // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
+    // writes them), and tract infers every shape anyway.
+    let mut model = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut reader)?
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_typed()?
+        .into_decluttered()?;
+    if channels_last {
+        // Registered by name only (the type is private to tract-core).
+        tract_onnx::tract_core::transform::get_transform("conv_nhwc")?
+            .ok_or_else(|| {
+                tract_onnx::tract_core::internal::anyhow!("this tract has no conv_nhwc transform")
+            })?
+            .transform(&mut model)?;
+    }
+    model.into_optimized()
+}
+
 /// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
@@ -92,15 +125,7 @@ impl TractEngine {
             path: origin.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let mut reader = bytes;
-        // The input shape is fixed below; intermediate shape hints in the file (value_info) may
-        // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
-        // writes them), and tract infers every shape anyway.
-        let plan = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .model_for_read(&mut reader)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_optimized())
+        let plan = tract_model(bytes, shape, true)
             .and_then(|m| m.into_runnable())
             .map_err(load_err)?;
         Ok(Self { plan })

@@ -1,0 +1,151 @@
+//! Where tract spends a frame: runs the backbone as the tract engine prepares it (same graph
+//! passes) on one input, times every node over several runs with tract's own evaluation hook
+//! (`SimpleState::run_plan_with_eval`), and prints the time per operator kind and the slowest
+//! nodes. Single-threaded unless `--threads N`.
+//!
+//! ```text
+//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--nchw] [--dump N]
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimpleState;
+
+fn main() -> TractResult<()> {
+    let mut args = std::env::args().skip(1);
+    let mut model_path = None;
+    let (mut runs, mut top, mut threads) = (30usize, 15usize, 1usize);
+    let mut channels_last = true;
+    let mut dump = 0usize;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> TractResult<usize> {
+            let v = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
+            v.parse().map_err(|e| anyhow::anyhow!("{name} {v}: {e}"))
+        };
+        match arg.as_str() {
+            "--runs" => runs = value("--runs")?.max(1),
+            "--top" => top = value("--top")?,
+            "--threads" => threads = value("--threads")?,
+            "--dump" => dump = value("--dump")?,
+            "--nchw" => channels_last = false,
+            _ if model_path.is_none() => model_path = Some(arg),
+            other => anyhow::bail!("unexpected argument {other}"),
+        }
+    }
+    let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--nchw] [--dump N]"))?;
+    let bytes = std::fs::read(&model_path).map_err(|e| anyhow::anyhow!("{model_path}: {e}"))?;
+    glance::backbone::set_threads(threads).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], channels_last)?;
+    let mut out = std::io::stdout().lock();
+    for node in model.nodes.iter().take(dump) {
+        writeln!(
+            out,
+            "{} {} {:?} <- {:?}",
+            node.id,
+            node,
+            node.op().info()?,
+            node.inputs
+        )?;
+    }
+    let plan = model.into_runnable()?;
+    let names: Vec<(String, String)> = plan
+        .model()
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.op().name().to_string()))
+        .collect();
+    let infos: Vec<String> = plan
+        .model()
+        .nodes
+        .iter()
+        .map(|n| n.op().info().map(|i| i.join("; ")).unwrap_or_default())
+        .collect();
+
+    // A deterministic, image-like input.
+    let input: Vec<f32> = (0..3 * 224 * 224)
+        .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
+        .collect();
+    let input = Tensor::from_shape(&[1, 3, 224, 224], &input)?;
+    let mut per_node = vec![Duration::ZERO; names.len()];
+    let mut totals = Vec::with_capacity(runs);
+    let mut state = SimpleState::new(&plan)?;
+    for run in 0..runs + 3 {
+        let mut times: Vec<(usize, Duration)> = Vec::with_capacity(names.len());
+        let start = Instant::now();
+        state.run_plan_with_eval(
+            tvec!(input.clone().into()),
+            |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                times.push((node.id, t.elapsed()));
+                out
+            },
+        )?;
+        let total = start.elapsed();
+        if run >= 3 {
+            totals.push(total);
+            for (id, d) in times {
+                per_node[id] += d;
+            }
+        }
+    }
+    totals.sort();
+    let median = totals[totals.len() / 2];
+    let sum: Duration = per_node.iter().sum();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
+    writeln!(
+        out,
+        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean)",
+        names.len(),
+        median.as_secs_f64() * 1e3,
+        ms(sum)
+    )?;
+    let mut by_kind: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
+    for (i, (_, kind)) in names.iter().enumerate() {
+        let e = by_kind.entry(kind.as_str()).or_default();
+        e.0 += per_node[i];
+        e.1 += 1;
+    }
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
+    writeln!(
+        out,
+        "\n| operator | nodes | ms/run | share |\n|---|---:|---:|---:|"
+    )?;
+    for (kind, (d, n)) in kinds {
+        writeln!(
+            out,
+            "| {kind} | {n} | {:.2} | {:.1}% |",
+            ms(d),
+            100.0 * d.as_secs_f64() / sum.as_secs_f64()
+        )?;
+    }
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(per_node[i]));
+    writeln!(
+        out,
+        "\n| node | operator | ms/run | output | details |\n|---|---|---:|---|---|"
+    )?;
+    for &i in order.iter().take(top) {
+        let fact = plan.model().nodes[i]
+            .outputs
+            .first()
+            .map(|o| format!("{:?}", o.fact.shape))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "| {} | {} | {:.3} | {} | {} |",
+            names[i].0,
+            names[i].1,
+            ms(per_node[i]),
+            fact,
+            infos[i]
+        )?;
+    }
+    Ok(())
+}
