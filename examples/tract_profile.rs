@@ -66,11 +66,19 @@ fn main() -> TractResult<()> {
         .map(|n| n.op().info().map(|i| i.join("; ")).unwrap_or_default())
         .collect();
 
-    // A deterministic, image-like input.
-    let input: Vec<f32> = (0..3 * 224 * 224)
+    // A deterministic, image-like input, in the layout the graph takes.
+    let input_shape: Vec<usize> = plan
+        .model()
+        .input_fact(0)?
+        .shape
+        .as_concrete()
+        .ok_or_else(|| anyhow::anyhow!("input shape is not concrete"))?
+        .to_vec();
+    let len: usize = input_shape.iter().product();
+    let input: Vec<f32> = (0..len)
         .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
         .collect();
-    let input = Tensor::from_shape(&[1, 3, 224, 224], &input)?;
+    let input = Tensor::from_shape(&input_shape, &input)?;
     let mut per_node = vec![Duration::ZERO; names.len()];
     let mut totals = Vec::with_capacity(runs);
     let mut state = SimpleState::new(&plan)?;

@@ -10,6 +10,8 @@
 //! outside this module sees only [`Backbone`]; only `backbone.rs` knows tract and only
 //! `backbone/ort.rs` knows onnxruntime.
 
+#[cfg(target_arch = "x86_64")]
+mod depthwise;
 #[cfg(feature = "ort")]
 mod ort;
 
@@ -125,6 +127,15 @@ impl TractEngine {
             path: origin.to_path_buf(),
             reason: format!("{e:#}"),
         };
+        #[cfg(target_arch = "x86_64")]
+        log::debug!(
+            "tract depthwise kernel: {}",
+            if depthwise::active() {
+                depthwise::NAME
+            } else {
+                "tract's own"
+            }
+        );
         let plan = tract_model(bytes, shape, true)
             .and_then(|m| m.into_runnable())
             .map_err(load_err)?;

@@ -1,0 +1,245 @@
+//! A channels-last depthwise convolution kernel for x86-64, plugged into tract.
+//!
+//! With the graph channels-last (see [`super::tract_model`]), tract runs each depthwise
+//! convolution as, for every output position, `out[c] = bias[c] + Σ_taps k[tap][c] · x[tap][c]`
+//! over contiguous channel vectors. tract-linalg 0.23 ships a SIMD kernel for that loop on
+//! aarch64 (NEON) and wasm, and none on x86-64, where a plain loop does it. This module writes
+//! the x86-64 one (AVX2 + FMA, 32 channels per step) and registers it in tract-linalg's routine
+//! table (`Func::DepthwiseC`), the same table its own aarch64 kernel is declared in; tract then
+//! picks it at run time on any CPU with AVX2 and FMA, and keeps its plain loop elsewhere.
+//!
+//! Results differ from the plain loop only by FMA rounding (one rounding per tap instead of
+//! two), as the aarch64 kernel's do; the tests compare against an f64 sum.
+
+#![allow(unsafe_code)]
+
+use tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_linalg::routines::{Func, Routine, RoutineFactory};
+
+/// The name the routine answers to in tract-linalg's table.
+pub const NAME: &str = "glance_avx2_fma_depthwise_c_f32";
+
+inventory::submit! {
+    Routine {
+        func: Func::DepthwiseC,
+        arch: Some(Arch::X86_64),
+        isa: IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]),
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::DepthwiseCF32 { name: NAME, run: depthwise_c_f32 },
+    }
+}
+
+/// Whether tract will run this kernel for channels-last depthwise convolutions on this machine
+/// (an x86-64 CPU with AVX2 and FMA).
+pub fn active() -> bool {
+    tract_linalg::routines::depthwise_c_f32().is_some_and(|f| {
+        std::ptr::fn_addr_eq(f, depthwise_c_f32 as tract_linalg::routines::DepthwiseCF32)
+    })
+}
+
+/// tract-linalg's `DepthwiseCF32` contract: for every `i < len`, with
+/// `x = input + i·in_stride` and `y = output + i·out_stride`, and every channel `c < channels`:
+/// `y[c] = bias[c] + Σ_t kernel[tap_indices[t]·k_stride + c] · x[offsets[t] + c]`.
+///
+/// # Safety
+/// Every pointer named above must be valid for the reads and writes it implies (tract's zone
+/// scanner guarantees it), and the CPU must have AVX2 and FMA: tract-linalg only calls the
+/// routine on such a CPU (`isa` above).
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_c_f32(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    // SAFETY: forwarded contract; tract-linalg checked AVX2 and FMA before choosing us.
+    unsafe {
+        avx2_fma(
+            input,
+            output,
+            kernel,
+            tap_indices,
+            offsets,
+            bias,
+            channels,
+            k_stride,
+            len,
+            in_stride,
+            out_stride,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    use std::arch::x86_64::*;
+    // Per tap: the kernel row's start and the input offset, so the inner loops add `c` only.
+    let taps: Vec<(*const f32, isize)> = tap_indices
+        .iter()
+        .zip(offsets)
+        .map(|(&k, &off)| (kernel.wrapping_add(k * k_stride), off))
+        .collect();
+    // SAFETY: the caller's contract (see `depthwise_c_f32`) covers every access below.
+    unsafe {
+        for i in 0..len as isize {
+            let x = input.offset(i * in_stride);
+            let y = output.offset(i * out_stride);
+            let mut c = 0usize;
+            while c + 32 <= channels {
+                let mut a0 = _mm256_loadu_ps(bias.add(c));
+                let mut a1 = _mm256_loadu_ps(bias.add(c + 8));
+                let mut a2 = _mm256_loadu_ps(bias.add(c + 16));
+                let mut a3 = _mm256_loadu_ps(bias.add(c + 24));
+                for &(k, off) in &taps {
+                    let k = k.add(c);
+                    let xt = x.offset(off).add(c);
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xt), _mm256_loadu_ps(k), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xt.add(8)), _mm256_loadu_ps(k.add(8)), a1);
+                    a2 = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(xt.add(16)),
+                        _mm256_loadu_ps(k.add(16)),
+                        a2,
+                    );
+                    a3 = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(xt.add(24)),
+                        _mm256_loadu_ps(k.add(24)),
+                        a3,
+                    );
+                }
+                _mm256_storeu_ps(y.add(c), a0);
+                _mm256_storeu_ps(y.add(c + 8), a1);
+                _mm256_storeu_ps(y.add(c + 16), a2);
+                _mm256_storeu_ps(y.add(c + 24), a3);
+                c += 32;
+            }
+            while c + 8 <= channels {
+                let mut a = _mm256_loadu_ps(bias.add(c));
+                for &(k, off) in &taps {
+                    a = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(x.offset(off).add(c)),
+                        _mm256_loadu_ps(k.add(c)),
+                        a,
+                    );
+                }
+                _mm256_storeu_ps(y.add(c), a);
+                c += 8;
+            }
+            while c < channels {
+                let mut sum = *bias.add(c);
+                for &(k, off) in &taps {
+                    sum = (*x.offset(off).add(c)).mul_add(*k.add(c), sum);
+                }
+                *y.add(c) = sum;
+                c += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// One padded row of positions, like tract's zone scanner gives: `len` outputs, input
+    /// positions `in_stride` apart, taps at arbitrary (here 1-D) offsets.
+    fn check(channels: usize, taps: usize, len: usize, stride: usize) {
+        let mut seed = (channels * 131 + taps * 7 + len) as u64;
+        let positions = len * stride + taps;
+        let input: Vec<f32> = (0..positions * channels).map(|_| lcg(&mut seed)).collect();
+        let kernel: Vec<f32> = (0..taps * channels).map(|_| lcg(&mut seed)).collect();
+        let bias: Vec<f32> = (0..channels).map(|_| lcg(&mut seed)).collect();
+        // Taps in a shuffled kernel order, as a zone missing some taps (a border) would list them.
+        let tap_indices: Vec<usize> = (0..taps).rev().collect();
+        let offsets: Vec<isize> = (0..taps).map(|t| (t * channels) as isize).collect();
+        let out_stride = channels + 3; // outputs need not be packed
+        let mut output = vec![f32::NAN; len * out_stride];
+        // SAFETY: sizes above cover every access; the test only runs with AVX2 + FMA.
+        unsafe {
+            depthwise_c_f32(
+                input.as_ptr(),
+                output.as_mut_ptr(),
+                kernel.as_ptr(),
+                &tap_indices,
+                &offsets,
+                bias.as_ptr(),
+                channels,
+                channels,
+                len,
+                (stride * channels) as isize,
+                out_stride as isize,
+            )
+        };
+        for i in 0..len {
+            for c in 0..channels {
+                let mut want = f64::from(bias[c]);
+                for (t, &k) in tap_indices.iter().enumerate() {
+                    let x = input[i * stride * channels + offsets[t] as usize + c];
+                    want += f64::from(kernel[k * channels + c]) * f64::from(x);
+                }
+                let got = output[i * out_stride + c];
+                assert!(
+                    (f64::from(got) - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "channels {channels} taps {taps} i {i} c {c}: {got} vs {want}"
+                );
+            }
+            for pad in channels..out_stride {
+                assert!(
+                    output[i * out_stride + pad].is_nan(),
+                    "wrote past the channels"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_an_f64_sum_for_every_channel_tail() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("SKIPPED: this CPU has no AVX2+FMA, tract keeps its own loop here");
+            return;
+        }
+        for channels in [1, 7, 8, 9, 31, 32, 33, 40, 96, 144, 1152] {
+            for taps in [1, 4, 9, 25] {
+                check(channels, taps, 5, 1);
+                check(channels, taps, 3, 2);
+            }
+        }
+    }
+
+    #[test]
+    fn tract_picks_it_on_avx2_fma_machines() {
+        let capable = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        assert_eq!(
+            active(),
+            capable,
+            "routine table chose another depthwise kernel"
+        );
+    }
+}
