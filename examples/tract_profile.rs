@@ -4,7 +4,7 @@
 //! nodes. Single-threaded unless `--threads N`.
 //!
 //! ```text
-//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--nchw] [--dump N]
+//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--nchw] [--features-only] [--dump N]
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +20,7 @@ fn main() -> TractResult<()> {
     let (mut runs, mut top, mut threads) = (30usize, 15usize, 1usize);
     let mut channels_last = true;
     let mut dump = 0usize;
+    let mut outputs = usize::MAX;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| -> TractResult<usize> {
             let v = args
@@ -33,14 +34,15 @@ fn main() -> TractResult<()> {
             "--threads" => threads = value("--threads")?,
             "--dump" => dump = value("--dump")?,
             "--nchw" => channels_last = false,
+            "--features-only" => outputs = 1,
             _ if model_path.is_none() => model_path = Some(arg),
             other => anyhow::bail!("unexpected argument {other}"),
         }
     }
-    let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--nchw] [--dump N]"))?;
+    let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--nchw] [--features-only] [--dump N]"))?;
     let bytes = std::fs::read(&model_path).map_err(|e| anyhow::anyhow!("{model_path}: {e}"))?;
     glance::backbone::set_threads(threads).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], channels_last)?;
+    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], channels_last, outputs)?;
     let mut out = std::io::stdout().lock();
     for node in model.nodes.iter().take(dump) {
         writeln!(

@@ -201,6 +201,8 @@ impl Bundle {
     ) -> Result<Backbone> {
         let want = &self.backbone;
         let entry = self.model_entry();
+        // The bundle's head replaces the ImageNet classifier.
+        let engine = &engine.for_features();
         if let Some(bytes) = &self.onnx {
             return Backbone::from_bytes(bytes, entry, path.to_path_buf(), engine);
         }

@@ -24,6 +24,7 @@ fn ort_options(library: &Path) -> EngineOptions {
         kind: EngineKind::Ort,
         threads: 1,
         ort_library: Some(library.to_path_buf()),
+        ..EngineOptions::default()
     }
 }
 
@@ -253,6 +254,42 @@ fn host_extraction_on_onnxruntime_gives_tracts_features() {
         assert!(
             c >= 0.999,
             "feature cosine {c} between tract and onnxruntime extraction"
+        );
+    }
+}
+
+/// Without the logits (a bundle's head replaces them) tract drops the ImageNet classifier from
+/// its graph; the features must not change.
+#[test]
+fn features_only_drops_the_logits_and_keeps_the_features() {
+    let full = load("efficientnet_lite0_fp32.onnx", &EngineOptions::default());
+    let lean = load(
+        "efficientnet_lite0_fp32.onnx",
+        &EngineOptions::default().for_features(),
+    );
+    assert!(full.entry().outputs.logits.is_some());
+    assert!(lean.entry().outputs.logits.is_none());
+    for path in photos().iter().take(2) {
+        let a = full.run(photo_tensor(path)).expect("full graph runs");
+        let b = lean
+            .run(photo_tensor(path))
+            .expect("features-only graph runs");
+        assert_eq!(a.logits.as_ref().map(Vec::len), Some(1000));
+        assert!(
+            b.logits.is_none(),
+            "{}: logits computed anyway",
+            path.display()
+        );
+        let worst = a
+            .features
+            .iter()
+            .zip(&b.features)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-6,
+            "{}: features differ by {worst}",
+            path.display()
         );
     }
 }

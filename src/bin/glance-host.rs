@@ -164,6 +164,8 @@ impl RunArgs {
                     1
                 },
                 ort_library: self.ort_library.clone(),
+                // Extraction, fitting and evaluation read the features alone.
+                features_only: true,
             },
             cache_dir: (!self.no_cache).then(|| {
                 self.cache

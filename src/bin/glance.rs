@@ -98,6 +98,7 @@ impl EngineArgs {
             kind: self.engine,
             threads,
             ort_library: self.ort_library.clone(),
+            features_only: false,
         })
     }
 }

@@ -74,7 +74,8 @@ pub fn load_backbone(run: &RunOptions) -> Result<Backbone> {
         .model
         .clone()
         .map_or(ModelSource::Embedded, ModelSource::File);
-    Backbone::load(&source, &run.engine).context("cannot load the backbone")
+    // The workbench reads features only.
+    Backbone::load(&source, &run.engine.for_features()).context("cannot load the backbone")
 }
 
 /// `(example name, reason)` of unreadable examples.
