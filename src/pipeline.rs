@@ -114,6 +114,83 @@ pub struct Classifier {
     labels: Vec<String>,
     thresholds: Thresholds,
     config: ClassifierConfig,
+    preparer: Preparer,
+}
+
+/// One frame made ready for the model: decoded, cropped, resized and normalised (or reduced to
+/// raw pixels for a raw-pixel bundle). This is the part of a frame that needs no model, so
+/// `glance run` does it on a helper thread while the previous frame is inferred.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The frame's name for messages.
+    pub source: String,
+    input: Input,
+    decode_ms: f64,
+    preprocess_ms: f64,
+}
+
+#[derive(Debug)]
+enum Input {
+    /// The backbone's NCHW tensor.
+    Tensor(Vec<f32>),
+    /// A raw-pixel bundle's features.
+    Raw(Vec<f32>),
+}
+
+/// Turns frames into [`Prepared`] inputs for one [`Classifier`]; cheap to clone and `Send`, so
+/// it can live on another thread than the classifier.
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    limits: DecodeLimits,
+    target: Target,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Backbone(preprocess::PreprocessSpec),
+    Raw(u32),
+}
+
+impl Preparer {
+    /// Decodes (timed as the decode stage) and prepares one captured frame.
+    pub fn prepare_frame(&self, frame: &crate::source::Frame) -> Result<Prepared> {
+        use crate::source::{convert, FrameData};
+        let start = Instant::now();
+        let image = match &frame.data {
+            FrameData::Encoded(bytes) => {
+                let name = frame
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(&frame.name));
+                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.limits)
+            }
+            FrameData::Yuyv {
+                data,
+                width,
+                height,
+                stride,
+            } => convert::yuyv_to_rgb(data, *width, *height, *stride),
+        }?;
+        let decode_ms = ms(start);
+        let mut p = self.prepare_image(&image, frame.name.clone())?;
+        p.decode_ms = decode_ms;
+        Ok(p)
+    }
+
+    /// Prepares an already-decoded RGB image.
+    pub fn prepare_image(&self, image: &RgbImage, source: String) -> Result<Prepared> {
+        let t = Instant::now();
+        let input = match &self.target {
+            Target::Backbone(spec) => Input::Tensor(preprocess::tensor_from_image(image, spec)?),
+            Target::Raw(size) => Input::Raw(preprocess::raw_pixels(image, *size)),
+        };
+        Ok(Prepared {
+            source,
+            input,
+            decode_ms: 0.0,
+            preprocess_ms: ms(t),
+        })
+    }
 }
 
 fn ms(since: Instant) -> f64 {
@@ -136,11 +213,23 @@ impl Classifier {
             };
             let labels = bundle.labels.clone();
             let thresholds = bundle.thresholds.clone();
+            let target = match (&backbone, &bundle.features) {
+                (Some(b), _) => Target::Backbone(b.preprocess_spec().clone()),
+                (None, FeatureKind::Raw { size }) => Target::Raw(*size),
+                (None, FeatureKind::Deep) => {
+                    return Err(Error::Inference("no backbone for deep features".into()))
+                }
+            };
+            let preparer = Preparer {
+                limits: config.limits,
+                target,
+            };
             return Ok(Self {
                 backbone,
                 labels,
                 thresholds,
                 config,
+                preparer,
             });
         }
         let backbone = Backbone::load(&config.model, &config.engine)?;
@@ -159,11 +248,16 @@ impl Classifier {
                 backbone.entry().name
             )));
         }
+        let preparer = Preparer {
+            limits: config.limits,
+            target: Target::Backbone(backbone.preprocess_spec().clone()),
+        };
         Ok(Self {
             backbone: Some(backbone),
             thresholds: Thresholds::accept_all(labels.len()),
             labels,
             config,
+            preparer,
         })
     }
 
@@ -190,22 +284,12 @@ impl Classifier {
 
     /// Classifies one captured frame (encoded bytes, or raw camera pixels).
     pub fn classify_frame(&self, frame: &crate::source::Frame) -> Result<Prediction> {
-        use crate::source::{convert, FrameData};
-        self.decode_and_classify(frame.name.clone(), || match &frame.data {
-            FrameData::Encoded(bytes) => {
-                let name = frame
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(&frame.name));
-                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.config.limits)
-            }
-            FrameData::Yuyv {
-                data,
-                width,
-                height,
-                stride,
-            } => convert::yuyv_to_rgb(data, *width, *height, *stride),
-        })
+        self.classify_prepared(self.preparer.prepare_frame(frame)?)
+    }
+
+    /// What prepares frames for this classifier (to run on another thread).
+    pub fn preparer(&self) -> &Preparer {
+        &self.preparer
     }
 
     /// The loaded backbone (none for a raw-pixel bundle).
@@ -236,33 +320,43 @@ impl Classifier {
         let start = Instant::now();
         let image = decode()?;
         let decode_ms = ms(start);
-        let mut p = self.classify_image(&image, source)?;
+        let mut prepared = self.preparer.prepare_image(&image, source)?;
+        prepared.decode_ms = decode_ms;
+        self.classify_prepared(prepared)
+    }
+
+    /// Classifies an already-decoded RGB frame.
+    pub fn classify_image(&self, image: &RgbImage, source: String) -> Result<Prediction> {
+        self.classify_prepared(self.preparer.prepare_image(image, source)?)
+    }
+
+    /// Classifies a prepared frame: backbone, then the head (the bundle's, or ImageNet's).
+    pub fn classify_prepared(&self, prepared: Prepared) -> Result<Prediction> {
+        let Prepared {
+            source,
+            input,
+            decode_ms,
+            preprocess_ms,
+        } = prepared;
+        let mut p = match input {
+            Input::Raw(raw) => self.decide(raw, source, preprocess_ms, 0.0),
+            Input::Tensor(tensor) => self.classify_tensor(tensor, source, preprocess_ms),
+        }?;
         p.timing_ms.decode = decode_ms;
         p.timing_ms.total += decode_ms;
         Ok(p)
     }
 
-    /// Classifies an already-decoded RGB frame.
-    pub fn classify_image(&self, image: &RgbImage, source: String) -> Result<Prediction> {
-        let t = Instant::now();
-        let Some(backbone) = &self.backbone else {
-            // Only a raw-pixel bundle runs without a backbone.
-            return match &self.config.bundle {
-                Some((bundle, _)) => match bundle.features {
-                    FeatureKind::Raw { size } => {
-                        let raw = preprocess::raw_pixels(image, size);
-                        self.decide(raw, source, ms(t), 0.0)
-                    }
-                    FeatureKind::Deep => {
-                        Err(Error::Inference("no backbone for deep features".into()))
-                    }
-                },
-                None => Err(Error::Inference("no backbone loaded".into())),
-            };
-        };
-        let tensor = preprocess::tensor_from_image(image, backbone.preprocess_spec())?;
-        let preprocess_ms = ms(t);
-
+    fn classify_tensor(
+        &self,
+        tensor: Vec<f32>,
+        source: String,
+        preprocess_ms: f64,
+    ) -> Result<Prediction> {
+        let backbone = self
+            .backbone
+            .as_ref()
+            .ok_or_else(|| Error::Inference("no backbone loaded".into()))?;
         let t = Instant::now();
         let out = backbone.run(tensor)?;
         let backbone_ms = ms(t);

@@ -970,3 +970,65 @@ fn systemd_hears_ready_watchdog_and_stopping() {
         "{got:?}"
     );
 }
+
+/// Files decoded ahead on the helper thread (the default) are decided in the same order, with
+/// the same results, as decoded on the main loop; a corrupt file is reported the same way.
+#[test]
+fn decoding_ahead_keeps_file_order_results_and_errors() {
+    let dir = photos_dir();
+    std::fs::write(
+        dir.join("broken.jpg"),
+        b"\xff\xd8\xff\xe0 not really a jpeg",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--heartbeat",
+            "0",
+            "--format",
+            "json",
+            "--loop",
+            "--frames",
+            "9",
+            "--source",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        crate::util::glance(args)
+    };
+    let (ahead, inline) = (run(&[]), run(&["--no-decode-ahead"]));
+    let summary = |out: &std::process::Output| -> Vec<(String, String, String)> {
+        crate::util::stdout_json_lines(out)
+            .iter()
+            .map(|l| {
+                (
+                    l["source"].as_str().unwrap().to_owned(),
+                    l["label"].as_str().unwrap().to_owned(),
+                    format!("{:.5}", l["score"].as_f64().unwrap()),
+                )
+            })
+            .collect()
+    };
+    let got = summary(&ahead);
+    assert_eq!(got, summary(&inline));
+    assert_eq!(got.len(), 9, "{got:?}");
+    let order: Vec<&str> = got
+        .iter()
+        .map(|(s, _, _)| s.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        order[..4],
+        ["camera.png", "chelsea.png", "coffee.png", "camera.png"],
+        "files in name order, looping, the broken one skipped"
+    );
+    for out in [&ahead, &inline] {
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a frame could not be classified"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("broken.jpg"), "{stderr}");
+    }
+}

@@ -158,6 +158,11 @@ struct RunArgs {
     /// Seconds between status messages (0 = only on request).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     heartbeat: f64,
+    /// Decode and resize each frame on the main thread after the previous frame's inference,
+    /// instead of on a helper thread while it runs (the default, which keeps the backbone
+    /// busy but decodes live frames that may then be dropped for a newer one).
+    #[arg(long)]
+    no_decode_ahead: bool,
     /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
     /// bundle's calibrated thresholds. Repeatable.
     #[arg(long, value_name = "[LABEL=]V")]
@@ -421,6 +426,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         smooth: args.smooth,
         heartbeat: (args.heartbeat > 0.0)
             .then(|| std::time::Duration::from_secs_f64(args.heartbeat)),
+        decode_ahead: !args.no_decode_ahead,
         min_score: args
             .min_score
             .iter()
@@ -443,9 +449,11 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             .context("cannot install signal handlers")?;
     }
     let summary = runtime::run(config, stop)?;
+    let secs = summary.elapsed.as_secs_f64();
     log::info!(
-        "{} frames, {} errors, {} dropped",
+        "{} frames in {secs:.2} s ({:.1} frames/s), {} errors, {} dropped",
         summary.frames,
+        summary.frames as f64 / secs.max(1e-9),
         summary.errors,
         summary.dropped
     );
