@@ -18,9 +18,7 @@ rows=()
 for pass in 1 2; do  # two interleaved passes: a noisy neighbour shows up as disagreement
   for m in fp32 int8w qdq; do
     f="models/efficientnet_lite0_$m.onnx"
-    if [ "$m" != qdq ]; then
-      rows+=("$("${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
-    fi
+    rows+=("$("${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
     rows+=("$("$VENV/bin/python" scripts/bench_backbone_ort.py "$f" "$IMAGE" "$RUNS" "$WARMUP")")
   done
 done

@@ -125,6 +125,8 @@ def table(results):
     def cell(group, stage):
         return statistics.mean(r["stages"][stage]["p50_ms"] for r in group)
 
+    runs_of_glance_run = [r for r in rows if r["pipeline"].startswith("run-")]
+    rows = [r for r in rows if not r["pipeline"].startswith("run-")]
     for model, threads in sorted({(r["model"], r["threads"]) for r in rows}):
         runs = {p: [r for r in rows if (r["model"], r["threads"], r["pipeline"]) ==
                     (model, threads, p)] for p in ("tract", "ort", "python")}
@@ -143,6 +145,26 @@ def table(results):
                        f"| {cell(group, 'decode') + cell(group, 'preprocess'):.2f} "
                        f"| {cell(group, 'backbone'):.2f} | {cell(group, 'head'):.3f} "
                        f"| **{total:.2f}** ({passes}) | {fps:.1f} | {ratio} | {vs_ort} |")
+    print("\n".join(out))
+    if not runs_of_glance_run:
+        return
+    # Throughput: ms per frame = 1000 / frames/s of `glance run` over the same files (file
+    # reading and the JSON sink included), beside (c)'s sequential total and ORT's backbone.
+    out = ["", "| model | threads | glance run | ms/frame, decode ahead | ms/frame, inline "
+           "| ahead ÷ (c) total | ahead ÷ ORT backbone |", "|---|---|---|---|---|---|---|"]
+    for model, threads, engine in sorted({(r["model"], r["threads"], r["engine"])
+                                          for r in runs_of_glance_run}):
+        def ms_per_frame(mode):
+            group = [r for r in runs_of_glance_run if (r["model"], r["threads"], r["engine"],
+                     r["pipeline"]) == (model, threads, engine, f"run-{mode}")]
+            return statistics.mean(1e3 / r["frames_per_second"] for r in group) if group else None
+        ahead, inline = ms_per_frame("ahead"), ms_per_frame("inline")
+        py = [r for r in rows if (r["model"], r["threads"], r["pipeline"]) ==
+              (model, threads, "python")]
+        ratio = lambda stage: f"{ahead / cell(py, stage):.2f}" if py and ahead else "–"
+        fmt = lambda v: f"{v:.2f}" if v else "–"
+        out.append(f"| {model} | {threads} | {engine} | **{fmt(ahead)}** | {fmt(inline)} "
+                   f"| {ratio('total')} | {ratio('backbone')} |")
     print("\n".join(out))
 
 

@@ -152,11 +152,7 @@ impl TractEngine {
         #[cfg(target_arch = "x86_64")]
         log::debug!(
             "tract depthwise kernel: {}",
-            if depthwise::active() {
-                depthwise::NAME
-            } else {
-                "tract's own"
-            }
+            depthwise::active().unwrap_or("tract's own")
         );
         let plan = tract_model(bytes, shape, true, outputs)
             .and_then(|m| m.into_runnable())

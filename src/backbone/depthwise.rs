@@ -4,9 +4,10 @@
 //! convolution as, for every output position, `out[c] = bias[c] + Σ_taps k[tap][c] · x[tap][c]`
 //! over contiguous channel vectors. tract-linalg 0.23 ships a SIMD kernel for that loop on
 //! aarch64 (NEON) and wasm, and none on x86-64, where a plain loop does it. This module writes
-//! the x86-64 one (AVX2 + FMA, 32 channels per step) and registers it in tract-linalg's routine
-//! table (`Func::DepthwiseC`), the same table its own aarch64 kernel is declared in; tract then
-//! picks it at run time on any CPU with AVX2 and FMA, and keeps its plain loop elsewhere.
+//! the x86-64 ones (AVX2 + FMA, 32 channels per step; AVX-512F, 64 per step) and registers them
+//! in tract-linalg's routine table (`Func::DepthwiseC`), the same table its own aarch64 kernel is
+//! declared in; tract then picks the widest one the CPU runs, and keeps its plain loop on CPUs
+//! with neither.
 //!
 //! Results differ from the plain loop only by FMA rounding (one rounding per tap instead of
 //! two), as the aarch64 kernel's do; the tests compare against an f64 sum.
@@ -16,8 +17,10 @@
 use tract_linalg::isa::{Arch, Isa, IsaReq};
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
-/// The name the routine answers to in tract-linalg's table.
-pub const NAME: &str = "glance_avx2_fma_depthwise_c_f32";
+/// The names the routines answer to in tract-linalg's table.
+pub const NAME_AVX2: &str = "glance_avx2_fma_depthwise_c_f32";
+/// See [`NAME_AVX2`].
+pub const NAME_AVX512: &str = "glance_avx512f_depthwise_c_f32";
 
 inventory::submit! {
     Routine {
@@ -26,16 +29,150 @@ inventory::submit! {
         isa: IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]),
         boost: 0,
         round_trip: false,
-        factory: RoutineFactory::DepthwiseCF32 { name: NAME, run: depthwise_c_f32 },
+        factory: RoutineFactory::DepthwiseCF32 { name: NAME_AVX2, run: depthwise_c_f32 },
     }
 }
 
-/// Whether tract will run this kernel for channels-last depthwise convolutions on this machine
-/// (an x86-64 CPU with AVX2 and FMA).
-pub fn active() -> bool {
-    tract_linalg::routines::depthwise_c_f32().is_some_and(|f| {
-        std::ptr::fn_addr_eq(f, depthwise_c_f32 as tract_linalg::routines::DepthwiseCF32)
-    })
+inventory::submit! {
+    Routine {
+        func: Func::DepthwiseC,
+        arch: Some(Arch::X86_64),
+        isa: IsaReq::ANY.needing(&[Isa::X86_64Avx512f]),
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::DepthwiseCF32 { name: NAME_AVX512, run: depthwise_c_f32_avx512 },
+    }
+}
+
+/// Which of glance's kernels tract runs for channels-last depthwise convolutions on this
+/// machine: the AVX-512 one, the AVX2 + FMA one, or `None` (tract's own loop).
+pub fn active() -> Option<&'static str> {
+    use tract_linalg::routines::DepthwiseCF32;
+    let chosen = tract_linalg::routines::depthwise_c_f32()?;
+    if std::ptr::fn_addr_eq(chosen, depthwise_c_f32_avx512 as DepthwiseCF32) {
+        Some(NAME_AVX512)
+    } else if std::ptr::fn_addr_eq(chosen, depthwise_c_f32 as DepthwiseCF32) {
+        Some(NAME_AVX2)
+    } else {
+        None
+    }
+}
+
+/// [`depthwise_c_f32`] on 16-lane AVX-512 registers (64 channels per step, a masked tail).
+///
+/// # Safety
+/// As [`depthwise_c_f32`], on a CPU with AVX-512F.
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_c_f32_avx512(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    // SAFETY: forwarded contract; tract-linalg checked AVX-512F before choosing us.
+    unsafe {
+        avx512(
+            input,
+            output,
+            kernel,
+            tap_indices,
+            offsets,
+            bias,
+            channels,
+            k_stride,
+            len,
+            in_stride,
+            out_stride,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    use std::arch::x86_64::*;
+    let taps: Vec<(*const f32, isize)> = tap_indices
+        .iter()
+        .zip(offsets)
+        .map(|(&k, &off)| (kernel.wrapping_add(k * k_stride), off))
+        .collect();
+    // SAFETY: the caller's contract (see `depthwise_c_f32`) covers every access below; the
+    // masked loads and stores touch only the lanes of channels that exist.
+    unsafe {
+        for i in 0..len as isize {
+            let x = input.offset(i * in_stride);
+            let y = output.offset(i * out_stride);
+            let mut c = 0usize;
+            while c + 64 <= channels {
+                let mut a0 = _mm512_loadu_ps(bias.add(c));
+                let mut a1 = _mm512_loadu_ps(bias.add(c + 16));
+                let mut a2 = _mm512_loadu_ps(bias.add(c + 32));
+                let mut a3 = _mm512_loadu_ps(bias.add(c + 48));
+                for &(k, off) in &taps {
+                    let k = k.add(c);
+                    let xt = x.offset(off).add(c);
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xt), _mm512_loadu_ps(k), a0);
+                    a1 = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(xt.add(16)),
+                        _mm512_loadu_ps(k.add(16)),
+                        a1,
+                    );
+                    a2 = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(xt.add(32)),
+                        _mm512_loadu_ps(k.add(32)),
+                        a2,
+                    );
+                    a3 = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(xt.add(48)),
+                        _mm512_loadu_ps(k.add(48)),
+                        a3,
+                    );
+                }
+                _mm512_storeu_ps(y.add(c), a0);
+                _mm512_storeu_ps(y.add(c + 16), a1);
+                _mm512_storeu_ps(y.add(c + 32), a2);
+                _mm512_storeu_ps(y.add(c + 48), a3);
+                c += 64;
+            }
+            while c < channels {
+                let lanes = (channels - c).min(16);
+                let m: __mmask16 = if lanes == 16 {
+                    0xffff
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                let mut a = _mm512_maskz_loadu_ps(m, bias.add(c));
+                for &(k, off) in &taps {
+                    a = _mm512_fmadd_ps(
+                        _mm512_maskz_loadu_ps(m, x.offset(off).add(c)),
+                        _mm512_maskz_loadu_ps(m, k.add(c)),
+                        a,
+                    );
+                }
+                _mm512_mask_storeu_ps(y.add(c), m, a);
+                c += lanes;
+            }
+        }
+    }
 }
 
 /// tract-linalg's `DepthwiseCF32` contract: for every `i < len`, with
@@ -170,7 +307,13 @@ mod tests {
 
     /// One padded row of positions, like tract's zone scanner gives: `len` outputs, input
     /// positions `in_stride` apart, taps at arbitrary (here 1-D) offsets.
-    fn check(channels: usize, taps: usize, len: usize, stride: usize) {
+    fn check(
+        run: tract_linalg::routines::DepthwiseCF32,
+        channels: usize,
+        taps: usize,
+        len: usize,
+        stride: usize,
+    ) {
         let mut seed = (channels * 131 + taps * 7 + len) as u64;
         let positions = len * stride + taps;
         let input: Vec<f32> = (0..positions * channels).map(|_| lcg(&mut seed)).collect();
@@ -181,9 +324,9 @@ mod tests {
         let offsets: Vec<isize> = (0..taps).map(|t| (t * channels) as isize).collect();
         let out_stride = channels + 3; // outputs need not be packed
         let mut output = vec![f32::NAN; len * out_stride];
-        // SAFETY: sizes above cover every access; the test only runs with AVX2 + FMA.
+        // SAFETY: sizes above cover every access; the tests only pass kernels the CPU runs.
         unsafe {
-            depthwise_c_f32(
+            run(
                 input.as_ptr(),
                 output.as_mut_ptr(),
                 kernel.as_ptr(),
@@ -219,26 +362,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn matches_an_f64_sum_for_every_channel_tail() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
-            eprintln!("SKIPPED: this CPU has no AVX2+FMA, tract keeps its own loop here");
-            return;
-        }
-        for channels in [1, 7, 8, 9, 31, 32, 33, 40, 96, 144, 1152] {
+    fn check_all(run: tract_linalg::routines::DepthwiseCF32) {
+        for channels in [
+            1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 63, 64, 65, 96, 144, 1152,
+        ] {
             for taps in [1, 4, 9, 25] {
-                check(channels, taps, 5, 1);
-                check(channels, taps, 3, 2);
+                check(run, channels, taps, 5, 1);
+                check(run, channels, taps, 3, 2);
             }
         }
     }
 
     #[test]
-    fn tract_picks_it_on_avx2_fma_machines() {
-        let capable = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    fn avx2_kernel_matches_an_f64_sum_for_every_channel_tail() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("SKIPPED: this CPU has no AVX2+FMA, tract keeps its own loop here");
+            return;
+        }
+        check_all(depthwise_c_f32);
+    }
+
+    #[test]
+    fn avx512_kernel_matches_an_f64_sum_for_every_channel_tail() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("SKIPPED: this CPU has no AVX-512F");
+            return;
+        }
+        check_all(depthwise_c_f32_avx512);
+    }
+
+    #[test]
+    fn tract_picks_the_widest_kernel_this_cpu_runs() {
+        let want = if is_x86_feature_detected!("avx512f") {
+            Some(NAME_AVX512)
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(NAME_AVX2)
+        } else {
+            None
+        };
         assert_eq!(
             active(),
-            capable,
+            want,
             "routine table chose another depthwise kernel"
         );
     }
