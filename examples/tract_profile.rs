@@ -4,7 +4,7 @@
 //! nodes. Single-threaded unless `--threads N`.
 //!
 //! ```text
-//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--nchw] [--features-only] [--dump N]
+//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--features-only] [--dump N]
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,7 +18,6 @@ fn main() -> TractResult<()> {
     let mut args = std::env::args().skip(1);
     let mut model_path = None;
     let (mut runs, mut top, mut threads) = (30usize, 15usize, 1usize);
-    let mut channels_last = true;
     let mut dump = 0usize;
     let mut outputs = usize::MAX;
     while let Some(arg) = args.next() {
@@ -33,16 +32,15 @@ fn main() -> TractResult<()> {
             "--top" => top = value("--top")?,
             "--threads" => threads = value("--threads")?,
             "--dump" => dump = value("--dump")?,
-            "--nchw" => channels_last = false,
             "--features-only" => outputs = 1,
             _ if model_path.is_none() => model_path = Some(arg),
             other => anyhow::bail!("unexpected argument {other}"),
         }
     }
-    let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--nchw] [--features-only] [--dump N]"))?;
+    let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--features-only] [--dump N]"))?;
     let bytes = std::fs::read(&model_path).map_err(|e| anyhow::anyhow!("{model_path}: {e}"))?;
     glance::backbone::set_threads(threads).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], channels_last, outputs)?;
+    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], outputs)?;
     let mut out = std::io::stdout().lock();
     for node in model.nodes.iter().take(dump) {
         writeln!(
@@ -110,10 +108,11 @@ fn main() -> TractResult<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
     writeln!(
         out,
-        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean)",
+        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}",
         names.len(),
         median.as_secs_f64() * 1e3,
-        ms(sum)
+        ms(sum),
+        glance::backbone::tract_depthwise_kernel()
     )?;
     let mut by_kind: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
     for (i, (_, kind)) in names.iter().enumerate() {

@@ -98,18 +98,16 @@ pub trait Engine: Send + Sync {
 }
 
 /// tract's optimised graph for one fixed NCHW input shape, as the tract engine runs it
-/// (public for `examples/tract_profile.rs`). `channels_last` rewrites every convolution to run
-/// on NHWC data (tract's `conv_nhwc` pass; the graph's input and outputs keep their layout):
-/// its depthwise convolutions then walk contiguous channel vectors instead of the zone-by-zone
-/// border logic of the NCHW kernel, the single largest cost of this backbone on tract (see
-/// BENCHMARKS.md, "tract graph forms"). Only the first `outputs` outputs are kept.
+/// (public for `examples/tract_profile.rs`). Only the first `outputs` outputs are kept.
+///
+/// Layout: tract moves a depthwise convolution's data channels-last by itself when tract-linalg
+/// has a channel-inner depthwise kernel for the machine (`suggested_axis_changes` of its `Conv`,
+/// applied while decluttering); it ships one for aarch64, and glance registers its own for
+/// x86-64 (`backbone/depthwise.rs`; see [`tract_depthwise_kernel`]). Measured here, that is the single largest gain for this backbone:
+/// the NCHW depthwise path spends most of its time on the border zones of 7×7 and 14×14 maps
+/// with 5×5 kernels (BENCHMARKS.md, "tract: where the time goes").
 #[doc(hidden)]
-pub fn tract_model(
-    bytes: &[u8],
-    shape: [usize; 4],
-    channels_last: bool,
-    outputs: usize,
-) -> TractResult<TypedModel> {
+pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
     let mut reader = bytes;
     // The input shape is fixed below; intermediate shape hints in the file (value_info) may
     // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
@@ -124,16 +122,18 @@ pub fn tract_model(
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
-    let mut model = model.into_decluttered()?;
-    if channels_last {
-        // Registered by name only (the type is private to tract-core).
-        tract_onnx::tract_core::transform::get_transform("conv_nhwc")?
-            .ok_or_else(|| {
-                tract_onnx::tract_core::internal::anyhow!("this tract has no conv_nhwc transform")
-            })?
-            .transform(&mut model)?;
-    }
     model.into_optimized()
+}
+
+/// Which channel-inner depthwise kernel tract runs on this machine: one of glance's x86-64
+/// kernels, or `tract's own` (tract-linalg's, e.g. NEON on aarch64, or none, where tract keeps
+/// depthwise convolutions NCHW).
+pub fn tract_depthwise_kernel() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(name) = depthwise::active() {
+        return name;
+    }
+    "tract's own"
 }
 
 /// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
@@ -149,12 +149,8 @@ impl TractEngine {
             path: origin.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        #[cfg(target_arch = "x86_64")]
-        log::debug!(
-            "tract depthwise kernel: {}",
-            depthwise::active().unwrap_or("tract's own")
-        );
-        let plan = tract_model(bytes, shape, true, outputs)
+        log::debug!("tract depthwise kernel: {}", tract_depthwise_kernel());
+        let plan = tract_model(bytes, shape, outputs)
             .and_then(|m| m.into_runnable())
             .map_err(load_err)?;
         Ok(Self { plan })
