@@ -29,7 +29,7 @@ inventory::submit! {
         isa: IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]),
         boost: 0,
         round_trip: false,
-        factory: RoutineFactory::DepthwiseCF32 { name: NAME_AVX2, run: depthwise_c_f32 },
+        factory: RoutineFactory::DepthwiseCF32 { name: NAME_AVX2, run: depthwise_c_f32_avx2 },
     }
 }
 
@@ -44,6 +44,20 @@ inventory::submit! {
     }
 }
 
+/// Per tap: the start of its kernel row and its input offset, so that the loops add `c` only.
+fn tap_rows(
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    k_stride: usize,
+) -> Vec<(*const f32, isize)> {
+    tap_indices
+        .iter()
+        .zip(offsets)
+        .map(|(&k, &off)| (kernel.wrapping_add(k * k_stride), off))
+        .collect()
+}
+
 /// Which of glance's kernels tract runs for channels-last depthwise convolutions on this
 /// machine: the AVX-512 one, the AVX2 + FMA one, or `None` (tract's own loop).
 pub fn active() -> Option<&'static str> {
@@ -51,18 +65,19 @@ pub fn active() -> Option<&'static str> {
     let chosen = tract_linalg::routines::depthwise_c_f32()?;
     if std::ptr::fn_addr_eq(chosen, depthwise_c_f32_avx512 as DepthwiseCF32) {
         Some(NAME_AVX512)
-    } else if std::ptr::fn_addr_eq(chosen, depthwise_c_f32 as DepthwiseCF32) {
+    } else if std::ptr::fn_addr_eq(chosen, depthwise_c_f32_avx2 as DepthwiseCF32) {
         Some(NAME_AVX2)
     } else {
         None
     }
 }
 
-/// [`depthwise_c_f32`] on 16-lane AVX-512 registers (64 channels per step, a masked tail).
+/// [`depthwise_c_f32_avx2`] on 16-lane AVX-512 registers (64 channels per step, a masked tail).
 ///
 /// # Safety
-/// As [`depthwise_c_f32`], on a CPU with AVX-512F.
+/// As [`depthwise_c_f32_avx2`], on a CPU with AVX-512F.
 #[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
 unsafe fn depthwise_c_f32_avx512(
     input: *const f32,
     output: *mut f32,
@@ -76,46 +91,9 @@ unsafe fn depthwise_c_f32_avx512(
     in_stride: isize,
     out_stride: isize,
 ) {
-    // SAFETY: forwarded contract; tract-linalg checked AVX-512F before choosing us.
-    unsafe {
-        avx512(
-            input,
-            output,
-            kernel,
-            tap_indices,
-            offsets,
-            bias,
-            channels,
-            k_stride,
-            len,
-            in_stride,
-            out_stride,
-        )
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512(
-    input: *const f32,
-    output: *mut f32,
-    kernel: *const f32,
-    tap_indices: &[usize],
-    offsets: &[isize],
-    bias: *const f32,
-    channels: usize,
-    k_stride: usize,
-    len: usize,
-    in_stride: isize,
-    out_stride: isize,
-) {
     use std::arch::x86_64::*;
-    let taps: Vec<(*const f32, isize)> = tap_indices
-        .iter()
-        .zip(offsets)
-        .map(|(&k, &off)| (kernel.wrapping_add(k * k_stride), off))
-        .collect();
-    // SAFETY: the caller's contract (see `depthwise_c_f32`) covers every access below; the
+    let taps = tap_rows(kernel, tap_indices, offsets, k_stride);
+    // SAFETY: the caller's contract (see `depthwise_c_f32_avx2`) covers every access below; the
     // masked loads and stores touch only the lanes of channels that exist.
     unsafe {
         for i in 0..len as isize {
@@ -182,42 +160,10 @@ unsafe fn avx512(
 /// # Safety
 /// Every pointer named above must be valid for the reads and writes it implies (tract's zone
 /// scanner guarantees it), and the CPU must have AVX2 and FMA: tract-linalg only calls the
-/// routine on such a CPU (`isa` above).
-#[allow(clippy::too_many_arguments)]
-unsafe fn depthwise_c_f32(
-    input: *const f32,
-    output: *mut f32,
-    kernel: *const f32,
-    tap_indices: &[usize],
-    offsets: &[isize],
-    bias: *const f32,
-    channels: usize,
-    k_stride: usize,
-    len: usize,
-    in_stride: isize,
-    out_stride: isize,
-) {
-    // SAFETY: forwarded contract; tract-linalg checked AVX2 and FMA before choosing us.
-    unsafe {
-        avx2_fma(
-            input,
-            output,
-            kernel,
-            tap_indices,
-            offsets,
-            bias,
-            channels,
-            k_stride,
-            len,
-            in_stride,
-            out_stride,
-        )
-    }
-}
-
+/// routine on such a CPU (`isa` above). 32 channels per step, then 8, then one by one.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_fma(
+unsafe fn depthwise_c_f32_avx2(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
@@ -231,13 +177,8 @@ unsafe fn avx2_fma(
     out_stride: isize,
 ) {
     use std::arch::x86_64::*;
-    // Per tap: the kernel row's start and the input offset, so the inner loops add `c` only.
-    let taps: Vec<(*const f32, isize)> = tap_indices
-        .iter()
-        .zip(offsets)
-        .map(|(&k, &off)| (kernel.wrapping_add(k * k_stride), off))
-        .collect();
-    // SAFETY: the caller's contract (see `depthwise_c_f32`) covers every access below.
+    let taps = tap_rows(kernel, tap_indices, offsets, k_stride);
+    // SAFETY: the caller's contract (see `depthwise_c_f32_avx2`) covers every access below.
     unsafe {
         for i in 0..len as isize {
             let x = input.offset(i * in_stride);
@@ -379,7 +320,7 @@ mod tests {
             eprintln!("SKIPPED: this CPU has no AVX2+FMA, tract keeps its own loop here");
             return;
         }
-        check_all(depthwise_c_f32);
+        check_all(depthwise_c_f32_avx2);
     }
 
     #[test]
