@@ -103,9 +103,10 @@ pub trait Engine: Send + Sync {
 /// Layout: tract moves a depthwise convolution's data channels-last by itself when tract-linalg
 /// has a channel-inner depthwise kernel for the machine (`suggested_axis_changes` of its `Conv`,
 /// applied while decluttering); it ships one for aarch64, and glance registers its own for
-/// x86-64 (`backbone/depthwise.rs`; see [`tract_depthwise_kernel`]). Measured here, that is the single largest gain for this backbone:
-/// the NCHW depthwise path spends most of its time on the border zones of 7×7 and 14×14 maps
-/// with 5×5 kernels (BENCHMARKS.md, "tract: where the time goes").
+/// x86-64 (`backbone/depthwise.rs`; see [`tract_depthwise_kernel`]). Measured here, that is the
+/// single largest gain for this backbone: the NCHW depthwise path spends most of its time on the
+/// border zones of 7×7 and 14×14 maps with 5×5 kernels (BENCHMARKS.md, "tract: where the time
+/// goes").
 #[doc(hidden)]
 pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
     let mut reader = bytes;

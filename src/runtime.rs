@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use glance_proto::Command;
@@ -228,11 +229,23 @@ enum Frames {
     },
     FilesAhead {
         rx: Receiver<Step>,
+        worker: JoinHandle<()>,
     },
     LiveAhead {
         raw: Arc<Latest<Frame>>,
         ready: Arc<Latest<ReadyFrame>>,
+        worker: JoinHandle<()>,
     },
+}
+
+/// Closes the prepared-frame mailbox when the `prepare` thread ends, by returning or by a
+/// panic, so that the main loop sees the end of the stream instead of waiting forever.
+struct CloseOnDrop(Arc<Latest<ReadyFrame>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl Frames {
@@ -253,7 +266,7 @@ impl Frames {
         match &source {
             FrameSource::Files { .. } => {
                 let (tx, rx) = mpsc::sync_channel::<Step>(1);
-                thread
+                let worker = thread
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
                             let step = match source.next(Duration::from_millis(100)) {
@@ -268,26 +281,25 @@ impl Frames {
                         }
                     })
                     .map_err(spawn_err)?;
-                Ok(Self::FilesAhead { rx })
+                Ok(Self::FilesAhead { rx, worker })
             }
             FrameSource::Live { mailbox } => {
                 let raw = Arc::clone(mailbox);
                 let ready = Arc::new(Latest::new());
-                let out = Arc::clone(&ready);
-                thread
+                let out = CloseOnDrop(Arc::clone(&ready));
+                let worker = thread
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
                             match source.next(Duration::from_millis(100)) {
-                                Next::Frame(frame) => out.put(ReadyFrame::of(frame, &preparer)),
+                                Next::Frame(frame) => out.0.put(ReadyFrame::of(frame, &preparer)),
                                 Next::Failed(why) => log::error!("{why}"),
                                 Next::Idle => {}
                                 Next::End => break,
                             }
                         }
-                        out.close();
                     })
                     .map_err(spawn_err)?;
-                Ok(Self::LiveAhead { raw, ready })
+                Ok(Self::LiveAhead { raw, ready, worker })
             }
         }
     }
@@ -300,7 +312,7 @@ impl Frames {
                 Next::Idle => Step::Idle,
                 Next::End => Step::End,
             },
-            Self::FilesAhead { rx } => match rx.recv_timeout(wait) {
+            Self::FilesAhead { rx, .. } => match rx.recv_timeout(wait) {
                 Ok(step) => step,
                 Err(mpsc::RecvTimeoutError::Timeout) => Step::Idle,
                 Err(mpsc::RecvTimeoutError::Disconnected) => Step::End,
@@ -318,8 +330,22 @@ impl Frames {
         match self {
             Self::Inline { source, .. } => source.dropped(),
             Self::FilesAhead { .. } => 0,
-            Self::LiveAhead { raw, ready } => raw.dropped() + ready.dropped(),
+            Self::LiveAhead { raw, ready, .. } => raw.dropped() + ready.dropped(),
         }
+    }
+
+    /// An error if the `prepare` thread died of a panic (its stream then ended early).
+    fn into_outcome(self) -> Result<()> {
+        let worker = match self {
+            Self::Inline { .. } => return Ok(()),
+            Self::FilesAhead { worker, .. } | Self::LiveAhead { worker, .. } => worker,
+        };
+        if worker.is_finished() && worker.join().is_err() {
+            return Err(Error::Inference(
+                "the thread preparing frames panicked; the run stopped".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -880,8 +906,15 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 };
                 r.request(id, c, source.dropped())?;
             }
-            if stdin_closed && r.pending.is_empty() && r.enrolling.is_none() {
-                break; // the command script ended and everything it asked is done
+            // The command script ended and everything it asked is done (and, with a frame
+            // limit, that many frames were decided: whether the first frame is ready before the
+            // script has been read must not decide whether a run sees any frame at all).
+            if stdin_closed
+                && r.pending.is_empty()
+                && r.enrolling.is_none()
+                && config.max_frames.is_none_or(|m| r.frames >= m)
+            {
+                break;
             }
             if let Some(at) = next_status {
                 if Instant::now() >= at {
@@ -944,6 +977,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         elapsed: r.started.elapsed(),
     };
     r.sink.finish(Duration::from_secs(2));
+    source.into_outcome()?;
     match outcome {
         Ok(()) => Ok(summary),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
