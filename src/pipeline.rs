@@ -155,8 +155,7 @@ impl Preparer {
     /// Decodes (timed as the decode stage) and prepares one captured frame.
     pub fn prepare_frame(&self, frame: &crate::source::Frame) -> Result<Prepared> {
         use crate::source::{convert, FrameData};
-        let start = Instant::now();
-        let image = match &frame.data {
+        self.prepare_decoded(frame.name.clone(), || match &frame.data {
             FrameData::Encoded(bytes) => {
                 let name = frame
                     .path
@@ -170,11 +169,21 @@ impl Preparer {
                 height,
                 stride,
             } => convert::yuyv_to_rgb(data, *width, *height, *stride),
-        }?;
+        })
+    }
+
+    /// Times `decode` as the decode stage, then prepares its image.
+    pub fn prepare_decoded(
+        &self,
+        source: String,
+        decode: impl FnOnce() -> Result<RgbImage>,
+    ) -> Result<Prepared> {
+        let start = Instant::now();
+        let image = decode()?;
         let decode_ms = ms(start);
-        let mut p = self.prepare_image(&image, frame.name.clone())?;
-        p.decode_ms = decode_ms;
-        Ok(p)
+        let mut prepared = self.prepare_image(&image, source)?;
+        prepared.decode_ms = decode_ms;
+        Ok(prepared)
     }
 
     /// Prepares an already-decoded RGB image.
@@ -317,12 +326,7 @@ impl Classifier {
         source: String,
         decode: impl FnOnce() -> Result<RgbImage>,
     ) -> Result<Prediction> {
-        let start = Instant::now();
-        let image = decode()?;
-        let decode_ms = ms(start);
-        let mut prepared = self.preparer.prepare_image(&image, source)?;
-        prepared.decode_ms = decode_ms;
-        self.classify_prepared(prepared)
+        self.classify_prepared(self.preparer.prepare_decoded(source, decode)?)
     }
 
     /// Classifies an already-decoded RGB frame.

@@ -124,11 +124,24 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-enum Next {
-    Frame(Frame),
+/// What a source (or the stage preparing its frames) has next: `F` is a captured [`Frame`] or,
+/// after preparation, a [`ReadyFrame`].
+enum Next<F> {
+    Frame(F),
     Failed(String),
     Idle,
     End,
+}
+
+impl<F> Next<F> {
+    fn map<G>(self, f: impl FnOnce(F) -> G) -> Next<G> {
+        match self {
+            Self::Frame(frame) => Next::Frame(f(frame)),
+            Self::Failed(why) => Next::Failed(why),
+            Self::Idle => Next::Idle,
+            Self::End => Next::End,
+        }
+    }
 }
 
 enum FrameSource {
@@ -143,7 +156,7 @@ enum FrameSource {
 }
 
 impl FrameSource {
-    fn next(&mut self, wait: Duration) -> Next {
+    fn next(&mut self, wait: Duration) -> Next<Frame> {
         match self {
             Self::Files {
                 items,
@@ -205,13 +218,6 @@ impl ReadyFrame {
     }
 }
 
-enum Step {
-    Frame(ReadyFrame),
-    Failed(String),
-    Idle,
-    End,
-}
-
 /// Frames for the main loop, prepared on the main thread between inferences (`Inline`) or
 /// ahead, on a `prepare` thread, while the previous frame is inferred: the backbone then
 /// waits for no decoding (throughput: one frame per max(decode + preprocess, backbone + head)
@@ -228,7 +234,7 @@ enum Frames {
         preparer: Preparer,
     },
     FilesAhead {
-        rx: Receiver<Step>,
+        rx: Receiver<Next<ReadyFrame>>,
         worker: JoinHandle<()>,
     },
     LiveAhead {
@@ -265,15 +271,14 @@ impl Frames {
         let thread = std::thread::Builder::new().name("prepare".into());
         match &source {
             FrameSource::Files { .. } => {
-                let (tx, rx) = mpsc::sync_channel::<Step>(1);
+                let (tx, rx) = mpsc::sync_channel::<Next<ReadyFrame>>(1);
                 let worker = thread
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
                             let step = match source.next(Duration::from_millis(100)) {
-                                Next::Frame(frame) => Step::Frame(ReadyFrame::of(frame, &preparer)),
-                                Next::Failed(why) => Step::Failed(why),
                                 Next::Idle => continue,
                                 Next::End => break,
+                                step => step.map(|frame| ReadyFrame::of(frame, &preparer)),
                             };
                             if tx.send(step).is_err() {
                                 break; // the main loop has finished
@@ -304,23 +309,20 @@ impl Frames {
         }
     }
 
-    fn next(&mut self, wait: Duration) -> Step {
+    fn next(&mut self, wait: Duration) -> Next<ReadyFrame> {
         match self {
-            Self::Inline { source, preparer } => match source.next(wait) {
-                Next::Frame(frame) => Step::Frame(ReadyFrame::of(frame, preparer)),
-                Next::Failed(why) => Step::Failed(why),
-                Next::Idle => Step::Idle,
-                Next::End => Step::End,
-            },
+            Self::Inline { source, preparer } => source
+                .next(wait)
+                .map(|frame| ReadyFrame::of(frame, preparer)),
             Self::FilesAhead { rx, .. } => match rx.recv_timeout(wait) {
                 Ok(step) => step,
-                Err(mpsc::RecvTimeoutError::Timeout) => Step::Idle,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Step::End,
+                Err(mpsc::RecvTimeoutError::Timeout) => Next::Idle,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Next::End,
             },
             Self::LiveAhead { ready, .. } => match ready.take(wait) {
-                Taken::Value(frame) => Step::Frame(frame),
-                Taken::Timeout => Step::Idle,
-                Taken::Closed => Step::End,
+                Taken::Value(frame) => Next::Frame(frame),
+                Taken::Timeout => Next::Idle,
+                Taken::Closed => Next::End,
             },
         }
     }
@@ -931,18 +933,18 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 break;
             }
             match source.next(Duration::from_millis(100)) {
-                Step::Frame(frame) => {
+                Next::Frame(frame) => {
                     let dropped = source.dropped();
                     let since = dropped - reported_drops;
                     reported_drops = dropped;
                     r.frame(frame, since)?;
                 }
-                Step::Failed(why) => {
+                Next::Failed(why) => {
                     r.errors += 1;
                     log::error!("{why}");
                 }
-                Step::Idle => {}
-                Step::End => {
+                Next::Idle => {}
+                Next::End => {
                     if let Some(e) = r.enrolling.take() {
                         r.reply(
                             e.id,

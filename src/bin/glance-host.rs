@@ -164,8 +164,8 @@ impl RunArgs {
                     1
                 },
                 ort_library: self.ort_library.clone(),
-                // Extraction, fitting and evaluation read the features alone.
-                features_only: true,
+                // The workbench loads the backbone for its features alone either way.
+                features_only: false,
             },
             cache_dir: (!self.no_cache).then(|| {
                 self.cache
