@@ -108,11 +108,12 @@ fn main() -> TractResult<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
     writeln!(
         out,
-        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}",
+        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}, matmul kernels: {}",
         names.len(),
         median.as_secs_f64() * 1e3,
         ms(sum),
-        glance::backbone::tract_depthwise_kernel()
+        glance::backbone::tract_depthwise_kernel(),
+        glance::backbone::tract_mmm_tuning()
     )?;
     let mut by_kind: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
     for (i, (_, kind)) in names.iter().enumerate() {

@@ -12,6 +12,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod mmm;
 #[cfg(feature = "ort")]
 mod ort;
 
@@ -137,6 +139,16 @@ pub fn tract_depthwise_kernel() -> &'static str {
     "tract's own"
 }
 
+/// How glance steers tract-linalg's choice of matrix-product kernel on this machine
+/// (`backbone/mmm.rs`): its table of kernels measured fastest for this backbone's shapes on
+/// Intel AVX-512, tract's own choice elsewhere, or what `GLANCE_TRACT_MMM` says.
+pub fn tract_mmm_tuning() -> String {
+    #[cfg(target_arch = "x86_64")]
+    return mmm::describe();
+    #[cfg(not(target_arch = "x86_64"))]
+    "tract's own".to_string()
+}
+
 /// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
@@ -151,6 +163,7 @@ impl TractEngine {
             reason: format!("{e:#}"),
         };
         log::debug!("tract depthwise kernel: {}", tract_depthwise_kernel());
+        log::debug!("tract matrix-product kernels: {}", tract_mmm_tuning());
         let plan = tract_model(bytes, shape, outputs)
             .and_then(|m| m.into_runnable())
             .map_err(load_err)?;

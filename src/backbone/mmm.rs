@@ -1,0 +1,211 @@
+//! Which of tract-linalg's f32 matrix-product kernels runs each 1×1 convolution of the backbone
+//! on Intel CPUs with AVX-512.
+//!
+//! tract-linalg chooses a kernel per matmul with a linear cost model fitted on plain `m × k × n`
+//! products. The backbone's convolutions are not plain: the stem writes a 32 × 12544 output
+//! along its long axis, and the early 1×1 convolutions have `k` of 16 to 40, where packing and
+//! stores, not the multiply, decide. Timed in the real graph (every node, every kernel:
+//! `scripts/tune-tract-mmm`), tract's pick was up to 1.8× slower than the best kernel on the
+//! stem and 10–25 % slower on a dozen other shapes. This module registers a dispatch tier in
+//! tract-linalg (`MmmTier`, the table tract's own x86 and arm tiers are declared in) above
+//! tract's, which answers for those shapes with the kernel measured fastest, and leaves every
+//! other query to tract. A kernel the query cannot use is ignored by tract, which then asks its
+//! own tiers, so the table can never make a matmul impossible; results differ from tract's
+//! choice only by summation order.
+//!
+//! `GLANCE_TRACT_MMM` changes it for one process: `off` leaves every query to tract, a kernel
+//! name (`avx512_mmm_f32_32x6`, …) runs that kernel for every f32 matmul it can (how the table
+//! is measured).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use tract_linalg::isa::{Arch, Isa, IsaSet};
+use tract_linalg::mmm::{Query, Suitable};
+use tract_linalg::mmm_tiers::MmmTier;
+use tract_onnx::prelude::DatumType;
+
+/// The variable that switches the table off or forces one kernel.
+pub const ENV: &str = "GLANCE_TRACT_MMM";
+
+/// `(m, k, n)` of a matmul in EfficientNet-Lite0 at 224² as tract lays it out, and the kernel
+/// measured fastest for it on an Intel AVX-512 core (1 thread; medians of three sweeps, matmul
+/// plus its activation packing, kept only where the gain was over 5 % in every sweep). The
+/// layers each shape occurs in are named for the record.
+pub const TUNED: &[((usize, usize, usize), &str)] = &[
+    ((32, 27, 12544), "avx512_mmm_f32_16x12"), // stem (tract: fma 32x3, 1.42 → 0.77 ms)
+    ((12544, 16, 96), "avx512_mmm_f32_16x12"), // block 1 expand (80x2, 1.20 → 1.07)
+    ((3136, 24, 144), "avx512_mmm_f32_32x6"),  // blocks 2-3 expand (80x2)
+    ((3136, 144, 24), "fma_mmm_f32_32x3"),     // block 2 project (16x12)
+    ((3136, 96, 24), "avx512_mmm_f32_16x12"),  // block 1 project
+    ((784, 240, 40), "fma_mmm_f32_24x4"),      // block 4 project (16x8)
+    ((480, 80, 196), "avx512_mmm_f32_48x4"),   // blocks 6-8 expand (16x12)
+    ((196, 480, 80), "avx512_mmm_f32_32x6"),   // blocks 6-7 project (16x8)
+    ((196, 480, 112), "avx512_mmm_f32_32x6"),  // block 8 project (16x8)
+    ((196, 240, 80), "avx512_mmm_f32_16x12"),  // block 5 project (16x8)
+    ((672, 112, 196), "avx512_mmm_f32_48x4"),  // blocks 9-11 expand (16x12)
+    ((196, 672, 112), "avx512_mmm_f32_32x6"),  // blocks 9-10 project (16x8)
+];
+
+/// One flag per [`TUNED`] entry: set once tract has asked for that shape and got the answer.
+static ASKED: [AtomicBool; TUNED.len()] = [const { AtomicBool::new(false) }; TUNED.len()];
+
+/// What `GLANCE_TRACT_MMM` says, read once.
+enum Mode {
+    Table,
+    Off,
+    Force(&'static str),
+}
+
+fn mode() -> &'static Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    MODE.get_or_init(|| match std::env::var(ENV) {
+        Ok(v) if v == "off" => Mode::Off,
+        Ok(v) if !v.is_empty() => Mode::Force(Box::leak(v.into_boxed_str())),
+        _ => Mode::Table,
+    })
+}
+
+/// The CPUs the table was measured on: Intel, AVX-512F (tract's own models also split Intel
+/// from AMD).
+fn measured_here(isa: &IsaSet) -> bool {
+    isa.has(Isa::X86_64Avx512f) && isa.has(Isa::X86_64Fma) && is_intel()
+}
+
+fn is_intel() -> bool {
+    static INTEL: OnceLock<bool> = OnceLock::new();
+    *INTEL.get_or_init(|| {
+        // `__cpuid` is safe on recent rustc and unsafe on the MSRV.
+        #[allow(unused_unsafe, unsafe_code)]
+        let id = unsafe { std::arch::x86_64::__cpuid(0) };
+        let mut vendor = [0u8; 12];
+        vendor[0..4].copy_from_slice(&id.ebx.to_le_bytes());
+        vendor[4..8].copy_from_slice(&id.edx.to_le_bytes());
+        vendor[8..12].copy_from_slice(&id.ecx.to_le_bytes());
+        &vendor == b"GenuineIntel"
+    })
+}
+
+fn preferred(isa: &IsaSet, dt: DatumType, q: &Query, _: &[Suitable]) -> Option<&'static str> {
+    if dt != DatumType::F32 || q.n == Some(1) {
+        return None;
+    }
+    match mode() {
+        Mode::Off => None,
+        Mode::Force(name) => Some(name),
+        Mode::Table => {
+            if !measured_here(isa) {
+                return None;
+            }
+            let shape = (q.m?, q.k?, q.n?);
+            let ix = TUNED.iter().position(|(s, _)| *s == shape)?;
+            ASKED[ix].store(true, Ordering::Relaxed);
+            Some(TUNED[ix].1)
+        }
+    }
+}
+
+inventory::submit! {
+    MmmTier {
+        arch: Some(Arch::X86_64),
+        // Above every tier tract-linalg 0.23 declares for x86-64 (the highest is 8).
+        precedence: 100,
+        name: "glance-tuned",
+        applies: |_| true,
+        preferred,
+    }
+}
+
+/// How glance steers tract's kernel choice on this machine, for logs and the profiler.
+pub fn describe() -> String {
+    match mode() {
+        Mode::Off => format!("tract's own ({ENV}=off)"),
+        Mode::Force(name) => format!("{name} wherever it fits ({ENV})"),
+        Mode::Table if measured_here(&tract_linalg::isa::native()) => {
+            format!(
+                "glance's table for Intel AVX-512 ({} shapes), tract's elsewhere",
+                TUNED.len()
+            )
+        }
+        Mode::Table => "tract's own (glance's table is for Intel AVX-512)".to_string(),
+    }
+}
+
+/// The [`TUNED`] shapes tract has not asked about in this process.
+#[cfg(test)]
+pub fn unasked() -> Vec<(usize, usize, usize)> {
+    TUNED
+        .iter()
+        .zip(&ASKED)
+        .filter(|(_, asked)| !asked.load(Ordering::Relaxed))
+        .map(|((shape, _), _)| *shape)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_linalg::MmmDispatch;
+
+    #[test]
+    fn the_table_names_kernels_this_build_has_once_each() {
+        let runnable: Vec<String> = MmmDispatch::native()
+            .runnable()
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect();
+        for (i, (shape, name)) in TUNED.iter().enumerate() {
+            assert!(
+                TUNED[..i].iter().all(|(s, _)| s != shape),
+                "{shape:?} is in the table twice"
+            );
+            if measured_here(&tract_linalg::isa::native()) {
+                assert!(
+                    runnable.iter().any(|r| r == name),
+                    "{name} is not runnable here"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tract_asks_the_table_for_the_stem_and_not_for_other_shapes() {
+        if !measured_here(&tract_linalg::isa::native()) || !matches!(mode(), Mode::Table) {
+            eprintln!(
+                "SKIPPED: not an Intel AVX-512 CPU, or {ENV} is set: {}",
+                describe()
+            );
+            return;
+        }
+        let dispatch = MmmDispatch::native();
+        let pick = |m, k, n| {
+            dispatch
+                .preferred_kernel(DatumType::F32, Some(m), Some(k), Some(n))
+                .map(|k| k.name().to_string())
+        };
+        assert_eq!(pick(32, 27, 12544).as_deref(), Some("avx512_mmm_f32_16x12"));
+        // A shape not in the table gets what tract's own tiers say, not an error.
+        let other = pick(1024, 1024, 1024);
+        assert!(other.is_some() && !TUNED.iter().any(|(s, _)| *s == (1024, 1024, 1024)));
+    }
+
+    /// The table is keyed on shapes as tract lays this model out; if a tract upgrade changes
+    /// that layout, the entries go stale silently. This catches it.
+    #[test]
+    fn optimising_the_shipped_backbone_asks_for_every_tuned_shape() {
+        if !measured_here(&tract_linalg::isa::native()) || !matches!(mode(), Mode::Table) {
+            eprintln!(
+                "SKIPPED: not an Intel AVX-512 CPU, or {ENV} is set: {}",
+                describe()
+            );
+            return;
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/efficientnet_lite0_fp32.onnx"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        super::super::tract_model(&bytes, [1, 3, 224, 224], 1).unwrap();
+        assert_eq!(unasked(), Vec::<(usize, usize, usize)>::new());
+    }
+}
