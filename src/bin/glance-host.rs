@@ -355,6 +355,16 @@ struct LatencyArgs {
     /// Untimed runs first.
     #[arg(long, default_value_t = 5)]
     warmup: u32,
+    /// Inference engine: `tract` (built in) or `ort` (onnxruntime, loaded from
+    /// libonnxruntime.so: --ort-library, else $ORT_DYLIB_PATH).
+    #[arg(long, default_value = "tract", value_name = "ENGINE")]
+    engine: glance::backbone::EngineKind,
+    /// onnxruntime's shared library for `--engine ort`.
+    #[arg(long, value_name = "FILE")]
+    ort_library: Option<PathBuf>,
+    /// Compute the features only, as bundles and extraction do (no ImageNet logits).
+    #[arg(long)]
+    features_only: bool,
     /// The image to run.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
@@ -1005,8 +1015,13 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
     let source = args.model.map_or(ModelSource::Embedded, ModelSource::File);
     let load_start = std::time::Instant::now();
-    let backbone =
-        Backbone::load(&source, &EngineOptions::default()).context("cannot load the backbone")?;
+    let engine = EngineOptions {
+        kind: args.engine,
+        threads: 1,
+        ort_library: args.ort_library,
+        features_only: args.features_only,
+    };
+    let backbone = Backbone::load(&source, &engine).context("cannot load the backbone")?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
     let tensor = preprocess::tensor_from_image(&image, backbone.preprocess_spec())?;
@@ -1023,7 +1038,8 @@ fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     let line = serde_json::json!({
-        "runtime": "tract", "model": backbone.entry().name, "runs": times.len(), "load_ms": load_ms,
+        "runtime": backbone.engine(), "model": backbone.entry().name,
+        "outputs": if args.features_only { "features" } else { "features+logits" }, "runs": times.len(), "load_ms": load_ms,
         "median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "min_ms": times[0],
     });
     println!("{line}");
