@@ -19,6 +19,10 @@ for pass in 1 2; do  # two interleaved passes: a noisy neighbour shows up as dis
   for m in fp32 int8w qdq; do
     f="models/efficientnet_lite0_$m.onnx"
     rows+=("$("${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
+    if [ "$m" = fp32 ]; then  # the same without glance's matmul-kernel table (src/backbone/mmm.rs)
+      rows+=("$(GLANCE_TRACT_MMM=off "${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE" \
+        | sed 's/"runtime":"tract"/"runtime":"tract, GLANCE_TRACT_MMM=off"/')")
+    fi
     rows+=("$("$VENV/bin/python" scripts/bench_backbone_ort.py "$f" "$IMAGE" "$RUNS" "$WARMUP")")
   done
 done
