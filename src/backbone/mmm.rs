@@ -168,13 +168,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tract_asks_the_table_for_the_stem_and_not_for_other_shapes() {
-        if !measured_here(&tract_linalg::isa::native()) || !matches!(mode(), Mode::Table) {
+    /// Whether the table answers on this machine; says so loudly when it does not.
+    fn table_in_use() -> bool {
+        let used = measured_here(&tract_linalg::isa::native()) && matches!(mode(), Mode::Table);
+        if !used {
             eprintln!(
                 "SKIPPED: not an Intel AVX-512 CPU, or {ENV} is set: {}",
                 describe()
             );
+        }
+        used
+    }
+
+    #[test]
+    fn the_stem_gets_the_tuned_kernel_and_other_shapes_tracts_choice() {
+        if !table_in_use() {
             return;
         }
         let dispatch = MmmDispatch::native();
@@ -193,11 +201,7 @@ mod tests {
     /// that layout, the entries go stale silently. This catches it.
     #[test]
     fn optimising_the_shipped_backbone_asks_for_every_tuned_shape() {
-        if !measured_here(&tract_linalg::isa::native()) || !matches!(mode(), Mode::Table) {
-            eprintln!(
-                "SKIPPED: not an Intel AVX-512 CPU, or {ENV} is set: {}",
-                describe()
-            );
+        if !table_in_use() {
             return;
         }
         let path = concat!(
