@@ -183,8 +183,6 @@ unsafe fn block64<const P: usize>(
     use std::arch::x86_64::*;
     // SAFETY: the caller's contract.
     unsafe {
-        // Literal arrays, not `array::from_fn`: its closure is not compiled with AVX-512 and the
-        // loads became calls (measured 10–15% slower).
         let b = [
             _mm512_loadu_ps(bias.add(c)),
             _mm512_loadu_ps(bias.add(c + 16)),
