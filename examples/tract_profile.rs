@@ -1,7 +1,9 @@
 //! Where tract spends a frame: runs the backbone as the tract engine prepares it (same graph
 //! passes) on one input, times every node over several runs with tract's own evaluation hook
 //! (`SimpleState::run_plan_with_eval`), and prints the time per operator kind and the slowest
-//! nodes. Single-threaded unless `--threads N`.
+//! nodes. Single-threaded unless `--threads N`. With the stem lowered to glance's im2col (the
+//! default; `GLANCE_TRACT_STEM=off` keeps the graph's stem), the graph's input is the stem's patch
+//! tensor and the im2col itself (~0.14 ms here) is not among the nodes.
 //!
 //! ```text
 //! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--features-only] [--dump N]
@@ -108,7 +110,7 @@ fn main() -> TractResult<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
     writeln!(
         out,
-        "{model_path}: {} nodes, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}, matmul kernels: {}",
+        "{model_path}: {} nodes, input {input_shape:?}, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}, matmul kernels: {}",
         names.len(),
         median.as_secs_f64() * 1e3,
         ms(sum),

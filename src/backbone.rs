@@ -16,6 +16,7 @@ mod depthwise;
 mod mmm;
 #[cfg(feature = "ort")]
 mod ort;
+mod stem;
 
 use std::path::{Path, PathBuf};
 
@@ -110,22 +111,43 @@ pub trait Engine: Send + Sync {
 /// border zones of 7×7 and 14×14 maps with 5×5 kernels (BENCHMARKS.md, "tract: where the time
 /// goes").
 #[doc(hidden)]
+///
+/// The stem convolution is lowered to glance's im2col + a 1×1 convolution when the graph allows
+/// it and `GLANCE_TRACT_STEM` is not `off` (`backbone/stem.rs`); the model's input is then the
+/// stem's patch tensor.
 pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
+    tract_graph(bytes, shape, outputs, stem::enabled()).map(|(model, _)| model)
+}
+
+/// [`tract_model`], with the stem lowering chosen by `lower_stem`, and the stem's geometry when
+/// it was lowered: the graph then takes the stem's patch tensor instead of the image.
+fn tract_graph(
+    bytes: &[u8],
+    shape: [usize; 4],
+    outputs: usize,
+    lower_stem: bool,
+) -> TractResult<(TypedModel, Option<stem::Stem>)> {
     let mut reader = bytes;
     // The input shape is fixed below; intermediate shape hints in the file (value_info) may
     // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
     // writes them), and tract infers every shape anyway.
-    let mut model = tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_read(&mut reader)?
-        .with_input_fact(0, f32::fact(shape).into())?
+    let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+    let mut proto = onnx.proto_model_for_read(&mut reader)?;
+    let stem = match lower_stem {
+        true => stem::lower(&mut proto, shape),
+        false => None,
+    };
+    let input_shape = stem.as_ref().map_or(shape, stem::Stem::patch_shape);
+    let mut model = onnx
+        .model_for_proto_model(&proto)?
+        .with_input_fact(0, f32::fact(input_shape).into())?
         .into_typed()?;
     // Outputs nobody reads are dropped before optimisation, and the nodes only they needed
     // with them (e.g. the 1000-way ImageNet classifier when a bundle brings its own head).
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
-    model.into_optimized()
+    Ok((model.into_optimized()?, stem))
 }
 
 /// Which channel-inner depthwise kernel tract runs on this machine: one of glance's x86-64
@@ -153,6 +175,9 @@ pub fn tract_mmm_tuning() -> String {
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
     plan: Plan,
+    /// Set when the stem runs as glance's im2col + a 1×1 convolution: frames are turned into
+    /// its patch tensor before tract runs them.
+    stem: Option<stem::Stem>,
 }
 
 impl TractEngine {
@@ -164,10 +189,18 @@ impl TractEngine {
         };
         log::debug!("tract depthwise kernel: {}", tract_depthwise_kernel());
         log::debug!("tract matrix-product kernels: {}", tract_mmm_tuning());
-        let plan = tract_model(bytes, shape, outputs)
-            .and_then(|m| m.into_runnable())
-            .map_err(load_err)?;
-        Ok(Self { plan })
+        let (model, stem) =
+            tract_graph(bytes, shape, outputs, stem::enabled()).map_err(load_err)?;
+        log::debug!(
+            "tract stem: {}",
+            stem.as_ref()
+                .map_or("as in the graph".to_owned(), |s| format!(
+                    "im2col to {:?} + 1x1 convolution",
+                    s.patch_shape()
+                ))
+        );
+        let plan = model.into_runnable().map_err(load_err)?;
+        Ok(Self { plan, stem })
     }
 }
 
@@ -181,8 +214,25 @@ impl Engine for TractEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let input =
-            Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let input = match &self.stem {
+            Some(stem) if stem.input == shape && input.len() == shape.iter().product::<usize>() => {
+                let inference = |e: TractError| Error::Inference(format!("stem patches: {e:#}"));
+                let mut patches = Tensor::zero::<f32>(&stem.patch_shape()).map_err(inference)?;
+                let mut plain = patches.try_as_plain_ram_mut().map_err(inference)?;
+                stem.patches_into(input, plain.as_slice_mut::<f32>().map_err(inference)?);
+                patches
+            }
+            Some(stem) => {
+                return Err(Error::Inference(format!(
+                    "input of shape {shape:?} ({} values), the graph was prepared for {:?}",
+                    input.len(),
+                    stem.input
+                )))
+            }
+            None => {
+                Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?
+            }
+        };
         let outputs = self
             .plan
             .run(tvec!(input.into()))
