@@ -16,6 +16,8 @@ mod depthwise;
 mod mmm;
 #[cfg(feature = "ort")]
 mod ort;
+#[cfg(target_arch = "x86_64")]
+mod rowmmm;
 mod stem;
 
 use std::path::{Path, PathBuf};

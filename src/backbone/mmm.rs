@@ -6,7 +6,9 @@
 //! along its long axis, and the early 1×1 convolutions have `k` of 16 to 40, where packing and
 //! stores, not the multiply, decide. Timed in the real graph (every node, every kernel:
 //! `scripts/tune-tract-mmm`), tract's pick was up to 1.8× slower than the best kernel on the
-//! stem and 10–25 % slower on a dozen other shapes. This module registers a dispatch tier in
+//! stem and 10–25 % slower on a dozen other shapes. The candidates include glance's own
+//! row-major kernel (`backbone/rowmmm.rs`), which wins most of the early layers and the
+//! projections of blocks 4–10. This module registers a dispatch tier in
 //! tract-linalg (`MmmTier`, the table tract's own x86 and arm tiers are declared in) above
 //! tract's, which answers for those shapes with the kernel measured fastest, and leaves every
 //! other query to tract. A kernel the query cannot use is ignored by tract, which then asks its
@@ -33,20 +35,25 @@ pub const ENV: &str = "GLANCE_TRACT_MMM";
 /// plus its activation packing, kept only where the gain was over 5 % in every sweep). The
 /// layers each shape occurs in are named for the record.
 pub const TUNED: &[((usize, usize, usize), &str)] = &[
-    ((32, 27, 12544), "avx512_mmm_f32_16x12"), // stem as in the graph (fma 32x3, 1.42 → 0.77 ms)
-    ((12544, 27, 32), "avx512_mmm_f32_48x4"),  // stem as im2col + 1x1 (80x2, 0.64 → 0.53)
-    ((12544, 16, 96), "avx512_mmm_f32_16x12"), // block 1 expand (80x2, 1.20 → 1.07)
-    ((3136, 24, 144), "avx512_mmm_f32_32x6"),  // blocks 2-3 expand (80x2)
-    ((3136, 144, 24), "fma_mmm_f32_32x3"),     // block 2 project (16x12)
-    ((3136, 96, 24), "avx512_mmm_f32_16x12"),  // block 1 project
-    ((784, 240, 40), "fma_mmm_f32_24x4"),      // block 4 project (16x8)
-    ((480, 80, 196), "avx512_mmm_f32_48x4"),   // blocks 6-8 expand (16x12)
-    ((196, 480, 80), "avx512_mmm_f32_32x6"),   // blocks 6-7 project (16x8)
-    ((196, 480, 112), "avx512_mmm_f32_32x6"),  // block 8 project (16x8)
-    ((196, 240, 80), "avx512_mmm_f32_16x12"),  // block 5 project (16x8)
-    ((672, 112, 196), "avx512_mmm_f32_48x4"),  // blocks 9-11 expand (16x12)
-    ((196, 672, 112), "avx512_mmm_f32_32x6"),  // blocks 9-10 project (16x8)
+    // stem as in the graph, GLANCE_TRACT_STEM=off (tract: fma 32x3, 1.42 → 0.77 ms)
+    ((32, 27, 12544), "avx512_mmm_f32_16x12"),
+    ((12544, 27, 32), ROWS), // stem as im2col + 1x1 (80x2, 0.57 → 0.36)
+    ((12544, 32, 16), ROWS), // block 0 project (48x4, 0.38 → 0.32)
+    ((12544, 16, 96), ROWS), // block 1 expand (80x2, 1.20 → 0.68)
+    ((3136, 24, 144), ROWS), // blocks 2-3 expand (80x2, 0.43 → 0.29)
+    ((3136, 144, 24), "fma_mmm_f32_24x4"), // block 2 project (16x12, 0.45 → 0.39)
+    ((784, 40, 240), ROWS),  // blocks 4-5 expand (16x12, 0.19 → 0.14)
+    ((784, 240, 40), ROWS),  // block 4 project (16x8, 0.23 → 0.18)
+    ((196, 240, 80), ROWS),  // block 5 project (16x8, 0.084 → 0.069)
+    ((480, 80, 196), "avx512_mmm_f32_48x4"), // blocks 6-8 expand (16x12, 0.18 → 0.14)
+    ((196, 480, 80), ROWS),  // blocks 6-7 project (16x8, 0.17 → 0.12)
+    ((196, 480, 112), ROWS), // block 8 project (16x8, 0.19 → 0.16)
+    ((672, 112, 196), "avx512_mmm_f32_48x4"), // blocks 9-11 expand (16x12, 0.30 → 0.24)
+    ((196, 672, 112), ROWS), // blocks 9-10 project (16x8, 0.31 → 0.21)
 ];
+
+/// glance's row-major AVX-512 kernel (`backbone/rowmmm.rs`).
+const ROWS: &str = super::rowmmm::NAME;
 
 /// One flag per [`TUNED`] entry: set once tract has asked for that shape and got the answer.
 static ASKED: [AtomicBool; TUNED.len()] = [const { AtomicBool::new(false) }; TUNED.len()];
@@ -182,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stem_gets_the_tuned_kernel_and_other_shapes_tracts_choice() {
+    fn tuned_shapes_get_their_kernel_glances_included_and_other_shapes_tracts_choice() {
         if !table_in_use() {
             return;
         }
@@ -193,6 +200,8 @@ mod tests {
                 .map(|k| k.name().to_string())
         };
         assert_eq!(pick(32, 27, 12544).as_deref(), Some("avx512_mmm_f32_16x12"));
+        // glance's own kernel is in tract's inventory and tract takes the tier's word for it.
+        assert_eq!(pick(12544, 16, 96).as_deref(), Some(ROWS));
         // A shape not in the table gets what tract's own tiers say, not an error.
         let other = pick(1024, 1024, 1024);
         assert!(other.is_some() && !TUNED.iter().any(|(s, _)| *s == (1024, 1024, 1024)));

@@ -1,0 +1,442 @@
+//! A matrix-product kernel for tract whose output tile is held and stored row by row: glance's
+//! AVX-512 `28×16` f32 kernel, for the 1×1 convolutions where tract's own kernels are slowest.
+//!
+//! tract lays a 1×1 convolution over a channels-last map out as a product with `m` = positions
+//! and `n` = output channels (it always makes `m` the larger side), so one row of the output tile
+//! is one position's run of channels, contiguous in memory. tract's x86 kernels hold the tile by
+//! columns (one register per column of `mr` rows) and store it one float at a time
+//! (`vextractps`); with the early layers' short `k` (16 to 40 multiply-adds per output) that
+//! epilogue weighs as much as the arithmetic.
+//!
+//! This kernel holds the tile by rows: 28 registers, each one row of 16 output channels. Per step
+//! of `k` it loads 16 packed weights once and multiplies them by each of the 28 packed
+//! activations (broadcast from memory inside the FMA), and it stores a row with one vector store
+//! when the row is contiguous (any other layout, e.g. a channels-first output, falls back to one
+//! float at a time). 28 rows divide every position count of this backbone (12 544, 3 136, 784,
+//! 196), and 16 columns divide most channel counts (16 to 240), so few tiles are partial.
+//! Measured per layer (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion 1.20 ms with
+//! tract's pick, 0.68 with this kernel.
+//!
+//! It is registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
+//! tract's own policy never picks it; glance's tier (`backbone/mmm.rs`) names it for the shapes it
+//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_28x16` forces it. It
+//! implements every f32 operation tract fuses into a kernel call; the integer ones (quantized
+//! products) and a packing or store type it does not declare answer an error, as tract's generic
+//! kernel does.
+
+use std::arch::x86_64::*;
+
+use tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_linalg::mmm::{DynKernel, FusedKerSpec, OutputStoreKer};
+use tract_linalg::pack::Packing;
+
+/// Rows of the tile (positions). 28 accumulators + the weights + one spare of 32 registers.
+const MR: usize = 28;
+/// Columns of the tile (output channels): one AVX-512 register.
+const NR: usize = 16;
+
+/// The kernel's name, as tract and `GLANCE_TRACT_MMM` know it.
+pub const NAME: &str = "glance_avx512_rows_f32_28x16";
+
+/// The kernel as tract-linalg describes one.
+pub fn kernel() -> DynKernel<MR, NR, f32> {
+    let mut k = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR), f32::packing(NR))
+        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
+        // Never tract's own pick: only glance's tier names it.
+        .with_boost(|| -1000);
+    k.arch = Some(Arch::X86_64);
+    k
+}
+
+inventory::submit! {
+    tract_linalg::mmm_routines::MmmRoutine { make: || kernel().mmm() }
+}
+
+/// tract's kernel entry point. Only reachable where the CPU has AVX-512F: the kernel declares it
+/// (`with_isa`), and tract runs only kernels the machine can run.
+unsafe fn run(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: see above; the pointers in `specs` are tract's, valid for one tile.
+    unsafe { run_avx512(specs) }
+}
+
+/// Loads one row of the tile's layout in `tile` (row `i`, 16 columns) whatever the strides.
+#[inline(always)]
+unsafe fn load_row(tile: &OutputStoreKer, i: usize) -> __m512 {
+    unsafe {
+        let row = tile.ptr.offset(tile.row_byte_stride * i as isize);
+        if tile.col_byte_stride == 4 {
+            return _mm512_loadu_ps(row as *const f32);
+        }
+        let mut v = [0f32; NR];
+        for (j, x) in v.iter_mut().enumerate() {
+            *x = *(row.offset(tile.col_byte_stride * j as isize) as *const f32);
+        }
+        _mm512_loadu_ps(v.as_ptr())
+    }
+}
+
+/// The product proper. The tile is passed by value and every index is a constant once the row
+/// loop is unrolled, so the 28 accumulators stay in registers (written inline in the kernel's
+/// match they were stored back to the stack on every step of `k`: 0.89 → 0.73 ms on block 1).
+#[inline(always)]
+unsafe fn add_mat_mul(
+    mut acc: [__m512; MR],
+    k: usize,
+    pa: *const f32,
+    pb: *const f32,
+) -> [__m512; MR] {
+    unsafe {
+        for step in 0..k {
+            let b = _mm512_loadu_ps(pb.add(NR * step));
+            let a = pa.add(MR * step);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(i)), b, *acc);
+            }
+        }
+        acc
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512(specs: &[FusedKerSpec<f32>]) -> isize {
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let mut acc = [zero; MR];
+        macro_rules! each {
+            (|$a:ident, $i:ident| $e:expr) => {
+                for $i in 0..MR {
+                    let $a = acc[$i];
+                    acc[$i] = $e;
+                }
+            };
+        }
+        for spec in specs {
+            match *spec {
+                FusedKerSpec::Done => break,
+                FusedKerSpec::Clear => acc = [zero; MR],
+                FusedKerSpec::LoadTile(col_major, _) => {
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let mut v = [0f32; NR];
+                        for (j, x) in v.iter_mut().enumerate() {
+                            *x = *col_major.add(j * MR + i);
+                        }
+                        *a = _mm512_loadu_ps(v.as_ptr());
+                    }
+                }
+                // tract's semantics, operand order included (the scalar first): min(s, x) is
+                // `s < x ? s : x`, which is what `_mm512_min_ps(s, x)` computes, NaN cases too.
+                FusedKerSpec::ScalarMin(s) => each!(|a, _i| _mm512_min_ps(_mm512_set1_ps(s), a)),
+                FusedKerSpec::ScalarMax(s) => each!(|a, _i| _mm512_max_ps(_mm512_set1_ps(s), a)),
+                FusedKerSpec::ScalarAdd(s) => each!(|a, _i| _mm512_add_ps(_mm512_set1_ps(s), a)),
+                FusedKerSpec::ScalarMul(s) => each!(|a, _i| _mm512_mul_ps(_mm512_set1_ps(s), a)),
+                FusedKerSpec::ScalarSub(s) => each!(|a, _i| _mm512_sub_ps(_mm512_set1_ps(s), a)),
+                FusedKerSpec::ScalarSubF(s) => each!(|a, _i| _mm512_sub_ps(a, _mm512_set1_ps(s))),
+                FusedKerSpec::LeakyRelu(s) => each!(|a, _i| {
+                    let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, zero);
+                    _mm512_mask_blend_ps(positive, _mm512_mul_ps(_mm512_set1_ps(s), a), a)
+                }),
+                FusedKerSpec::PerRowMin(p) => {
+                    each!(|a, i| _mm512_min_ps(_mm512_set1_ps(*p.add(i)), a))
+                }
+                FusedKerSpec::PerRowMax(p) => {
+                    each!(|a, i| _mm512_max_ps(_mm512_set1_ps(*p.add(i)), a))
+                }
+                FusedKerSpec::PerRowAdd(p) => {
+                    each!(|a, i| _mm512_add_ps(_mm512_set1_ps(*p.add(i)), a))
+                }
+                FusedKerSpec::PerRowMul(p) => {
+                    each!(|a, i| _mm512_mul_ps(_mm512_set1_ps(*p.add(i)), a))
+                }
+                FusedKerSpec::PerRowSub(p) => {
+                    each!(|a, i| _mm512_sub_ps(_mm512_set1_ps(*p.add(i)), a))
+                }
+                FusedKerSpec::PerRowSubF(p) => {
+                    each!(|a, i| _mm512_sub_ps(a, _mm512_set1_ps(*p.add(i))))
+                }
+                FusedKerSpec::PerColMin(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_min_ps(v, a))
+                }
+                FusedKerSpec::PerColMax(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_max_ps(v, a))
+                }
+                FusedKerSpec::PerColAdd(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_add_ps(v, a))
+                }
+                FusedKerSpec::PerColMul(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_mul_ps(v, a))
+                }
+                FusedKerSpec::PerColSub(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_sub_ps(v, a))
+                }
+                FusedKerSpec::PerColSubF(p) => {
+                    let v = _mm512_loadu_ps(p);
+                    each!(|a, _i| _mm512_sub_ps(a, v))
+                }
+                FusedKerSpec::AddRowColProducts(rows, cols) => {
+                    let c = _mm512_loadu_ps(cols);
+                    each!(|a, i| _mm512_fmadd_ps(_mm512_set1_ps(*rows.add(i)), c, a))
+                }
+                FusedKerSpec::AddUnicast(other) => {
+                    if other.item_size != 4 {
+                        return 1;
+                    }
+                    each!(|a, i| _mm512_add_ps(a, load_row(&other, i)))
+                }
+                FusedKerSpec::Store(tile) => {
+                    if tile.item_size != 4 {
+                        return 1;
+                    }
+                    for (i, a) in acc.iter().enumerate() {
+                        let row = tile.ptr.offset(tile.row_byte_stride * i as isize);
+                        if tile.col_byte_stride == 4 {
+                            _mm512_storeu_ps(row as *mut f32, *a);
+                        } else {
+                            let mut v = [0f32; NR];
+                            _mm512_storeu_ps(v.as_mut_ptr(), *a);
+                            for (j, x) in v.iter().enumerate() {
+                                *(row.offset(tile.col_byte_stride * j as isize) as *mut f32) = *x;
+                            }
+                        }
+                    }
+                }
+                FusedKerSpec::AddMatMul { k, pa, pb, packing } => {
+                    if packing != 0 {
+                        return 1;
+                    }
+                    acc = add_mat_mul(acc, k, pa as *const f32, pb as *const f32);
+                }
+                // Integer requantisation: never part of an f32 product.
+                FusedKerSpec::QScale(..)
+                | FusedKerSpec::RoundingShiftRight(..)
+                | FusedKerSpec::ShiftLeft(..) => return 1,
+            }
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_linalg::mmm::{AsInputValue, FusedSpec};
+    use tract_linalg::BinOp;
+    use tract_onnx::prelude::*;
+
+    fn usable() -> bool {
+        let ok = is_x86_feature_detected!("avx512f");
+        if !ok {
+            eprintln!(
+                "SKIPPED: this CPU has no AVX-512F; glance's row-major kernel never runs here"
+            );
+        }
+        ok
+    }
+
+    /// Deterministic values in about [-2, 2].
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104_729) % 997) as f32 / 249.0) - 2.0)
+            .collect()
+    }
+
+    /// One kernel call with every fused f32 operation, against the same operations in f64 with
+    /// tract's operand order (tract-linalg's generic kernel is the model), stored row-major and
+    /// column-major.
+    #[test]
+    fn every_fused_operation_matches_an_f64_reference() {
+        if !usable() {
+            return;
+        }
+        let k = 37;
+        let (pa, pb) = (values(MR * k, 1), values(NR * k, 2));
+        let (per_row, per_col) = (values(MR, 3), values(NR, 4));
+        let (rows, cols) = (values(MR, 5), values(NR, 6));
+        let loaded = values(MR * NR, 7); // col-major tile for LoadTile
+        let other = values(MR * NR, 8); // row-major tile for AddUnicast
+        let other_t: Vec<f32> = (0..MR * NR)
+            .map(|x| other[(x % MR) * NR + x / MR])
+            .collect();
+
+        // The reference, in f64.
+        let mut r = [[0f64; NR]; MR];
+        let f = |x: f32| f64::from(x);
+        type Op<'a> = Box<dyn Fn(usize, usize, f64) -> f64 + 'a>;
+        let ops: Vec<(&str, Op)> = vec![
+            (
+                "matmul",
+                Box::new(|i, j, _| (0..k).map(|s| f(pa[s * MR + i]) * f(pb[s * NR + j])).sum()),
+            ),
+            ("per col add", Box::new(|_, j, x| f(per_col[j]) + x)),
+            ("per row mul", Box::new(|i, _, x| f(per_row[i]) * x)),
+            ("per row sub", Box::new(|i, _, x| f(per_row[i]) - x)),
+            ("per col subf", Box::new(|_, j, x| x - f(per_col[j]))),
+            ("per col min", Box::new(|_, j, x| f(per_col[j]).min(x))),
+            ("per row max", Box::new(|i, _, x| f(per_row[i]).max(x))),
+            ("scalar sub", Box::new(|_, _, x| 0.5 - x)),
+            ("scalar mul", Box::new(|_, _, x| 1.5 * x)),
+            (
+                "leaky relu",
+                Box::new(|_, _, x| if x > 0.0 { x } else { 0.1 * x }),
+            ),
+            (
+                "row col products",
+                Box::new(|i, j, x| x + f(rows[i]) * f(cols[j])),
+            ),
+            ("add unicast", Box::new(|i, j, x| x + f(other[i * NR + j]))),
+            (
+                "add unicast strided",
+                Box::new(|i, j, x| x + f(other[i * NR + j])),
+            ),
+            ("scalar max", Box::new(|_, _, x| x.max(-1.0))),
+            ("scalar min", Box::new(|_, _, x| x.min(6.0))),
+        ];
+        for (_, op) in &ops {
+            for (i, row) in r.iter_mut().enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = op(i, j, *x);
+                }
+            }
+        }
+
+        let mut out_rows = vec![0f32; MR * NR];
+        let mut out_cols = vec![0f32; MR * NR];
+        let mut out_loaded = vec![0f32; MR * NR];
+        let row_major = |p: *mut f32| OutputStoreKer {
+            ptr: p as *mut u8,
+            row_byte_stride: (NR * 4) as isize,
+            col_byte_stride: 4,
+            item_size: 4,
+        };
+        let col_major = |p: *mut f32| OutputStoreKer {
+            ptr: p as *mut u8,
+            row_byte_stride: 4,
+            col_byte_stride: (MR * 4) as isize,
+            item_size: 4,
+        };
+        let specs = [
+            FusedKerSpec::Clear,
+            FusedKerSpec::AddMatMul {
+                k,
+                pa: pa.as_ptr() as *const u8,
+                pb: pb.as_ptr() as *const u8,
+                packing: 0,
+            },
+            FusedKerSpec::PerColAdd(per_col.as_ptr()),
+            FusedKerSpec::PerRowMul(per_row.as_ptr()),
+            FusedKerSpec::PerRowSub(per_row.as_ptr()),
+            FusedKerSpec::PerColSubF(per_col.as_ptr()),
+            FusedKerSpec::PerColMin(per_col.as_ptr()),
+            FusedKerSpec::PerRowMax(per_row.as_ptr()),
+            FusedKerSpec::ScalarSub(0.5),
+            FusedKerSpec::ScalarMul(1.5),
+            FusedKerSpec::LeakyRelu(0.1),
+            FusedKerSpec::AddRowColProducts(rows.as_ptr(), cols.as_ptr()),
+            FusedKerSpec::AddUnicast(row_major(other.as_ptr() as *mut f32)),
+            FusedKerSpec::AddUnicast(col_major(other_t.as_ptr() as *mut f32)),
+            FusedKerSpec::ScalarMax(-1.0),
+            FusedKerSpec::ScalarMin(6.0),
+            FusedKerSpec::Store(row_major(out_rows.as_mut_ptr())),
+            FusedKerSpec::Store(col_major(out_cols.as_mut_ptr())),
+            FusedKerSpec::LoadTile(loaded.as_ptr(), std::ptr::null()),
+            FusedKerSpec::Store(row_major(out_loaded.as_mut_ptr())),
+            FusedKerSpec::Done,
+        ];
+        assert_eq!(unsafe { run(&specs) }, 0);
+        for i in 0..MR {
+            for j in 0..NR {
+                let want = r[i][j];
+                for (layout, got) in [
+                    ("rows", out_rows[i * NR + j]),
+                    ("cols", out_cols[j * MR + i]),
+                ] {
+                    assert!(
+                        (f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{layout} ({i}, {j}): {got} vs {want}"
+                    );
+                }
+                assert_eq!(
+                    out_loaded[i * NR + j],
+                    loaded[j * MR + i],
+                    "LoadTile ({i}, {j})"
+                );
+            }
+        }
+        // Integer requantisation is not an f32 operation: an error, not a wrong tile.
+        let q = [
+            FusedKerSpec::Clear,
+            FusedKerSpec::ShiftLeft(1),
+            FusedKerSpec::Done,
+        ];
+        assert_ne!(unsafe { run(&q) }, 0);
+    }
+
+    /// Through tract's own driver (packing, tiling, partial tiles in scratch), for sizes that
+    /// are not multiples of the tile, with the output row-major and transposed.
+    #[test]
+    fn products_through_tract_match_a_naive_product() -> TractResult<()> {
+        if !usable() {
+            return Ok(());
+        }
+        let mmm = kernel().mmm();
+        let (m, k, n) = (61, 19, 37);
+        let (av, bv, bias_v) = (values(m * k, 11), values(k * n, 12), values(n, 13));
+        let a = Tensor::from_shape(&[m, k], &av)?;
+        let b = Tensor::from_shape(&[k, n], &bv)?;
+        let bias = Tensor::from_shape(&[n], &bias_v)?;
+        let (lo, hi) = (tensor0(0f32), tensor0(2.5f32));
+        let (pack_a, pack_b) = &mmm.packings()[0];
+        let pa = pack_a.prepare_one(&a, 1, 0)?;
+        let pb = pack_b.prepare_one(&b, 0, 1)?;
+        let want = |i: usize, j: usize| {
+            let s: f64 = (0..k)
+                .map(|s| f64::from(av[i * k + s]) * f64::from(bv[s * n + j]))
+                .sum();
+            (s + f64::from(bias_v[j])).clamp(0.0, 2.5)
+        };
+        for transposed in [false, true] {
+            let shape = if transposed { [n, m] } else { [m, n] };
+            let mut c = Tensor::zero::<f32>(&shape)?;
+            let (m_axis, n_axis) = if transposed { (1, 0) } else { (0, 1) };
+            unsafe {
+                let store = mmm.c_view(Some(m_axis), Some(n_axis)).wrap(&c.view_mut());
+                mmm.run(
+                    m,
+                    n,
+                    &[
+                        FusedSpec::AddMatMul {
+                            a: AsInputValue::Borrowed(&*pa),
+                            b: AsInputValue::Borrowed(&*pb),
+                            packing: 0,
+                        },
+                        FusedSpec::BinPerCol(bias.view(), BinOp::Add),
+                        FusedSpec::BinScalar(&lo, BinOp::Max),
+                        FusedSpec::BinScalar(&hi, BinOp::Min),
+                        FusedSpec::Store(store),
+                    ],
+                )?;
+            }
+            let plain = c.try_as_plain_ram()?;
+            let got = plain.as_slice::<f32>()?;
+            for i in 0..m {
+                for j in 0..n {
+                    let g = if transposed {
+                        got[j * m + i]
+                    } else {
+                        got[i * n + j]
+                    };
+                    let w = want(i, j);
+                    assert!(
+                        (f64::from(g) - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "transposed {transposed}: ({i}, {j}) {g} vs {w}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
