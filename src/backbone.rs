@@ -118,16 +118,36 @@ pub trait Engine: Send + Sync {
 /// it and `GLANCE_TRACT_STEM` is not `off` (`backbone/stem.rs`); the model's input is then the
 /// stem's patch tensor.
 pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
-    tract_graph(bytes, shape, outputs, stem::enabled()).map(|(model, _)| model)
+    tract_graph(bytes, shape, outputs, GraphForm::from_env()).map(|(model, _)| model)
 }
 
-/// [`tract_model`], with the stem lowering chosen by `lower_stem`, and the stem's geometry when
-/// it was lowered: the graph then takes the stem's patch tensor instead of the image.
+/// Which of glance's graph rewrites [`tract_graph`] applies; both on unless the environment
+/// turns one off, for comparison.
+#[derive(Debug, Clone, Copy)]
+struct GraphForm {
+    /// The stem as glance's im2col + a 1×1 convolution (`GLANCE_TRACT_STEM=off`: not).
+    lower_stem: bool,
+    /// Each depthwise convolution's ReLU6 fused into it, where glance's depthwise kernels run
+    /// (`GLANCE_TRACT_FUSE_CLIP=off`: not).
+    fuse_clips: bool,
+}
+
+impl GraphForm {
+    fn from_env() -> Self {
+        Self {
+            lower_stem: stem::enabled(),
+            fuse_clips: std::env::var("GLANCE_TRACT_FUSE_CLIP").map_or(true, |v| v != "off"),
+        }
+    }
+}
+
+/// [`tract_model`] in the given form, and the stem's geometry when it was lowered: the graph then
+/// takes the stem's patch tensor instead of the image.
 fn tract_graph(
     bytes: &[u8],
     shape: [usize; 4],
     outputs: usize,
-    lower_stem: bool,
+    form: GraphForm,
 ) -> TractResult<(TypedModel, Option<stem::Stem>)> {
     let mut reader = bytes;
     // The input shape is fixed below; intermediate shape hints in the file (value_info) may
@@ -135,7 +155,7 @@ fn tract_graph(
     // writes them), and tract infers every shape anyway.
     let onnx = tract_onnx::onnx().with_ignore_value_info(true);
     let mut proto = onnx.proto_model_for_read(&mut reader)?;
-    let stem = match lower_stem {
+    let stem = match form.lower_stem {
         true => stem::lower(&mut proto, shape),
         false => None,
     };
@@ -149,7 +169,15 @@ fn tract_graph(
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
-    Ok((model.into_optimized()?, stem))
+    let mut model = model.into_optimized()?;
+    // glance's depthwise kernels clamp the rows they write: the ReLU6 after each depthwise
+    // convolution joins it (`backbone/depthwise.rs`, `GLANCE_TRACT_FUSE_CLIP=off` to compare).
+    #[cfg(target_arch = "x86_64")]
+    if form.fuse_clips && depthwise::active().is_some() {
+        let fused = depthwise::fuse_clips(&mut model)?;
+        log::debug!("tract: {fused} depthwise convolutions clamp their output themselves");
+    }
+    Ok((model, stem))
 }
 
 /// Which channel-inner depthwise kernel tract runs on this machine: one of glance's x86-64
@@ -192,7 +220,7 @@ impl TractEngine {
         log::debug!("tract depthwise kernel: {}", tract_depthwise_kernel());
         log::debug!("tract matrix-product kernels: {}", tract_mmm_tuning());
         let (model, stem) =
-            tract_graph(bytes, shape, outputs, stem::enabled()).map_err(load_err)?;
+            tract_graph(bytes, shape, outputs, GraphForm::from_env()).map_err(load_err)?;
         log::debug!(
             "tract stem: {}",
             stem.as_ref()

@@ -37,23 +37,27 @@ pub const ENV: &str = "GLANCE_TRACT_MMM";
 pub const TUNED: &[((usize, usize, usize), &str)] = &[
     // stem as in the graph, GLANCE_TRACT_STEM=off (tract: fma 32x3, 1.42 → 0.77 ms)
     ((32, 27, 12544), "avx512_mmm_f32_16x12"),
-    ((12544, 27, 32), ROWS), // stem as im2col + 1x1 (80x2, 0.57 → 0.36)
-    ((12544, 32, 16), ROWS), // block 0 project (48x4, 0.38 → 0.32)
-    ((12544, 16, 96), ROWS), // block 1 expand (80x2, 1.20 → 0.68)
-    ((3136, 24, 144), ROWS), // blocks 2-3 expand (80x2, 0.43 → 0.29)
-    ((3136, 144, 24), "fma_mmm_f32_24x4"), // block 2 project (16x12, 0.45 → 0.39)
-    ((784, 40, 240), ROWS),  // blocks 4-5 expand (16x12, 0.19 → 0.14)
-    ((784, 240, 40), ROWS),  // block 4 project (16x8, 0.23 → 0.18)
-    ((196, 240, 80), ROWS),  // block 5 project (16x8, 0.084 → 0.069)
+    ((12544, 27, 32), ROWS_24), // stem as im2col + 1x1 (80x2, 0.55 → 0.36)
+    ((12544, 32, 16), ROWS_28), // block 0 project (48x4, 0.38 → 0.31)
+    ((12544, 16, 96), ROWS_24), // block 1 expand (80x2, 1.22 → 0.63)
+    ((3136, 24, 144), ROWS_24), // blocks 2-3 expand (80x2, 0.43 → 0.25)
+    ((3136, 144, 24), "fma_mmm_f32_24x4"), // block 2 project (16x12, 0.44 → 0.40)
+    ((784, 40, 240), ROWS_24),  // blocks 4-5 expand (16x12, 0.19 → 0.14)
+    ((784, 240, 40), ROWS_24),  // block 4 project (16x8, 0.25 → 0.19)
+    ((196, 240, 80), ROWS_28),  // block 5 project (16x8, 0.083 → 0.069)
     ((480, 80, 196), "avx512_mmm_f32_48x4"), // blocks 6-8 expand (16x12, 0.18 → 0.14)
-    ((196, 480, 80), ROWS),  // blocks 6-7 project (16x8, 0.17 → 0.12)
-    ((196, 480, 112), ROWS), // block 8 project (16x8, 0.19 → 0.16)
+    ((196, 480, 80), ROWS_28),  // blocks 6-7 project (16x8, 0.17 → 0.12)
+    ((196, 480, 112), ROWS_28), // block 8 project (16x8, 0.19 → 0.15)
     ((672, 112, 196), "avx512_mmm_f32_48x4"), // blocks 9-11 expand (16x12, 0.30 → 0.24)
-    ((196, 672, 112), ROWS), // blocks 9-10 project (16x8, 0.31 → 0.21)
+    ((196, 672, 112), ROWS_28), // blocks 9-10 project (16x8, 0.32 → 0.22)
 ];
 
-/// glance's row-major AVX-512 kernel (`backbone/rowmmm.rs`).
-const ROWS: &str = super::rowmmm::NAME;
+/// glance's row-major AVX-512 kernels (`backbone/rowmmm.rs`): 24 rows where tract packs the
+/// activations from channels-first data (its fast path takes 96-byte panels), 28 rows (a
+/// divisor of 196) for the 14×14 projections.
+const ROWS_24: &str = super::rowmmm::NAME_24;
+/// See [`ROWS_24`].
+const ROWS_28: &str = super::rowmmm::NAME_28;
 
 /// One flag per [`TUNED`] entry: set once tract has asked for that shape and got the answer.
 static ASKED: [AtomicBool; TUNED.len()] = [const { AtomicBool::new(false) }; TUNED.len()];
@@ -201,7 +205,8 @@ mod tests {
         };
         assert_eq!(pick(32, 27, 12544).as_deref(), Some("avx512_mmm_f32_16x12"));
         // glance's own kernel is in tract's inventory and tract takes the tier's word for it.
-        assert_eq!(pick(12544, 16, 96).as_deref(), Some(ROWS));
+        assert_eq!(pick(12544, 16, 96).as_deref(), Some(ROWS_24));
+        assert_eq!(pick(196, 672, 112).as_deref(), Some(ROWS_28));
         // A shape not in the table gets what tract's own tiers say, not an error.
         let other = pick(1024, 1024, 1024);
         assert!(other.is_some() && !TUNED.iter().any(|(s, _)| *s == (1024, 1024, 1024)));
@@ -221,7 +226,11 @@ mod tests {
         let bytes = std::fs::read(path).unwrap();
         // The stem's shape differs with and without its im2col lowering (backbone/stem.rs).
         for lower_stem in [true, false] {
-            super::super::tract_graph(&bytes, [1, 3, 224, 224], 1, lower_stem).unwrap();
+            let form = super::super::GraphForm {
+                lower_stem,
+                fuse_clips: true,
+            };
+            super::super::tract_graph(&bytes, [1, 3, 224, 224], 1, form).unwrap();
         }
         assert_eq!(unasked(), Vec::<(usize, usize, usize)>::new());
     }

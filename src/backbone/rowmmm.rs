@@ -1,5 +1,6 @@
-//! A matrix-product kernel for tract whose output tile is held and stored row by row: glance's
-//! AVX-512 `28×16` f32 kernel, for the 1×1 convolutions where tract's own kernels are slowest.
+//! Matrix-product kernels for tract whose output tile is held and stored row by row: glance's
+//! AVX-512 `24×16` and `28×16` f32 kernels, for the 1×1 convolutions where tract's own kernels
+//! are slowest.
 //!
 //! tract lays a 1×1 convolution over a channels-last map out as a product with `m` = positions
 //! and `n` = output channels (it always makes `m` the larger side), so one row of the output tile
@@ -8,21 +9,22 @@
 //! (`vextractps`); with the early layers' short `k` (16 to 40 multiply-adds per output) that
 //! epilogue weighs as much as the arithmetic.
 //!
-//! This kernel holds the tile by rows: 28 registers, each one row of 16 output channels. Per step
-//! of `k` it loads 16 packed weights once and multiplies them by each of the 28 packed
-//! activations (broadcast from memory inside the FMA), and it stores a row with one vector store
-//! when the row is contiguous (any other layout, e.g. a channels-first output, falls back to one
-//! float at a time). 28 rows divide every position count of this backbone (12 544, 3 136, 784,
-//! 196), and 16 columns divide most channel counts (16 to 240), so few tiles are partial.
-//! Measured per layer (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion 1.20 ms with
-//! tract's pick, 0.68 with this kernel.
+//! These kernels hold the tile by rows: 24 or 28 registers, each one row of 16 output channels.
+//! Per step of `k` they load 16 packed weights once and multiply them by each packed activation
+//! (broadcast from memory inside the FMA), and they store a row with one vector store when the
+//! row is contiguous (any other layout, e.g. a channels-first output, falls back to one float at
+//! a time). 28 rows divide every position count of this backbone (12 544, 3 136, 784, 196); 24
+//! rows make 96-byte panels, which tract packs from channels-first activations with a plain copy
+//! (112-byte ones go through its generic element-by-element writer: 0.19 ms against 0.09 on
+//! block 1). Measured per layer (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion
+//! 1.22 ms with tract's pick, 0.68 with 28 rows, 0.63 with 24.
 //!
-//! It is registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
-//! tract's own policy never picks it; glance's tier (`backbone/mmm.rs`) names it for the shapes it
-//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_28x16` forces it. It
-//! implements every f32 operation tract fuses into a kernel call; the integer ones (quantized
-//! products) and a packing or store type it does not declare answer an error, as tract's generic
-//! kernel does.
+//! They are registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
+//! tract's own policy never picks them; glance's tier (`backbone/mmm.rs`) names one for the shapes it
+//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or `_28x16`)
+//! forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
+//! (quantized products) and a packing or store type they do not declare answer an error, as
+//! tract's generic kernel does.
 
 use std::arch::x86_64::*;
 
@@ -30,17 +32,21 @@ use tract_linalg::isa::{Arch, Isa, IsaReq};
 use tract_linalg::mmm::{DynKernel, FusedKerSpec, OutputStoreKer};
 use tract_linalg::pack::Packing;
 
-/// Rows of the tile (positions). 28 accumulators + the weights + one spare of 32 registers.
-const MR: usize = 28;
 /// Columns of the tile (output channels): one AVX-512 register.
 const NR: usize = 16;
 
-/// The kernel's name, as tract and `GLANCE_TRACT_MMM` know it.
-pub const NAME: &str = "glance_avx512_rows_f32_28x16";
+/// The kernels' names, as tract and `GLANCE_TRACT_MMM` know them: 28 rows (28 accumulators + the
+/// weights + one spare of 32 registers), and 24 rows, whose 96-byte panels tract packs with its
+/// fast path for channels-first activations (it has none for 112-byte ones).
+pub const NAME_28: &str = "glance_avx512_rows_f32_28x16";
+/// See [`NAME_28`].
+pub const NAME_24: &str = "glance_avx512_rows_f32_24x16";
 
-/// The kernel as tract-linalg describes one.
-pub fn kernel() -> DynKernel<MR, NR, f32> {
-    let mut k = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR), f32::packing(NR))
+/// The kernel with `MR` rows (24 or 28) as tract-linalg describes one.
+pub fn kernel<const MR: usize>() -> DynKernel<MR, NR, f32> {
+    const { assert!(MR == 24 || MR == 28) };
+    let name = if MR == 24 { NAME_24 } else { NAME_28 };
+    let mut k = DynKernel::<MR, NR, f32>::new(name, run::<MR>, f32::packing(MR), f32::packing(NR))
         .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
         // Never tract's own pick: only glance's tier names it.
         .with_boost(|| -1000);
@@ -49,14 +55,18 @@ pub fn kernel() -> DynKernel<MR, NR, f32> {
 }
 
 inventory::submit! {
-    tract_linalg::mmm_routines::MmmRoutine { make: || kernel().mmm() }
+    tract_linalg::mmm_routines::MmmRoutine { make: || kernel::<28>().mmm() }
+}
+
+inventory::submit! {
+    tract_linalg::mmm_routines::MmmRoutine { make: || kernel::<24>().mmm() }
 }
 
 /// tract's kernel entry point. Only reachable where the CPU has AVX-512F: the kernel declares it
 /// (`with_isa`), and tract runs only kernels the machine can run.
-unsafe fn run(specs: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn run<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
     // SAFETY: see above; the pointers in `specs` are tract's, valid for one tile.
-    unsafe { run_avx512(specs) }
+    unsafe { run_avx512::<MR>(specs) }
 }
 
 /// Loads one row of the tile's layout in `tile` (row `i`, 16 columns) whatever the strides.
@@ -79,7 +89,7 @@ unsafe fn load_row(tile: &OutputStoreKer, i: usize) -> __m512 {
 /// loop is unrolled, so the 28 accumulators stay in registers (written inline in the kernel's
 /// match they were stored back to the stack on every step of `k`: 0.89 → 0.73 ms on block 1).
 #[inline(always)]
-unsafe fn add_mat_mul(
+unsafe fn add_mat_mul<const MR: usize>(
     mut acc: [__m512; MR],
     k: usize,
     pa: *const f32,
@@ -98,7 +108,7 @@ unsafe fn add_mat_mul(
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(specs: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn run_avx512<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
     unsafe {
         let zero = _mm512_setzero_ps();
         let mut acc = [zero; MR];
@@ -223,7 +233,7 @@ unsafe fn run_avx512(specs: &[FusedKerSpec<f32>]) -> isize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_linalg::mmm::{AsInputValue, FusedSpec};
+    use tract_linalg::mmm::{AsInputValue, FusedSpec, MatMatMul};
     use tract_linalg::BinOp;
     use tract_onnx::prelude::*;
 
@@ -252,6 +262,11 @@ mod tests {
         if !usable() {
             return;
         }
+        every_fused_operation::<24>();
+        every_fused_operation::<28>();
+    }
+
+    fn every_fused_operation<const MR: usize>() {
         let k = 37;
         let (pa, pb) = (values(MR * k, 1), values(NR * k, 2));
         let (per_row, per_col) = (values(MR, 3), values(NR, 4));
@@ -346,7 +361,7 @@ mod tests {
             FusedKerSpec::Store(row_major(out_loaded.as_mut_ptr())),
             FusedKerSpec::Done,
         ];
-        assert_eq!(unsafe { run(&specs) }, 0);
+        assert_eq!(unsafe { run::<MR>(&specs) }, 0);
         for i in 0..MR {
             for j in 0..NR {
                 let want = r[i][j];
@@ -356,7 +371,7 @@ mod tests {
                 ] {
                     assert!(
                         (f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "{layout} ({i}, {j}): {got} vs {want}"
+                        "{MR} rows, {layout} ({i}, {j}): {got} vs {want}"
                     );
                 }
                 assert_eq!(
@@ -372,7 +387,7 @@ mod tests {
             FusedKerSpec::ShiftLeft(1),
             FusedKerSpec::Done,
         ];
-        assert_ne!(unsafe { run(&q) }, 0);
+        assert_ne!(unsafe { run::<MR>(&q) }, 0);
     }
 
     /// Through tract's own driver (packing, tiling, partial tiles in scratch), for sizes that
@@ -382,7 +397,13 @@ mod tests {
         if !usable() {
             return Ok(());
         }
-        let mmm = kernel().mmm();
+        for mmm in [kernel::<24>().mmm(), kernel::<28>().mmm()] {
+            product_through_tract(&*mmm)?;
+        }
+        Ok(())
+    }
+
+    fn product_through_tract(mmm: &dyn MatMatMul) -> TractResult<()> {
         let (m, k, n) = (61, 19, 37);
         let (av, bv, bias_v) = (values(m * k, 11), values(k * n, 12), values(n, 13));
         let a = Tensor::from_shape(&[m, k], &av)?;
@@ -432,7 +453,8 @@ mod tests {
                     let w = want(i, j);
                     assert!(
                         (f64::from(g) - w).abs() <= 1e-4 * w.abs().max(1.0),
-                        "transposed {transposed}: ({i}, {j}) {g} vs {w}"
+                        "{}, transposed {transposed}: ({i}, {j}) {g} vs {w}",
+                        mmm.name()
                     );
                 }
             }

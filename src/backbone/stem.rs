@@ -430,10 +430,14 @@ mod tests {
             "efficientnet_lite0_int8w.onnx",
         ] {
             let bytes = model(file);
-            let (lowered, stem) = super::super::tract_graph(&bytes, shape, 2, true).unwrap();
+            let form = |lower_stem| super::super::GraphForm {
+                lower_stem,
+                fuse_clips: true,
+            };
+            let (lowered, stem) = super::super::tract_graph(&bytes, shape, 2, form(true)).unwrap();
             let stem = stem.unwrap_or_else(|| panic!("{file}: stem not lowered"));
             assert_eq!(stem.patch_shape(), [1, 112, 112, 27]);
-            let (plain, none) = super::super::tract_graph(&bytes, shape, 2, false).unwrap();
+            let (plain, none) = super::super::tract_graph(&bytes, shape, 2, form(false)).unwrap();
             assert!(none.is_none());
 
             let mut patches = Tensor::zero::<f32>(&stem.patch_shape()).unwrap();
