@@ -6,9 +6,10 @@
 //! along its long axis, and the early 1×1 convolutions have `k` of 16 to 40, where packing and
 //! stores, not the multiply, decide. Timed in the real graph (every node, every kernel:
 //! `scripts/tune-tract-mmm`), tract's pick was up to 1.8× slower than the best kernel on the
-//! stem and 10–25 % slower on a dozen other shapes. The candidates include glance's own
-//! row-major kernel (`backbone/rowmmm.rs`), which wins most of the early layers and the
-//! projections of blocks 4–10. This module registers a dispatch tier in
+//! stem and 10–25 % slower on a dozen other shapes. The candidates include glance's own kernels
+//! (`backbone/rowmmm.rs`), which win every shape in the table but the unlowered stem's: up to 2×
+//! faster than tract's pick, because they store whole vectors where tract's store one float at a
+//! time. This module registers a dispatch tier in
 //! tract-linalg (`MmmTier`, the table tract's own x86 and arm tiers are declared in) above
 //! tract's, which answers for those shapes with the kernel measured fastest, and leaves every
 //! other query to tract. A kernel the query cannot use is ignored by tract, which then asks its
@@ -37,19 +38,21 @@ pub const ENV: &str = "GLANCE_TRACT_MMM";
 pub const TUNED: &[((usize, usize, usize), &str)] = &[
     // stem as in the graph, GLANCE_TRACT_STEM=off (tract: fma 32x3, 1.42 → 0.77 ms)
     ((32, 27, 12544), "avx512_mmm_f32_16x12"),
-    ((12544, 27, 32), ROWS_24), // stem as im2col + 1x1 (80x2, 0.55 → 0.36)
-    ((12544, 32, 16), ROWS_28), // block 0 project (48x4, 0.38 → 0.31)
-    ((12544, 16, 96), ROWS_24), // block 1 expand (80x2, 1.22 → 0.63)
-    ((3136, 24, 144), ROWS_24), // blocks 2-3 expand (80x2, 0.43 → 0.25)
-    ((3136, 144, 24), "fma_mmm_f32_24x4"), // block 2 project (16x12, 0.44 → 0.40)
-    ((784, 40, 240), ROWS_24),  // blocks 4-5 expand (16x12, 0.19 → 0.14)
-    ((784, 240, 40), ROWS_24),  // block 4 project (16x8, 0.25 → 0.19)
-    ((196, 240, 80), ROWS_28),  // block 5 project (16x8, 0.083 → 0.069)
-    ((480, 80, 196), "avx512_mmm_f32_48x4"), // blocks 6-8 expand (16x12, 0.18 → 0.14)
-    ((196, 480, 80), ROWS_28),  // blocks 6-7 project (16x8, 0.17 → 0.12)
-    ((196, 480, 112), ROWS_28), // block 8 project (16x8, 0.19 → 0.15)
-    ((672, 112, 196), "avx512_mmm_f32_48x4"), // blocks 9-11 expand (16x12, 0.30 → 0.24)
-    ((196, 672, 112), ROWS_28), // blocks 9-10 project (16x8, 0.32 → 0.22)
+    ((12544, 27, 32), ROWS_24), // stem as im2col + 1x1 (80x2, 0.57 → 0.34)
+    ((12544, 32, 16), COLS_32), // block 0 project (48x4, 0.39 → 0.27)
+    ((12544, 16, 96), ROWS_24), // block 1 expand (80x2, 1.21 → 0.58)
+    ((3136, 96, 24), COLS_32),  // block 1 project (16x12, 0.26 → 0.21)
+    ((3136, 24, 144), ROWS_24), // blocks 2-3 expand (80x2, 0.44 → 0.24)
+    ((3136, 144, 24), COLS_32), // block 2 project (16x12, 0.47 → 0.32)
+    ((784, 144, 40), COLS_32),  // block 3 project (16x8, 0.12 → 0.10)
+    ((784, 40, 240), ROWS_24),  // blocks 4-5 expand (16x12, 0.20 → 0.13)
+    ((784, 240, 40), COLS_32),  // block 4 project (16x8, 0.27 → 0.14)
+    ((196, 240, 80), ROWS_28),  // block 5 project (16x8, 0.086 → 0.065)
+    ((480, 80, 196), COLS_32),  // blocks 6-8 expand (16x12, 0.18 → 0.11)
+    ((196, 480, 80), ROWS_28),  // blocks 6-7 project (16x8, 0.18 → 0.12)
+    ((196, 480, 112), ROWS_28), // block 8 project (16x8, 0.20 → 0.15)
+    ((672, 112, 196), COLS_32), // blocks 9-11 expand (16x12, 0.30 → 0.19)
+    ((196, 672, 112), ROWS_28), // blocks 9-10 project (16x8, 0.33 → 0.21)
 ];
 
 /// glance's row-major AVX-512 kernels (`backbone/rowmmm.rs`): 24 rows where tract packs the
@@ -58,6 +61,9 @@ pub const TUNED: &[((usize, usize, usize), &str)] = &[
 const ROWS_24: &str = super::rowmmm::NAME_24;
 /// See [`ROWS_24`].
 const ROWS_28: &str = super::rowmmm::NAME_28;
+/// glance's column-major AVX-512 kernel with vector stores (`backbone/rowmmm.rs`), for products
+/// whose output rows are contiguous.
+const COLS_32: &str = super::rowmmm::NAME_COLS_32;
 
 /// One flag per [`TUNED`] entry: set once tract has asked for that shape and got the answer.
 static ASKED: [AtomicBool; TUNED.len()] = [const { AtomicBool::new(false) }; TUNED.len()];
@@ -207,6 +213,7 @@ mod tests {
         // glance's own kernel is in tract's inventory and tract takes the tier's word for it.
         assert_eq!(pick(12544, 16, 96).as_deref(), Some(ROWS_24));
         assert_eq!(pick(196, 672, 112).as_deref(), Some(ROWS_28));
+        assert_eq!(pick(672, 112, 196).as_deref(), Some(COLS_32));
         // A shape not in the table gets what tract's own tiers say, not an error.
         let other = pick(1024, 1024, 1024);
         assert!(other.is_some() && !TUNED.iter().any(|(s, _)| *s == (1024, 1024, 1024)));

@@ -1,6 +1,6 @@
-//! Matrix-product kernels for tract whose output tile is held and stored row by row: glance's
-//! AVX-512 `24×16` and `28×16` f32 kernels, for the 1×1 convolutions where tract's own kernels
-//! are slowest.
+//! glance's AVX-512 f32 matrix-product kernels for tract, which store whole vectors: `24×16` and
+//! `28×16` holding the tile by rows, `32×8` holding it by columns, for the 1×1 convolutions where
+//! tract's own kernels are slowest.
 //!
 //! tract lays a 1×1 convolution over a channels-last map out as a product with `m` = positions
 //! and `n` = output channels (it always makes `m` the larger side), so one row of the output tile
@@ -19,10 +19,15 @@
 //! block 1). Measured per layer (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion
 //! 1.22 ms with tract's pick, 0.68 with 28 rows, 0.63 with 24.
 //!
+//! The columns kernel (`32×8`) is tract's own layout, one pair of registers per column of 32
+//! rows, but it stores a column with two vector stores when the rows are contiguous: the
+//! projections of blocks 0–4 (channels-first outputs) and the expansions of blocks 6–11 (`m` =
+//! channels). Block 2's projection: 0.47 ms with tract's pick, 0.32 with it.
+//!
 //! They are registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
 //! tract's own policy never picks them; glance's tier (`backbone/mmm.rs`) names one for the shapes it
-//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or `_28x16`)
-//! forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
+//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or `_28x16`,
+//! `glance_avx512_cols_f32_32x8`) forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
 //! (quantized products) and a packing or store type they do not declare answer an error, as
 //! tract's generic kernel does.
 
@@ -230,12 +235,205 @@ unsafe fn run_avx512<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
     }
 }
 
+/// The columns kernels' names: `MR` = 32 rows (two registers) by 8 columns, held by columns like
+/// tract's kernels, but storing each column with vector stores when the rows are contiguous (a
+/// channels-first output, or `m` = channels), where tract's store one float at a time.
+pub const NAME_COLS_32: &str = "glance_avx512_cols_f32_32x8";
+
+/// Columns of the columns kernel's tile.
+const NR_COLS: usize = 8;
+
+/// The columns kernel with `MV` registers (16 rows each) per column, as tract-linalg describes
+/// one.
+pub fn cols_kernel<const MV: usize, const MR: usize>() -> DynKernel<MR, NR_COLS, f32> {
+    const { assert!(MV * 16 == MR && MV == 2) };
+    let mut k = DynKernel::<MR, NR_COLS, f32>::new(
+        NAME_COLS_32,
+        run_cols::<MV, MR>,
+        f32::packing(MR),
+        f32::packing(NR_COLS),
+    )
+    .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
+    .with_boost(|| -1000);
+    k.arch = Some(Arch::X86_64);
+    k
+}
+
+inventory::submit! {
+    tract_linalg::mmm_routines::MmmRoutine { make: || cols_kernel::<2, 32>().mmm() }
+}
+
+/// tract's entry point for the columns kernel (see [`run`]).
+unsafe fn run_cols<const MV: usize, const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: as `run`.
+    unsafe { run_cols_avx512::<MV, MR>(specs) }
+}
+
+/// Loads rows `16·v ..` of column `j` of the tile in `tile`, whatever the strides.
+#[inline(always)]
+unsafe fn load_col(tile: &OutputStoreKer, j: usize, v: usize) -> __m512 {
+    unsafe {
+        let col = tile.ptr.offset(tile.col_byte_stride * j as isize);
+        let first = col.offset(tile.row_byte_stride * (16 * v) as isize);
+        if tile.row_byte_stride == 4 {
+            return _mm512_loadu_ps(first as *const f32);
+        }
+        let mut x = [0f32; 16];
+        for (i, x) in x.iter_mut().enumerate() {
+            *x = *(first.offset(tile.row_byte_stride * i as isize) as *const f32);
+        }
+        _mm512_loadu_ps(x.as_ptr())
+    }
+}
+
+/// The product of the columns kernel, accumulators by value (see [`add_mat_mul`]).
+#[inline(always)]
+unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize>(
+    mut acc: [[__m512; MV]; NR_COLS],
+    k: usize,
+    pa: *const f32,
+    pb: *const f32,
+) -> [[__m512; MV]; NR_COLS] {
+    unsafe {
+        for step in 0..k {
+            let a: [__m512; MV] =
+                std::array::from_fn(|v| _mm512_loadu_ps(pa.add(MR * step + 16 * v)));
+            let b = pb.add(NR_COLS * step);
+            for (j, col) in acc.iter_mut().enumerate() {
+                let bj = _mm512_set1_ps(*b.add(j));
+                for (v, acc) in col.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(a[v], bj, *acc);
+                }
+            }
+        }
+        acc
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn run_cols_avx512<const MV: usize, const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let mut acc = [[zero; MV]; NR_COLS];
+        // `$e` computes the new value of `acc[j][v]` from `$a`, the old one.
+        macro_rules! each {
+            (|$a:ident, $j:ident, $v:ident| $e:expr) => {
+                for $j in 0..NR_COLS {
+                    for $v in 0..MV {
+                        let $a = acc[$j][$v];
+                        acc[$j][$v] = $e;
+                    }
+                }
+            };
+        }
+        let rows = |p: *const f32, v: usize| _mm512_loadu_ps(p.add(16 * v));
+        for spec in specs {
+            match *spec {
+                FusedKerSpec::Done => break,
+                FusedKerSpec::Clear => acc = [[zero; MV]; NR_COLS],
+                FusedKerSpec::LoadTile(col_major, _) => {
+                    each!(|_a, j, v| _mm512_loadu_ps(col_major.add(j * MR + 16 * v)))
+                }
+                FusedKerSpec::ScalarMin(s) => {
+                    each!(|a, _j, _v| _mm512_min_ps(_mm512_set1_ps(s), a))
+                }
+                FusedKerSpec::ScalarMax(s) => {
+                    each!(|a, _j, _v| _mm512_max_ps(_mm512_set1_ps(s), a))
+                }
+                FusedKerSpec::ScalarAdd(s) => {
+                    each!(|a, _j, _v| _mm512_add_ps(_mm512_set1_ps(s), a))
+                }
+                FusedKerSpec::ScalarMul(s) => {
+                    each!(|a, _j, _v| _mm512_mul_ps(_mm512_set1_ps(s), a))
+                }
+                FusedKerSpec::ScalarSub(s) => {
+                    each!(|a, _j, _v| _mm512_sub_ps(_mm512_set1_ps(s), a))
+                }
+                FusedKerSpec::ScalarSubF(s) => {
+                    each!(|a, _j, _v| _mm512_sub_ps(a, _mm512_set1_ps(s)))
+                }
+                FusedKerSpec::LeakyRelu(s) => each!(|a, _j, _v| {
+                    let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, zero);
+                    _mm512_mask_blend_ps(positive, _mm512_mul_ps(_mm512_set1_ps(s), a), a)
+                }),
+                FusedKerSpec::PerRowMin(p) => each!(|a, _j, v| _mm512_min_ps(rows(p, v), a)),
+                FusedKerSpec::PerRowMax(p) => each!(|a, _j, v| _mm512_max_ps(rows(p, v), a)),
+                FusedKerSpec::PerRowAdd(p) => each!(|a, _j, v| _mm512_add_ps(rows(p, v), a)),
+                FusedKerSpec::PerRowMul(p) => each!(|a, _j, v| _mm512_mul_ps(rows(p, v), a)),
+                FusedKerSpec::PerRowSub(p) => each!(|a, _j, v| _mm512_sub_ps(rows(p, v), a)),
+                FusedKerSpec::PerRowSubF(p) => each!(|a, _j, v| _mm512_sub_ps(a, rows(p, v))),
+                FusedKerSpec::PerColMin(p) => {
+                    each!(|a, j, _v| _mm512_min_ps(_mm512_set1_ps(*p.add(j)), a))
+                }
+                FusedKerSpec::PerColMax(p) => {
+                    each!(|a, j, _v| _mm512_max_ps(_mm512_set1_ps(*p.add(j)), a))
+                }
+                FusedKerSpec::PerColAdd(p) => {
+                    each!(|a, j, _v| _mm512_add_ps(_mm512_set1_ps(*p.add(j)), a))
+                }
+                FusedKerSpec::PerColMul(p) => {
+                    each!(|a, j, _v| _mm512_mul_ps(_mm512_set1_ps(*p.add(j)), a))
+                }
+                FusedKerSpec::PerColSub(p) => {
+                    each!(|a, j, _v| _mm512_sub_ps(_mm512_set1_ps(*p.add(j)), a))
+                }
+                FusedKerSpec::PerColSubF(p) => {
+                    each!(|a, j, _v| _mm512_sub_ps(a, _mm512_set1_ps(*p.add(j))))
+                }
+                FusedKerSpec::AddRowColProducts(r, c) => {
+                    each!(|a, j, v| _mm512_fmadd_ps(rows(r, v), _mm512_set1_ps(*c.add(j)), a))
+                }
+                FusedKerSpec::AddUnicast(other) => {
+                    if other.item_size != 4 {
+                        return 1;
+                    }
+                    each!(|a, j, v| _mm512_add_ps(a, load_col(&other, j, v)))
+                }
+                FusedKerSpec::Store(tile) => {
+                    if tile.item_size != 4 {
+                        return 1;
+                    }
+                    for (j, col) in acc.iter().enumerate() {
+                        let top = tile.ptr.offset(tile.col_byte_stride * j as isize);
+                        for (v, a) in col.iter().enumerate() {
+                            let first = top.offset(tile.row_byte_stride * (16 * v) as isize);
+                            if tile.row_byte_stride == 4 {
+                                _mm512_storeu_ps(first as *mut f32, *a);
+                            } else {
+                                let mut x = [0f32; 16];
+                                _mm512_storeu_ps(x.as_mut_ptr(), *a);
+                                for (i, x) in x.iter().enumerate() {
+                                    *(first.offset(tile.row_byte_stride * i as isize)
+                                        as *mut f32) = *x;
+                                }
+                            }
+                        }
+                    }
+                }
+                FusedKerSpec::AddMatMul { k, pa, pb, packing } => {
+                    if packing != 0 {
+                        return 1;
+                    }
+                    acc = add_mat_mul_cols::<MV, MR>(acc, k, pa as *const f32, pb as *const f32);
+                }
+                FusedKerSpec::QScale(..)
+                | FusedKerSpec::RoundingShiftRight(..)
+                | FusedKerSpec::ShiftLeft(..) => return 1,
+            }
+        }
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tract_linalg::mmm::{AsInputValue, FusedSpec, MatMatMul};
     use tract_linalg::BinOp;
     use tract_onnx::prelude::*;
+
+    /// A kernel's entry point, as tract calls it.
+    type Kernel = unsafe fn(&[FusedKerSpec<f32>]) -> isize;
 
     fn usable() -> bool {
         let ok = is_x86_feature_detected!("avx512f");
@@ -262,29 +460,30 @@ mod tests {
         if !usable() {
             return;
         }
-        every_fused_operation::<24>();
-        every_fused_operation::<28>();
+        every_fused_operation(run::<24>, NAME_24, 24, NR);
+        every_fused_operation(run::<28>, NAME_28, 28, NR);
+        every_fused_operation(run_cols::<2, 32>, NAME_COLS_32, 32, NR_COLS);
     }
 
-    fn every_fused_operation<const MR: usize>() {
+    fn every_fused_operation(run: Kernel, name: &str, mr: usize, nr: usize) {
         let k = 37;
-        let (pa, pb) = (values(MR * k, 1), values(NR * k, 2));
-        let (per_row, per_col) = (values(MR, 3), values(NR, 4));
-        let (rows, cols) = (values(MR, 5), values(NR, 6));
-        let loaded = values(MR * NR, 7); // col-major tile for LoadTile
-        let other = values(MR * NR, 8); // row-major tile for AddUnicast
-        let other_t: Vec<f32> = (0..MR * NR)
-            .map(|x| other[(x % MR) * NR + x / MR])
+        let (pa, pb) = (values(mr * k, 1), values(nr * k, 2));
+        let (per_row, per_col) = (values(mr, 3), values(nr, 4));
+        let (rows, cols) = (values(mr, 5), values(nr, 6));
+        let loaded = values(mr * nr, 7); // col-major tile for LoadTile
+        let other = values(mr * nr, 8); // row-major tile for AddUnicast
+        let other_t: Vec<f32> = (0..mr * nr)
+            .map(|x| other[(x % mr) * nr + x / mr])
             .collect();
 
         // The reference, in f64.
-        let mut r = [[0f64; NR]; MR];
+        let mut r = vec![vec![0f64; nr]; mr];
         let f = |x: f32| f64::from(x);
         type Op<'a> = Box<dyn Fn(usize, usize, f64) -> f64 + 'a>;
         let ops: Vec<(&str, Op)> = vec![
             (
                 "matmul",
-                Box::new(|i, j, _| (0..k).map(|s| f(pa[s * MR + i]) * f(pb[s * NR + j])).sum()),
+                Box::new(|i, j, _| (0..k).map(|s| f(pa[s * mr + i]) * f(pb[s * nr + j])).sum()),
             ),
             ("per col add", Box::new(|_, j, x| f(per_col[j]) + x)),
             ("per row mul", Box::new(|i, _, x| f(per_row[i]) * x)),
@@ -302,10 +501,10 @@ mod tests {
                 "row col products",
                 Box::new(|i, j, x| x + f(rows[i]) * f(cols[j])),
             ),
-            ("add unicast", Box::new(|i, j, x| x + f(other[i * NR + j]))),
+            ("add unicast", Box::new(|i, j, x| x + f(other[i * nr + j]))),
             (
                 "add unicast strided",
-                Box::new(|i, j, x| x + f(other[i * NR + j])),
+                Box::new(|i, j, x| x + f(other[i * nr + j])),
             ),
             ("scalar max", Box::new(|_, _, x| x.max(-1.0))),
             ("scalar min", Box::new(|_, _, x| x.min(6.0))),
@@ -318,19 +517,19 @@ mod tests {
             }
         }
 
-        let mut out_rows = vec![0f32; MR * NR];
-        let mut out_cols = vec![0f32; MR * NR];
-        let mut out_loaded = vec![0f32; MR * NR];
+        let mut out_rows = vec![0f32; mr * nr];
+        let mut out_cols = vec![0f32; mr * nr];
+        let mut out_loaded = vec![0f32; mr * nr];
         let row_major = |p: *mut f32| OutputStoreKer {
             ptr: p as *mut u8,
-            row_byte_stride: (NR * 4) as isize,
+            row_byte_stride: (nr * 4) as isize,
             col_byte_stride: 4,
             item_size: 4,
         };
         let col_major = |p: *mut f32| OutputStoreKer {
             ptr: p as *mut u8,
             row_byte_stride: 4,
-            col_byte_stride: (MR * 4) as isize,
+            col_byte_stride: (mr * 4) as isize,
             item_size: 4,
         };
         let specs = [
@@ -361,23 +560,23 @@ mod tests {
             FusedKerSpec::Store(row_major(out_loaded.as_mut_ptr())),
             FusedKerSpec::Done,
         ];
-        assert_eq!(unsafe { run::<MR>(&specs) }, 0);
-        for i in 0..MR {
-            for j in 0..NR {
+        assert_eq!(unsafe { run(&specs) }, 0);
+        for i in 0..mr {
+            for j in 0..nr {
                 let want = r[i][j];
                 for (layout, got) in [
-                    ("rows", out_rows[i * NR + j]),
-                    ("cols", out_cols[j * MR + i]),
+                    ("rows", out_rows[i * nr + j]),
+                    ("cols", out_cols[j * mr + i]),
                 ] {
                     assert!(
                         (f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "{MR} rows, {layout} ({i}, {j}): {got} vs {want}"
+                        "{name}, {layout} ({i}, {j}): {got} vs {want}"
                     );
                 }
                 assert_eq!(
-                    out_loaded[i * NR + j],
-                    loaded[j * MR + i],
-                    "LoadTile ({i}, {j})"
+                    out_loaded[i * nr + j],
+                    loaded[j * mr + i],
+                    "{name}: LoadTile ({i}, {j})"
                 );
             }
         }
@@ -387,7 +586,7 @@ mod tests {
             FusedKerSpec::ShiftLeft(1),
             FusedKerSpec::Done,
         ];
-        assert_ne!(unsafe { run::<MR>(&q) }, 0);
+        assert_ne!(unsafe { run(&q) }, 0);
     }
 
     /// Through tract's own driver (packing, tiling, partial tiles in scratch), for sizes that
@@ -397,7 +596,11 @@ mod tests {
         if !usable() {
             return Ok(());
         }
-        for mmm in [kernel::<24>().mmm(), kernel::<28>().mmm()] {
+        for mmm in [
+            kernel::<24>().mmm(),
+            kernel::<28>().mmm(),
+            cols_kernel::<2, 32>().mmm(),
+        ] {
             product_through_tract(&*mmm)?;
         }
         Ok(())
