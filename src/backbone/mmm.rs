@@ -38,32 +38,35 @@ pub const ENV: &str = "GLANCE_TRACT_MMM";
 pub const TUNED: &[((usize, usize, usize), &str)] = &[
     // stem as in the graph, GLANCE_TRACT_STEM=off (tract: fma 32x3, 1.42 → 0.77 ms)
     ((32, 27, 12544), "avx512_mmm_f32_16x12"),
-    ((12544, 27, 32), ROWS_24), // stem as im2col + 1x1 (80x2, 0.57 → 0.34)
-    ((12544, 32, 16), COLS_32), // block 0 project (48x4, 0.39 → 0.27)
-    ((12544, 16, 96), ROWS_24), // block 1 expand (80x2, 1.21 → 0.58)
-    ((3136, 96, 24), COLS_32),  // block 1 project (16x12, 0.26 → 0.21)
-    ((3136, 24, 144), ROWS_24), // blocks 2-3 expand (80x2, 0.44 → 0.24)
-    ((3136, 144, 24), COLS_32), // block 2 project (16x12, 0.47 → 0.32)
-    ((784, 144, 40), COLS_32),  // block 3 project (16x8, 0.12 → 0.10)
-    ((784, 40, 240), ROWS_24),  // blocks 4-5 expand (16x12, 0.20 → 0.13)
-    ((784, 240, 40), COLS_32),  // block 4 project (16x8, 0.27 → 0.14)
-    ((196, 240, 80), ROWS_28),  // block 5 project (16x8, 0.086 → 0.065)
-    ((480, 80, 196), COLS_32),  // blocks 6-8 expand (16x12, 0.18 → 0.11)
-    ((196, 480, 80), ROWS_28),  // blocks 6-7 project (16x8, 0.18 → 0.12)
-    ((196, 480, 112), ROWS_28), // block 8 project (16x8, 0.20 → 0.15)
-    ((672, 112, 196), COLS_32), // blocks 9-11 expand (16x12, 0.30 → 0.19)
-    ((196, 672, 112), ROWS_28), // blocks 9-10 project (16x8, 0.33 → 0.21)
+    ((12544, 27, 32), ROWS_24), // stem as im2col + 1x1 (80x2, 0.61 → 0.40)
+    ((12544, 32, 16), COLS_32), // block 0 project (48x4, 0.41 → 0.29)
+    ((12544, 16, 96), ROWS_24), // block 1 expand (80x2, 1.29 → 0.66)
+    ((3136, 96, 24), COLS_32),  // block 1 project (16x12, 0.28 → 0.24)
+    ((3136, 24, 144), ROWS_24), // blocks 2-3 expand (80x2, 0.46 → 0.27)
+    ((3136, 144, 24), COLS_32), // block 2 project (16x12, 0.57 → 0.31)
+    ((784, 144, 40), COLS_32),  // block 3 project (16x8, 0.13 → 0.10)
+    ((784, 40, 240), ROWS_24),  // blocks 4-5 expand (16x12, 0.21 → 0.15)
+    ((784, 240, 40), COLS_32),  // block 4 project (16x8, 0.30 → 0.15)
+    ((196, 240, 80), COLS_32),  // block 5 project (16x8, 0.096 → 0.073)
+    ((480, 80, 196), COLS_32),  // blocks 6-8 expand (16x12, 0.18-0.20 → 0.12)
+    ((196, 480, 80), COLS_32),  // blocks 6-7 project (16x8, 0.18-0.19 → 0.13)
+    ((196, 480, 112), COLS_32), // block 8 project (16x8, 0.21 → 0.17)
+    ((672, 112, 196), COLS_32), // blocks 9-11 expand (16x12, 0.32-0.34 → 0.21)
+    ((196, 672, 112), COLS_32), // blocks 9-10 project (16x8, 0.34-0.36 → 0.24)
+    ((192, 672, 49), COLS_7),   // block 11 project (32x5, 0.13 → 0.11)
+    ((1152, 192, 49), COLS_7),  // blocks 12-15 expand (32x5, 0.22 → 0.19)
+    ((192, 1152, 49), COLS_7),  // blocks 12-14 project (32x5, 0.21-0.22 → 0.18-0.20)
+    ((320, 1152, 49), COLS_7),  // block 15 project (32x5, 0.33 → 0.28)
 ];
 
-/// glance's row-major AVX-512 kernels (`backbone/rowmmm.rs`): 24 rows where tract packs the
-/// activations from channels-first data (its fast path takes 96-byte panels), 28 rows (a
-/// divisor of 196) for the 14×14 projections.
+/// glance's row-major AVX-512 kernel (`backbone/rowmmm.rs`), for products whose output rows
+/// (one position's channels) are contiguous.
 const ROWS_24: &str = super::rowmmm::NAME_24;
-/// See [`ROWS_24`].
-const ROWS_28: &str = super::rowmmm::NAME_28;
 /// glance's column-major AVX-512 kernel with vector stores (`backbone/rowmmm.rs`), for products
 /// whose output rows are contiguous.
 const COLS_32: &str = super::rowmmm::NAME_COLS_32;
+/// The same with 7 columns, for the 7×7 maps' 49 positions.
+const COLS_7: &str = super::rowmmm::NAME_COLS_32X7;
 
 /// One flag per [`TUNED`] entry: set once tract has asked for that shape and got the answer.
 static ASKED: [AtomicBool; TUNED.len()] = [const { AtomicBool::new(false) }; TUNED.len()];
@@ -212,8 +215,8 @@ mod tests {
         assert_eq!(pick(32, 27, 12544).as_deref(), Some("avx512_mmm_f32_16x12"));
         // glance's own kernel is in tract's inventory and tract takes the tier's word for it.
         assert_eq!(pick(12544, 16, 96).as_deref(), Some(ROWS_24));
-        assert_eq!(pick(196, 672, 112).as_deref(), Some(ROWS_28));
         assert_eq!(pick(672, 112, 196).as_deref(), Some(COLS_32));
+        assert_eq!(pick(1152, 192, 49).as_deref(), Some(COLS_7));
         // A shape not in the table gets what tract's own tiers say, not an error.
         let other = pick(1024, 1024, 1024);
         assert!(other.is_some() && !TUNED.iter().any(|(s, _)| *s == (1024, 1024, 1024)));

@@ -1,6 +1,6 @@
-//! glance's AVX-512 f32 matrix-product kernels for tract, which store whole vectors: `24×16` and
-//! `28×16` holding the tile by rows, `32×8` holding it by columns, for the 1×1 convolutions where
-//! tract's own kernels are slowest.
+//! glance's AVX-512 f32 matrix-product kernels for tract, which store whole vectors: `24×16`
+//! holding the tile by rows, `32×8` and `32×7` holding it by columns, for the 1×1 convolutions
+//! where tract's own kernels are slowest.
 //!
 //! tract lays a 1×1 convolution over a channels-last map out as a product with `m` = positions
 //! and `n` = output channels (it always makes `m` the larger side), so one row of the output tile
@@ -9,15 +9,15 @@
 //! (`vextractps`); with the early layers' short `k` (16 to 40 multiply-adds per output) that
 //! epilogue weighs as much as the arithmetic.
 //!
-//! These kernels hold the tile by rows: 24 or 28 registers, each one row of 16 output channels.
-//! Per step of `k` they load 16 packed weights once and multiply them by each packed activation
-//! (broadcast from memory inside the FMA), and they store a row with one vector store when the
-//! row is contiguous (any other layout, e.g. a channels-first output, falls back to one float at
-//! a time). 28 rows divide every position count of this backbone (12 544, 3 136, 784, 196); 24
-//! rows make 96-byte panels, which tract packs from channels-first activations with a plain copy
-//! (112-byte ones go through its generic element-by-element writer: 0.19 ms against 0.09 on
-//! block 1). Measured per layer (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion
-//! 1.22 ms with tract's pick, 0.68 with 28 rows, 0.63 with 24.
+//! The rows kernel holds the tile by rows: 24 registers, each one row of 16 output channels. Per
+//! step of `k` it loads 16 packed weights once and multiplies them by each packed activation
+//! (broadcast from memory inside the FMA), and it stores a row with one vector store when the row
+//! is contiguous (any other layout falls back to one float at a time). 24 rows rather than 28
+//! (which would divide every position count of this backbone and fill 28 of the 32 registers):
+//! tract packs 96-byte panels from channels-first activations with a plain copy, 112-byte ones
+//! element by element (0.19 ms against 0.09 on block 1). Measured per layer
+//! (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion 1.22 ms with tract's pick,
+//! 0.68 with 28 rows, 0.63 with 24.
 //!
 //! The columns kernel (`32×8`) is tract's own layout, one pair of registers per column of 32
 //! rows, but it stores a column with two vector stores when the rows are contiguous: the
@@ -26,8 +26,8 @@
 //!
 //! They are registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
 //! tract's own policy never picks them; glance's tier (`backbone/mmm.rs`) names one for the shapes it
-//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or `_28x16`,
-//! `glance_avx512_cols_f32_32x8`) forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
+//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or
+//! `glance_avx512_cols_f32_32x8`, `_32x7`) forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
 //! (quantized products) and a packing or store type they do not declare answer an error, as
 //! tract's generic kernel does.
 
@@ -40,31 +40,25 @@ use tract_linalg::pack::Packing;
 /// Columns of the tile (output channels): one AVX-512 register.
 const NR: usize = 16;
 
-/// The kernels' names, as tract and `GLANCE_TRACT_MMM` know them: 28 rows (28 accumulators + the
-/// weights + one spare of 32 registers), and 24 rows, whose 96-byte panels tract packs with its
-/// fast path for channels-first activations (it has none for 112-byte ones).
-pub const NAME_28: &str = "glance_avx512_rows_f32_28x16";
-/// See [`NAME_28`].
+/// The rows kernel's name, as tract and `GLANCE_TRACT_MMM` know it.
 pub const NAME_24: &str = "glance_avx512_rows_f32_24x16";
 
-/// The kernel with `MR` rows (24 or 28) as tract-linalg describes one.
-pub fn kernel<const MR: usize>() -> DynKernel<MR, NR, f32> {
-    const { assert!(MR == 24 || MR == 28) };
-    let name = if MR == 24 { NAME_24 } else { NAME_28 };
-    let mut k = DynKernel::<MR, NR, f32>::new(name, run::<MR>, f32::packing(MR), f32::packing(NR))
-        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
-        // Never tract's own pick: only glance's tier names it.
-        .with_boost(|| -1000);
+/// Rows of the rows kernel's tile.
+const ROWS: usize = 24;
+
+/// The rows kernel as tract-linalg describes one.
+pub fn kernel() -> DynKernel<ROWS, NR, f32> {
+    let mut k =
+        DynKernel::<ROWS, NR, f32>::new(NAME_24, run::<ROWS>, f32::packing(ROWS), f32::packing(NR))
+            .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
+            // Never tract's own pick: only glance's tier names it.
+            .with_boost(|| -1000);
     k.arch = Some(Arch::X86_64);
     k
 }
 
 inventory::submit! {
-    tract_linalg::mmm_routines::MmmRoutine { make: || kernel::<28>().mmm() }
-}
-
-inventory::submit! {
-    tract_linalg::mmm_routines::MmmRoutine { make: || kernel::<24>().mmm() }
+    tract_linalg::mmm_routines::MmmRoutine { make: || kernel().mmm() }
 }
 
 /// tract's kernel entry point. Only reachable where the CPU has AVX-512F: the kernel declares it
@@ -91,7 +85,7 @@ unsafe fn load_row(tile: &OutputStoreKer, i: usize) -> __m512 {
 }
 
 /// The product proper. The tile is passed by value and every index is a constant once the row
-/// loop is unrolled, so the 28 accumulators stay in registers (written inline in the kernel's
+/// loop is unrolled, so the accumulators stay in registers (written inline in the kernel's
 /// match they were stored back to the stack on every step of `k`: 0.89 → 0.73 ms on block 1).
 #[inline(always)]
 unsafe fn add_mat_mul<const MR: usize>(
@@ -239,17 +233,22 @@ unsafe fn run_avx512<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
 /// tract's kernels, but storing each column with vector stores when the rows are contiguous (a
 /// channels-first output, or `m` = channels), where tract's store one float at a time.
 pub const NAME_COLS_32: &str = "glance_avx512_cols_f32_32x8";
-
-/// Columns of the columns kernel's tile.
-const NR_COLS: usize = 8;
+/// The columns kernel with 7 columns: 49 positions (7×7 maps) make whole tiles.
+pub const NAME_COLS_32X7: &str = "glance_avx512_cols_f32_32x7";
 
 /// The columns kernel with `MV` registers (16 rows each) per column, as tract-linalg describes
 /// one.
-pub fn cols_kernel<const MV: usize, const MR: usize>() -> DynKernel<MR, NR_COLS, f32> {
-    const { assert!(MV * 16 == MR && MV == 2) };
+pub fn cols_kernel<const MV: usize, const MR: usize, const NR_COLS: usize>(
+) -> DynKernel<MR, NR_COLS, f32> {
+    const { assert!(MV * 16 == MR && MV == 2 && (NR_COLS == 8 || NR_COLS == 7)) };
+    let name = if NR_COLS == 8 {
+        NAME_COLS_32
+    } else {
+        NAME_COLS_32X7
+    };
     let mut k = DynKernel::<MR, NR_COLS, f32>::new(
-        NAME_COLS_32,
-        run_cols::<MV, MR>,
+        name,
+        run_cols::<MV, MR, NR_COLS>,
         f32::packing(MR),
         f32::packing(NR_COLS),
     )
@@ -260,13 +259,19 @@ pub fn cols_kernel<const MV: usize, const MR: usize>() -> DynKernel<MR, NR_COLS,
 }
 
 inventory::submit! {
-    tract_linalg::mmm_routines::MmmRoutine { make: || cols_kernel::<2, 32>().mmm() }
+    tract_linalg::mmm_routines::MmmRoutine { make: || cols_kernel::<2, 32, 8>().mmm() }
+}
+
+inventory::submit! {
+    tract_linalg::mmm_routines::MmmRoutine { make: || cols_kernel::<2, 32, 7>().mmm() }
 }
 
 /// tract's entry point for the columns kernel (see [`run`]).
-unsafe fn run_cols<const MV: usize, const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn run_cols<const MV: usize, const MR: usize, const NR_COLS: usize>(
+    specs: &[FusedKerSpec<f32>],
+) -> isize {
     // SAFETY: as `run`.
-    unsafe { run_cols_avx512::<MV, MR>(specs) }
+    unsafe { run_cols_avx512::<MV, MR, NR_COLS>(specs) }
 }
 
 /// Loads rows `16·v ..` of column `j` of the tile in `tile`, whatever the strides.
@@ -288,7 +293,7 @@ unsafe fn load_col(tile: &OutputStoreKer, j: usize, v: usize) -> __m512 {
 
 /// The product of the columns kernel, accumulators by value (see [`add_mat_mul`]).
 #[inline(always)]
-unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize>(
+unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize, const NR_COLS: usize>(
     mut acc: [[__m512; MV]; NR_COLS],
     k: usize,
     pa: *const f32,
@@ -311,7 +316,9 @@ unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize>(
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn run_cols_avx512<const MV: usize, const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn run_cols_avx512<const MV: usize, const MR: usize, const NR_COLS: usize>(
+    specs: &[FusedKerSpec<f32>],
+) -> isize {
     unsafe {
         let zero = _mm512_setzero_ps();
         let mut acc = [[zero; MV]; NR_COLS];
@@ -414,7 +421,12 @@ unsafe fn run_cols_avx512<const MV: usize, const MR: usize>(specs: &[FusedKerSpe
                     if packing != 0 {
                         return 1;
                     }
-                    acc = add_mat_mul_cols::<MV, MR>(acc, k, pa as *const f32, pb as *const f32);
+                    acc = add_mat_mul_cols::<MV, MR, NR_COLS>(
+                        acc,
+                        k,
+                        pa as *const f32,
+                        pb as *const f32,
+                    );
                 }
                 FusedKerSpec::QScale(..)
                 | FusedKerSpec::RoundingShiftRight(..)
@@ -460,9 +472,9 @@ mod tests {
         if !usable() {
             return;
         }
-        every_fused_operation(run::<24>, NAME_24, 24, NR);
-        every_fused_operation(run::<28>, NAME_28, 28, NR);
-        every_fused_operation(run_cols::<2, 32>, NAME_COLS_32, 32, NR_COLS);
+        every_fused_operation(run::<ROWS>, NAME_24, ROWS, NR);
+        every_fused_operation(run_cols::<2, 32, 8>, NAME_COLS_32, 32, 8);
+        every_fused_operation(run_cols::<2, 32, 7>, NAME_COLS_32X7, 32, 7);
     }
 
     fn every_fused_operation(run: Kernel, name: &str, mr: usize, nr: usize) {
@@ -597,9 +609,9 @@ mod tests {
             return Ok(());
         }
         for mmm in [
-            kernel::<24>().mmm(),
-            kernel::<28>().mmm(),
-            cols_kernel::<2, 32>().mmm(),
+            kernel().mmm(),
+            cols_kernel::<2, 32, 8>().mmm(),
+            cols_kernel::<2, 32, 7>().mmm(),
         ] {
             product_through_tract(&*mmm)?;
         }
