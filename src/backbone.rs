@@ -169,14 +169,18 @@ fn tract_graph(
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
+    #[allow(unused_mut)]
     let mut model = model.into_optimized()?;
     // glance's depthwise kernels clamp the rows they write: the ReLU6 after each depthwise
     // convolution joins it (`backbone/depthwise.rs`, `GLANCE_TRACT_FUSE_CLIP=off` to compare).
+    // Those kernels are x86-64's; elsewhere tract's own run the depthwise convolutions.
     #[cfg(target_arch = "x86_64")]
     if form.fuse_clips && depthwise::active().is_some() {
         let fused = depthwise::fuse_clips(&mut model)?;
         log::debug!("tract: {fused} depthwise convolutions clamp their output themselves");
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = form.fuse_clips;
     Ok((model, stem))
 }
 
