@@ -174,6 +174,15 @@ unsafe fn depthwise_c_f32_avx512(
     }
 }
 
+/// The AVX-512 mask of the first `lanes` (1 to 16) lanes.
+fn lanes_mask(lanes: usize) -> u16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
+
 /// Clamps the row just written to `[lo, hi]` (a ReLU6 fused into the convolution: the row is
 /// still in L1, where a separate pass over the whole map reads it back from L2 or beyond).
 ///
@@ -190,11 +199,7 @@ unsafe fn clamp_row512(row: &Row, channels: usize, lo: f32, hi: f32) {
             let mut c = 0;
             while c < channels {
                 let lanes = (channels - c).min(16);
-                let m: __mmask16 = if lanes == 16 {
-                    0xffff
-                } else {
-                    (1u16 << lanes) - 1
-                };
+                let m = lanes_mask(lanes);
                 let v = _mm512_maskz_loadu_ps(m, y.add(c));
                 _mm512_mask_storeu_ps(y.add(c), m, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
                 c += lanes;
@@ -348,11 +353,7 @@ unsafe fn tail512(
         let mut c = c0;
         while c < channels {
             let lanes = (channels - c).min(16);
-            let m: __mmask16 = if lanes == 16 {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
+            let m = lanes_mask(lanes);
             let mut a = _mm512_maskz_loadu_ps(m, bias.add(c));
             for &(k, off) in taps {
                 a = _mm512_fmadd_ps(

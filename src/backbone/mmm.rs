@@ -61,7 +61,7 @@ pub const TUNED: &[((usize, usize, usize), &str)] = &[
 
 /// glance's row-major AVX-512 kernel (`backbone/rowmmm.rs`), for products whose output rows
 /// (one position's channels) are contiguous.
-const ROWS_24: &str = super::rowmmm::NAME_24;
+const ROWS_24: &str = super::rowmmm::NAME_ROWS;
 /// glance's column-major AVX-512 kernel with vector stores (`backbone/rowmmm.rs`), for products
 /// whose output rows are contiguous.
 const COLS_32: &str = super::rowmmm::NAME_COLS_32;

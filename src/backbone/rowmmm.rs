@@ -41,18 +41,22 @@ use tract_linalg::pack::Packing;
 const NR: usize = 16;
 
 /// The rows kernel's name, as tract and `GLANCE_TRACT_MMM` know it.
-pub const NAME_24: &str = "glance_avx512_rows_f32_24x16";
+pub const NAME_ROWS: &str = "glance_avx512_rows_f32_24x16";
 
 /// Rows of the rows kernel's tile.
 const ROWS: usize = 24;
 
 /// The rows kernel as tract-linalg describes one.
 pub fn kernel() -> DynKernel<ROWS, NR, f32> {
-    let mut k =
-        DynKernel::<ROWS, NR, f32>::new(NAME_24, run::<ROWS>, f32::packing(ROWS), f32::packing(NR))
-            .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
-            // Never tract's own pick: only glance's tier names it.
-            .with_boost(|| -1000);
+    let mut k = DynKernel::<ROWS, NR, f32>::new(
+        NAME_ROWS,
+        run::<ROWS>,
+        f32::packing(ROWS),
+        f32::packing(NR),
+    )
+    .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
+    // Never tract's own pick: only glance's tier names it.
+    .with_boost(|| -1000);
     k.arch = Some(Arch::X86_64);
     k
 }
@@ -472,7 +476,7 @@ mod tests {
         if !usable() {
             return;
         }
-        every_fused_operation(run::<ROWS>, NAME_24, ROWS, NR);
+        every_fused_operation(run::<ROWS>, NAME_ROWS, ROWS, NR);
         every_fused_operation(run_cols::<2, 32, 8>, NAME_COLS_32, 32, 8);
         every_fused_operation(run_cols::<2, 32, 7>, NAME_COLS_32X7, 32, 7);
     }
