@@ -101,6 +101,9 @@ pub struct DecodeLimits {
     pub max_side: u32,
     /// Largest accepted decoder allocation, in bytes.
     pub max_alloc: u64,
+    /// Decode a JPEG that ends before its end-of-image marker (the decoder fills the missing
+    /// rows with grey) instead of refusing it.
+    pub allow_truncated: bool,
 }
 
 impl Default for DecodeLimits {
@@ -108,6 +111,7 @@ impl Default for DecodeLimits {
         Self {
             max_side: DEFAULT_MAX_SIDE,
             max_alloc: DEFAULT_MAX_ALLOC,
+            allow_truncated: false,
         }
     }
 }
@@ -133,7 +137,9 @@ pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
 
 /// Decodes an encoded image held in memory. `name` is used in error messages (a path, or a
 /// description such as `stdin frame 12`). The format is recognised from the content; the file
-/// extension is only a fallback for formats without a signature (TGA).
+/// extension is only a fallback for formats without a signature (TGA). The EXIF orientation of
+/// JPEG, PNG, WebP and TIFF files is applied, so a phone photo comes out upright whichever way
+/// the phone was held. A JPEG cut short is refused unless `limits.allow_truncated`.
 pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<RgbImage> {
     let decode_err = |reason: String| Error::Decode {
         path: name.to_path_buf(),
@@ -148,6 +154,15 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     if reader.format().is_none() {
         match image::ImageFormat::from_path(name) {
             Ok(format) if format == image::ImageFormat::Tga => reader.set_format(format),
+            _ if crate::source::has_unsupported_image_extension(name) => {
+                return Err(decode_err(format!(
+                    "{} photos cannot be decoded by glance; convert them to JPEG first \
+                     (for example with heif-convert or ImageMagick)",
+                    name.extension()
+                        .map(|e| e.to_string_lossy().to_ascii_uppercase())
+                        .unwrap_or_default()
+                )))
+            }
             _ => {
                 return Err(decode_err(
                     "not a recognised image format (no PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, \
@@ -157,24 +172,115 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
             }
         }
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !limits.allow_truncated {
+        if let Some(why) = jpeg_truncation(bytes) {
+            return Err(Error::Decode {
+                path: name.to_path_buf(),
+                reason: format!("truncated JPEG: {why} (--allow-truncated decodes it anyway)"),
+            });
+        }
+    }
     reader.limits(limits.to_image_limits());
-    let image = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(limit) => Error::ImageTooLarge {
-            path: name.to_path_buf(),
-            reason: format!(
-                "{limit} (limits: {} px per side, {} MiB)",
-                limits.max_side,
-                limits.max_alloc / (1024 * 1024)
-            ),
-        },
+    let too_large = |limit: String| Error::ImageTooLarge {
+        path: name.to_path_buf(),
+        reason: format!(
+            "{limit} (limits: {} px per side, {} MiB)",
+            limits.max_side,
+            limits.max_alloc / (1024 * 1024)
+        ),
+    };
+    let map_err = |e: image::ImageError| match e {
+        image::ImageError::Limits(limit) => too_large(limit.to_string()),
         other => decode_err(other.to_string()),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(map_err)?;
+    // `into_decoder` checks the dimensions against the limits; the whole buffer is checked
+    // here, as `ImageReader::decode` would.
+    let total = image::ImageDecoder::total_bytes(&decoder);
+    if total > limits.max_alloc {
+        return Err(too_large(format!(
+            "the decoded image would need {} MiB",
+            total / (1024 * 1024)
+        )));
+    }
+    // An unreadable orientation tag is treated as upright: the pixels are still good.
+    let orientation = image::ImageDecoder::orientation(&mut decoder)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    image.apply_orientation(orientation);
     if image.width() == 0 || image.height() == 0 {
         return Err(decode_err(
             "the image has no pixels (0 wide or high)".into(),
         ));
     }
     Ok(to_rgb(image))
+}
+
+/// Why a JPEG is cut short, or `None` when it is whole: walks the marker segments to the
+/// end-of-image marker (FF D9), stepping over each segment by its length (so the thumbnail's
+/// markers inside an EXIF segment are not mistaken for the image's) and over entropy-coded
+/// data byte by byte. Linear in the length. Bytes after the end-of-image marker are allowed
+/// (some cameras append data there).
+pub fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+        return Some("no start-of-image marker".into());
+    }
+    let n = bytes.len();
+    let mut i = 2;
+    let mut in_scan = false;
+    let mut scans = 0usize;
+    while i < n {
+        if in_scan {
+            // Entropy-coded data: FF 00 is a stuffed byte, FF D0..D7 a restart marker.
+            if bytes[i] != 0xFF {
+                i += 1;
+                continue;
+            }
+            match bytes.get(i + 1) {
+                None => break,
+                Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => {
+                    i += 1;
+                    continue;
+                }
+                Some(_) => in_scan = false,
+            }
+        }
+        if bytes[i] != 0xFF {
+            return Some(format!("no marker at byte {i} where one should be"));
+        }
+        // Fill bytes (FF FF …) may precede a marker.
+        while i + 1 < n && bytes[i + 1] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i + 1) else {
+            break;
+        };
+        match marker {
+            0xD9 => {
+                return (scans == 0).then(|| "end-of-image marker before any image data".into());
+            }
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = bytes
+                    .get(i + 2..i + 4)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
+                    break;
+                };
+                if len < 2 || i + 2 + len > n {
+                    break;
+                }
+                i += 2 + len;
+                if marker == 0xDA {
+                    in_scan = true;
+                    scans += 1;
+                }
+            }
+        }
+    }
+    Some(format!(
+        "the file ends after {n} bytes, before the end-of-image marker"
+    ))
 }
 
 /// Converts any decoded image to 8-bit RGB. Grey becomes three equal planes; alpha is

@@ -11,7 +11,10 @@ pub mod v4l2;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-pub use files::{expand_paths, expand_source, has_image_extension, IMAGE_EXTENSIONS};
+pub use files::{
+    expand_paths, expand_source, has_image_extension, has_unsupported_image_extension,
+    IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS,
+};
 
 /// The pixels of one frame, as the source delivered them.
 #[derive(Debug, Clone)]
