@@ -18,8 +18,9 @@ use crate::preprocess::PreprocessSpec;
 /// First bytes of every bundle file.
 pub const BUNDLE_MAGIC: [u8; 8] = *b"GLANCEBN";
 
-/// Current bundle format version.
-pub const BUNDLE_VERSION: u32 = 1;
+/// Current bundle format version. Version 2 added [`Bundle::split`] and
+/// [`Bundle::calibration`] at the end of the body; version 1 files are still read.
+pub const BUNDLE_VERSION: u32 = 2;
 
 /// What the head was trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,17 +70,155 @@ impl Thresholds {
         }
     }
 
+    /// Applies a `--min-score` (`distance` false) or `--max-distance` flag value `[LABEL=]V`
+    /// for the classes `labels`: one class, or every class without a label.
+    pub fn apply_flag(&mut self, labels: &[String], flag: &str, distance: bool) -> Result<()> {
+        let name = if distance {
+            "--max-distance"
+        } else {
+            "--min-score"
+        };
+        let bad = |why: String| Error::InvalidSetting(format!("{name} `{flag}`: {why}"));
+        let (label, value) = match flag.rsplit_once('=') {
+            Some((l, v)) => (Some(l), v),
+            None => (None, flag),
+        };
+        let value: f32 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("`{value}` is not a number")))?;
+        let range = if distance { 0.0..=2.0 } else { 0.0..=1.0 };
+        if !range.contains(&value) {
+            return Err(bad(format!(
+                "the value must be in [{}, {}]",
+                range.start(),
+                range.end()
+            )));
+        }
+        let class = match label {
+            Some(l) => Some(labels.iter().position(|x| x == l).ok_or_else(|| {
+                bad(format!(
+                    "`{l}` is not a class (classes: {})",
+                    labels.join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        self.set(distance, class, value);
+        Ok(())
+    }
+
     /// True when a decision for `class` with probability `score` and nearest same-class
     /// example at `distance` is outside the thresholds.
     pub fn rejects(&self, class: usize, score: f32, distance: Option<f32>) -> bool {
+        self.verdict(class, score, distance).is_some()
+    }
+
+    /// Why a decision for `class` with probability `score` and nearest same-class example at
+    /// `distance` is rejected, or `None` when it is accepted. The score is checked first. A
+    /// score that is not a number is rejected (it can only come from a broken input).
+    pub fn verdict(&self, class: usize, score: f32, distance: Option<f32>) -> Option<RejectReason> {
         let min = self.min_score.get(class).copied().unwrap_or(0.0);
         let max = self
             .max_distance
             .get(class)
             .copied()
             .unwrap_or(f32::INFINITY);
-        score < min || distance.is_some_and(|d| d > max)
+        if score.is_nan() || score < min {
+            return Some(RejectReason::LowScore {
+                value: score,
+                threshold: min,
+            });
+        }
+        match distance {
+            Some(d) if d.is_nan() || d > max => Some(RejectReason::FarFromExamples {
+                value: d,
+                threshold: max,
+            }),
+            _ => None,
+        }
     }
+}
+
+/// Why a decision came out `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RejectReason {
+    /// The best class's calibrated probability `value` is below its threshold.
+    LowScore {
+        /// The best class's probability.
+        value: f32,
+        /// Its least accepted probability.
+        threshold: f32,
+    },
+    /// The nearest stored example of the best class is at distance `value`, farther than its
+    /// threshold.
+    FarFromExamples {
+        /// Cosine distance to the nearest example of the best class.
+        value: f32,
+        /// Its largest accepted distance.
+        threshold: f32,
+    },
+    /// Smoothing over recent frames voted `unknown` (`value`: the share of unknown frames).
+    Smoothed {
+        /// Share of the window's frames that were unknown.
+        value: f32,
+    },
+}
+
+impl RejectReason {
+    /// The machine-readable name (`reject_reason` in JSON).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RejectReason::LowScore { .. } => "low_score",
+            RejectReason::FarFromExamples { .. } => "far_from_examples",
+            RejectReason::Smoothed { .. } => "smoothed",
+        }
+    }
+
+    /// The measured value and the threshold it failed.
+    pub fn value_and_threshold(&self) -> (f32, Option<f32>) {
+        match *self {
+            RejectReason::LowScore { value, threshold }
+            | RejectReason::FarFromExamples { value, threshold } => (value, Some(threshold)),
+            RejectReason::Smoothed { value } => (value, None),
+        }
+    }
+
+    /// One phrase for people, naming the best class: the same in `classify` and `run`.
+    pub fn describe(&self, best_label: &str) -> String {
+        match *self {
+            RejectReason::LowScore { value, threshold } => format!(
+                "best {best_label} {:.1}% is below its score threshold {:.1}%",
+                value * 100.0,
+                threshold * 100.0
+            ),
+            RejectReason::FarFromExamples { value, threshold } => format!(
+                "best {best_label}, but its nearest example is at {value:.3}, farther than \
+                 its threshold {threshold:.3}"
+            ),
+            RejectReason::Smoothed { value } => format!(
+                "{:.0}% of the recent frames were unknown (last best {best_label})",
+                value * 100.0
+            ),
+        }
+    }
+}
+
+/// The name of the decision that no class won; never a class name.
+pub const UNKNOWN: &str = "unknown";
+
+/// Refuses a class name that could not be told from a rejection or is empty.
+pub fn check_class_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidSetting("a class name is empty".into()));
+    }
+    if name.eq_ignore_ascii_case(UNKNOWN) {
+        return Err(Error::InvalidSetting(format!(
+            "`{name}` cannot be a class name: `{UNKNOWN}` is what glance answers when no class \
+             is accepted; rename the class"
+        )));
+    }
+    Ok(())
 }
 
 /// Where the bundle came from and how well it did.
@@ -99,6 +238,61 @@ pub struct TrainingInfo {
     pub validation_examples: u64,
     /// Named figures (validation accuracy, L2 penalty, iterations, …).
     pub metrics: Vec<(String, f64)>,
+}
+
+/// How the data was split when the bundle was fitted, so that `eval` can use the same test
+/// split and notice an evaluated image that was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    /// `--split`: the fraction held out as test when the data had no test split.
+    pub test_fraction: f64,
+    /// `--seed` of that split (and of the validation folds).
+    pub seed: u64,
+    /// `--per-class` subset size (0 = all).
+    pub per_class: u64,
+    /// True when the test split was generated from `test_fraction` and `seed` (false when the
+    /// data had its own test split).
+    pub generated: bool,
+    /// First 8 bytes (big-endian) of the sha256 content key of every training image (fitted or
+    /// used for calibration), sorted: 8 bytes an image keeps the bundle small, and a chance
+    /// collision among a few million images is below 1e-6.
+    pub train_hashes: Vec<u64>,
+}
+
+impl SplitRecord {
+    /// The short form of a content key stored in [`SplitRecord::train_hashes`].
+    pub fn short_hash(key: &[u8; 32]) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&key[..8]);
+        u64::from_be_bytes(b)
+    }
+
+    /// True when the image with content key `key` was among the training images.
+    pub fn trained_on(&self, key: &[u8; 32]) -> bool {
+        self.train_hashes
+            .binary_search(&Self::short_hash(key))
+            .is_ok()
+    }
+}
+
+/// Where the unknown thresholds and the temperature came from, with the distributions they were
+/// taken from (so that `glance-host show` can print them and a user can pick other thresholds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// `cross-validation` (k-fold out-of-fold predictions) or `held-out` (a validation split).
+    pub method: String,
+    /// Folds of the cross-validation (0 for `held-out`).
+    pub folds: u32,
+    /// Percentile of the in-class distributions at which the thresholds were set.
+    pub reject_percentile: f32,
+    /// Training images per class.
+    pub examples: Vec<u32>,
+    /// Per class: the held-out probabilities of its correctly classified images, at the
+    /// quantiles 0, 5, …, 100 % (empty when the class had none).
+    pub score_quantiles: Vec<Vec<f32>>,
+    /// Per class: the leave-one-out distances from its images to the nearest other stored
+    /// example of the class, at the quantiles 0, 5, …, 100 % (empty when there were none).
+    pub distance_quantiles: Vec<Vec<f32>>,
 }
 
 /// Everything a board needs to classify into the trained classes.
@@ -122,6 +316,42 @@ pub struct Bundle {
     pub store: Option<KnnStore>,
     /// Provenance and metrics.
     pub training: TrainingInfo,
+    /// How the data was split (absent in version 1 bundles).
+    pub split: Option<SplitRecord>,
+    /// How the thresholds were calibrated (absent in version 1 bundles).
+    pub calibration: Option<Calibration>,
+}
+
+/// The body of a version 1 bundle: [`Bundle`] without its last two fields.
+#[derive(Deserialize)]
+struct BundleV1 {
+    backbone: BackboneIdentity,
+    onnx: Option<Vec<u8>>,
+    preprocess: PreprocessSpec,
+    features: FeatureKind,
+    labels: Vec<String>,
+    head: LinearHead,
+    thresholds: Thresholds,
+    store: Option<KnnStore>,
+    training: TrainingInfo,
+}
+
+impl From<BundleV1> for Bundle {
+    fn from(v: BundleV1) -> Self {
+        Bundle {
+            backbone: v.backbone,
+            onnx: v.onnx,
+            preprocess: v.preprocess,
+            features: v.features,
+            labels: v.labels,
+            head: v.head,
+            thresholds: v.thresholds,
+            store: v.store,
+            training: v.training,
+            split: None,
+            calibration: None,
+        }
+    }
 }
 
 impl Bundle {
@@ -146,6 +376,9 @@ impl Bundle {
                 return Err(Error::InvalidSetting("store label out of range".into()));
             }
         }
+        for label in &self.labels {
+            check_class_name(label)?;
+        }
         Ok(())
     }
 
@@ -168,10 +401,17 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        let body =
-            crate::envelope::open(bytes, &BUNDLE_MAGIC, BUNDLE_VERSION, "bundle").map_err(bad)?;
-        let bundle: Bundle =
-            postcard::from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;
+        let (version, body) =
+            crate::envelope::open_versions(bytes, &BUNDLE_MAGIC, 1..=BUNDLE_VERSION, "bundle")
+                .map_err(bad)?;
+        let undecodable = |e: postcard::Error| bad(format!("undecodable body: {e}"));
+        let bundle: Bundle = if version == 1 {
+            postcard::from_bytes::<BundleV1>(body)
+                .map_err(undecodable)?
+                .into()
+        } else {
+            postcard::from_bytes(body).map_err(undecodable)?
+        };
         bundle.validate().map_err(|e| bad(e.to_string()))?;
         Ok(bundle)
     }
@@ -264,6 +504,132 @@ impl Bundle {
                 },
                 logits: None,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::FeatureNorm;
+    use crate::preprocess::{ChannelOrder, ResizeMode};
+
+    fn bundle() -> Bundle {
+        Bundle {
+            backbone: BackboneIdentity {
+                name: "raw-pixels".into(),
+                sha256: String::new(),
+                feature_dim: 2,
+            },
+            onnx: None,
+            preprocess: PreprocessSpec {
+                width: 4,
+                height: 4,
+                resize: ResizeMode::Squash,
+                mean: [127.0; 3],
+                std: [128.0; 3],
+                channel_order: ChannelOrder::Rgb,
+            },
+            features: FeatureKind::Raw { size: 4 },
+            labels: vec!["a".into(), "b".into()],
+            head: LinearHead {
+                classes: 2,
+                dim: 2,
+                weights: vec![1.0, 0.0, 0.0, 1.0],
+                bias: vec![0.0, 0.0],
+                norm: FeatureNorm::L2,
+                temperature: 1.0,
+            },
+            thresholds: Thresholds {
+                min_score: vec![0.6, 0.7],
+                max_distance: vec![0.3, 0.4],
+            },
+            store: None,
+            training: TrainingInfo {
+                dataset: "d".into(),
+                dataset_hash: String::new(),
+                created_unix: 0,
+                glance_version: "0".into(),
+                train_examples: 2,
+                validation_examples: 0,
+                metrics: vec![],
+            },
+            split: None,
+            calibration: None,
+        }
+    }
+
+    #[test]
+    fn version_1_bundles_still_load() {
+        let b = bundle();
+        let v2 = postcard::to_allocvec(&b).unwrap();
+        // A version 1 body is the same fields without the last two (two `None`s, one byte each).
+        let v1 = crate::envelope::seal(&BUNDLE_MAGIC, 1, &v2[..v2.len() - 2]);
+        assert_eq!(Bundle::from_bytes(&v1, Path::new("old.glance")).unwrap(), b);
+        let v3 = crate::envelope::seal(&BUNDLE_MAGIC, 3, &v2);
+        let err = Bundle::from_bytes(&v3, Path::new("new.glance")).unwrap_err();
+        assert!(err.to_string().contains("reads versions 1 to 2"), "{err}");
+        let mut with_split = bundle();
+        with_split.split = Some(SplitRecord {
+            test_fraction: 0.2,
+            seed: 42,
+            per_class: 0,
+            generated: true,
+            train_hashes: vec![SplitRecord::short_hash(&[7u8; 32])],
+        });
+        let back = Bundle::from_bytes(&with_split.to_bytes().unwrap(), Path::new("b")).unwrap();
+        let split = back.split.unwrap();
+        assert!(split.trained_on(&[7u8; 32]) && !split.trained_on(&[8u8; 32]));
+    }
+
+    #[test]
+    fn a_verdict_names_the_threshold_that_failed() {
+        let t = bundle().thresholds;
+        assert_eq!(t.verdict(0, 0.65, Some(0.1)), None);
+        assert_eq!(
+            t.verdict(1, 0.65, Some(0.1)),
+            Some(RejectReason::LowScore {
+                value: 0.65,
+                threshold: 0.7
+            })
+        );
+        assert_eq!(
+            t.verdict(0, 0.9, Some(0.35)),
+            Some(RejectReason::FarFromExamples {
+                value: 0.35,
+                threshold: 0.3
+            })
+        );
+        assert!(t.verdict(0, f32::NAN, None).is_some());
+        let r = RejectReason::LowScore {
+            value: 0.432,
+            threshold: 0.6,
+        };
+        assert_eq!(
+            r.describe("mug"),
+            "best mug 43.2% is below its score threshold 60.0%"
+        );
+    }
+
+    #[test]
+    fn flags_set_one_class_or_all_and_refuse_bad_values() {
+        let mut t = bundle().thresholds;
+        let labels = bundle().labels;
+        t.apply_flag(&labels, "b=0.9", false).unwrap();
+        assert_eq!(t.min_score, vec![0.6, 0.9]);
+        t.apply_flag(&labels, "0.5", true).unwrap();
+        assert_eq!(t.max_distance, vec![0.5, 0.5]);
+        for bad in ["c=0.5", "1.5", "NaN", "x"] {
+            assert!(t.apply_flag(&labels, bad, false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_empty_class_names_are_refused() {
+        for bad in ["unknown", "Unknown", ""] {
+            let mut b = bundle();
+            b.labels[1] = bad.into();
+            assert!(b.validate().is_err(), "`{bad}` accepted");
         }
     }
 }

@@ -13,8 +13,9 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
+use crate::bundle::RejectReason;
 use crate::knn;
-use crate::pipeline::{KnnResult, Prediction};
+use crate::pipeline::{KnnResult, Prediction, Rejection};
 use crate::store::Store;
 
 /// Default largest cosine distance at which a frame matches an enrolled example.
@@ -120,6 +121,7 @@ impl Decider {
                     p.label = label.clone();
                     p.score = 1.0 - d;
                     unknown = false;
+                    p.rejection = None;
                     decided_by = DecidedBy::Store;
                 }
             }
@@ -135,7 +137,19 @@ impl Decider {
                 self.window.pop_front();
             }
             let (label, score) = majority(&self.window);
-            unknown = label == "unknown";
+            let now_unknown = label == "unknown";
+            if !now_unknown {
+                p.rejection = None;
+            } else if p.rejection.is_none() {
+                // This frame was accepted, but the window votes unknown.
+                let share = self.window.iter().filter(|(l, _)| l == "unknown").count() as f32
+                    / self.window.len().max(1) as f32;
+                p.rejection = Some(Rejection {
+                    best_label: p.label.clone(),
+                    reason: RejectReason::Smoothed { value: share },
+                });
+            }
+            unknown = now_unknown;
             p.label = label;
             p.score = score;
         }
@@ -188,6 +202,7 @@ mod tests {
             knn: None,
             features: None,
             unknown: label == "unknown",
+            rejection: None,
         }
     }
 

@@ -24,13 +24,29 @@ pub fn open<'a>(
     version: u32,
     kind: &str,
 ) -> Result<&'a [u8], String> {
+    open_versions(bytes, magic, version..=version, kind).map(|(_, body)| body)
+}
+
+/// The format version and body inside a `kind` file whose version is one of `versions`.
+pub fn open_versions<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    versions: std::ops::RangeInclusive<u32>,
+    kind: &str,
+) -> Result<(u32, &'a [u8]), String> {
     if bytes.len() < HEADER_LEN || bytes[..8] != magic[..] {
         return Err(format!("not a glance {kind} (bad magic or too short)"));
     }
     let found = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if found != version {
+    if !versions.contains(&found) {
+        let (lo, hi) = (versions.start(), versions.end());
+        let reads = if lo == hi {
+            format!("version {hi}")
+        } else {
+            format!("versions {lo} to {hi}")
+        };
         return Err(format!(
-            "{kind} format version {found}; this glance reads version {version}"
+            "{kind} format version {found}; this glance reads {reads}"
         ));
     }
     let mut len8 = [0u8; 8];
@@ -47,5 +63,5 @@ pub fn open<'a>(
     if glance_proto::crc::crc32(body) != crc {
         return Err("CRC mismatch: the file is corrupted".into());
     }
-    Ok(body)
+    Ok((found, body))
 }

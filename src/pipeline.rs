@@ -8,7 +8,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::backbone::{Backbone, EngineOptions, ModelSource};
-use crate::bundle::{Bundle, FeatureKind, Thresholds};
+use crate::bundle::{Bundle, FeatureKind, RejectReason, Thresholds};
 use crate::error::{Error, Result};
 use crate::head::{self, Ranked};
 use crate::knn;
@@ -65,6 +65,59 @@ pub struct Prediction {
     /// True when the thresholds rejected the best class (then `label` is `unknown`).
     #[serde(skip)]
     pub unknown: bool,
+    /// Why the label is `unknown`: `best_label`, `reject_reason`, `reject_value` and
+    /// `reject_threshold` in JSON (absent for an accepted label).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+/// Why a prediction is `unknown`, in the JSON lines of `classify` and `run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The class that would have been decided.
+    pub best_label: String,
+    /// The threshold it failed.
+    pub reason: RejectReason,
+}
+
+impl Rejection {
+    /// One phrase for people (the same in `classify` and `run`).
+    pub fn describe(&self) -> String {
+        self.reason.describe(&self.best_label)
+    }
+}
+
+impl Serialize for Rejection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (value, threshold) = self.reason.value_and_threshold();
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("best_label", &self.best_label)?;
+        m.serialize_entry("reject_reason", self.reason.code())?;
+        m.serialize_entry("reject_value", &finite(value))?;
+        if let Some(t) = threshold {
+            m.serialize_entry("reject_threshold", &finite(t))?;
+        }
+        m.end()
+    }
+}
+
+/// JSON has no NaN or infinity: such a value is written as null.
+fn finite(v: f32) -> Option<f32> {
+    v.is_finite().then_some(v)
+}
+
+impl Prediction {
+    /// The text-line form of the decision, shared by `classify` and `run`: `label score%`, or
+    /// `unknown (why)` for a rejected one.
+    pub fn decision_text(&self) -> String {
+        match &self.rejection {
+            Some(r) if self.label == crate::bundle::UNKNOWN => {
+                format!("{} ({})", crate::bundle::UNKNOWN, r.describe())
+            }
+            _ => format!("{} {:.1}%", self.label, self.score * 100.0),
+        }
+    }
 }
 
 /// The nearest stored example.
@@ -379,7 +432,14 @@ impl Classifier {
             .first()
             .map(|r| (r.index, r.label.clone(), r.score))
             .ok_or_else(|| Error::Inference("empty label list".into()))?;
-        let unknown = self.thresholds.rejects(class, score, None);
+        let rejection = self
+            .thresholds
+            .verdict(class, score, None)
+            .map(|reason| Rejection {
+                best_label: label.clone(),
+                reason,
+            });
+        let unknown = rejection.is_some();
         Ok(Prediction {
             source,
             label: if unknown { "unknown".into() } else { label },
@@ -389,6 +449,7 @@ impl Classifier {
             knn: None,
             features: self.config.with_features.then_some(out.features),
             unknown,
+            rejection,
         })
     }
 
@@ -426,9 +487,14 @@ impl Classifier {
             }
             _ => (None, None),
         };
-        let unknown = self
+        let rejection = self
             .thresholds
-            .rejects(best.index, best.score, own_distance);
+            .verdict(best.index, best.score, own_distance)
+            .map(|reason| Rejection {
+                best_label: best.label.clone(),
+                reason,
+            });
+        let unknown = rejection.is_some();
         let label = if unknown {
             "unknown".to_string()
         } else {
@@ -445,6 +511,7 @@ impl Classifier {
             knn,
             features: self.config.with_features.then_some(features),
             unknown,
+            rejection,
         })
     }
 }

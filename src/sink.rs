@@ -151,13 +151,7 @@ pub fn encode_prediction(d: &Decided, format: Format, label_id: impl Fn(&str) ->
     match format {
         Format::Json => json_line(d),
         Format::Text => {
-            let mut s = format!(
-                "#{} {}: {} {:.1}%",
-                d.seq,
-                p.source,
-                p.label,
-                p.score * 100.0
-            );
+            let mut s = format!("#{} {}: {}", d.seq, p.source, p.decision_text());
             let others: Vec<String> = p
                 .top_k
                 .iter()

@@ -8,4 +8,5 @@ mod host;
 mod parity;
 mod quantized;
 mod run;
+mod small_data;
 mod util;

@@ -35,8 +35,11 @@ enum Command {
     Extract(ExtractArgs),
     /// Fit a softmax-regression head and pack a bundle.
     Fit(FitArgs),
-    /// Evaluate a bundle on DATA's test split.
+    /// Evaluate a bundle on DATA's test split (by default the split it was fitted with).
     Eval(EvalArgs),
+    /// What is inside a bundle: backbone, preprocessing, classes, thresholds, calibration,
+    /// training metrics, split and a size breakdown.
+    Show(ShowArgs),
     /// The k most similar stored examples to an image (a class filter = category-specific model).
     Query(QueryArgs),
     /// Fit raw-pixel and deep-feature heads on the same split and compare them.
@@ -92,31 +95,53 @@ struct DataArgs {
     /// IDX images file, or a CSV manifest `path,label[,split]`.
     #[arg(value_name = "DATA")]
     data: PathBuf,
-    /// Fraction held out as test when DATA has no test split.
-    #[arg(long, default_value_t = 0.2)]
-    split: f64,
-    /// Seed for every random split.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Use at most N examples per class in each split (a stratified subset; 0 = all).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    per_class: usize,
+    /// Fraction held out as test when DATA has no test split [default: 0.2; for `eval`, the
+    /// bundle's].
+    #[arg(long)]
+    split: Option<f64>,
+    /// Seed for every random split [default: 42; for `eval`, the bundle's].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Use at most N examples per class in each split (a stratified subset; 0 = all)
+    /// [default: 0; for `eval`, the bundle's].
+    #[arg(long, value_name = "N")]
+    per_class: Option<usize>,
     /// Class names for IDX labels, one per line.
     #[arg(long, value_name = "FILE")]
     label_names: Option<PathBuf>,
 }
 
 impl DataArgs {
+    fn split(&self) -> f64 {
+        self.split.unwrap_or(OpenOptions::default().test_fraction)
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(OpenOptions::default().seed)
+    }
+
     fn open(&self) -> anyhow::Result<Dataset> {
-        if !(0.0..1.0).contains(&self.split) {
-            bail!("--split {} must be in [0, 1)", self.split);
+        self.open_like(None)
+    }
+
+    /// Opens DATA split as `bundle` was when a flag does not say otherwise.
+    fn open_like(&self, bundle: Option<&glance::bundle::SplitRecord>) -> anyhow::Result<Dataset> {
+        let split = self
+            .split
+            .or(bundle.map(|b| b.test_fraction))
+            .unwrap_or(OpenOptions::default().test_fraction);
+        if !(0.0..1.0).contains(&split) {
+            bail!("--split {split} must be in [0, 1)");
         }
         Dataset::open(
             &self.data,
             &OpenOptions {
-                test_fraction: self.split,
-                seed: self.seed,
-                per_class: self.per_class,
+                test_fraction: split,
+                seed: self.seed.or(bundle.map(|b| b.seed)).unwrap_or(42),
+                per_class: self
+                    .per_class
+                    .or(bundle.map(|b| b.per_class as usize))
+                    .unwrap_or(0),
                 label_names: self.label_names.clone(),
             },
         )
@@ -222,7 +247,8 @@ struct ExtractArgs {
     data: DataArgs,
     #[command(flatten)]
     run: RunArgs,
-    /// Also write {train,test}_{features,labels}.npy and classes.txt into DIR (for numpy).
+    /// Also write {train,test}_{features,labels}.npy, {train,test}_paths.txt (row i's image)
+    /// and classes.txt into DIR (for numpy).
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
 }
@@ -271,7 +297,10 @@ struct FitArgs {
     /// Most stored examples per class (0 = every training example).
     #[arg(long, default_value_t = 500)]
     store_per_class: usize,
-    /// Percentile of in-class validation confidence below which a decision is "unknown".
+    /// Share (%) of a class's own held-out images that each unknown threshold may reject: the
+    /// score threshold sits at this lower percentile of their confidences (at most 0.9), the
+    /// distance threshold at this upper percentile of their distances to the nearest other
+    /// stored example (finite-sample conformal ranks).
     #[arg(long, default_value_t = 5.0)]
     reject_percentile: f64,
     /// Reference the backbone instead of copying its ONNX bytes into the bundle.
@@ -294,6 +323,36 @@ struct EvalArgs {
     /// Write an HTML report (confusion heat map, galleries) into DIR.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Write one CSV row per test image: path, true label, predicted label, score, nearest
+    /// example's label and distance, unknown, reject reason.
+    #[arg(long, value_name = "CSV")]
+    predictions: Option<PathBuf>,
+    /// Also score the images in DIR (and its subfolders), which belong to no class: rejection
+    /// AUROC, unknowns rejected and known images kept at the bundle's thresholds, and a
+    /// threshold sweep (open_set in JSON; a curve in --report).
+    #[arg(long, value_name = "DIR")]
+    unknown: Option<PathBuf>,
+    /// Evaluate even when test images were trained on (loudly warned; the default refuses).
+    #[arg(long)]
+    allow_trained: bool,
+    /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
+    /// bundle's calibrated thresholds. Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    min_score: Vec<String>,
+    /// Largest distance to the best class's nearest stored example, for one class (`LABEL=V`)
+    /// or all (`V`); overrides the bundle's calibrated thresholds. Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    max_distance: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ShowArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -535,6 +594,7 @@ fn main() -> ExitCode {
         Command::Extract(a) => extract(a),
         Command::Fit(a) => fit(a),
         Command::Eval(a) => eval(a),
+        Command::Show(a) => host::show::show(&a.bundle, a.format == Format::Json),
         Command::Query(a) => query(a),
         Command::Compare(a) => compare(a),
         Command::Features(a) => features(a),
@@ -577,10 +637,11 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "no test split in the data: {:.0}% held out with seed {}",
-            args.data.split * 100.0,
-            args.data.seed
+            args.data.split() * 100.0,
+            args.data.seed()
         )?;
     }
+    report_unsupported(out, &ds)?;
     let train = ds.counts(Split::Train);
     let test = ds.counts(Split::Test);
     let w = ds.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
@@ -648,17 +709,24 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(sheet) = &args.sheet {
-        let rows: Vec<Vec<Option<image::RgbImage>>> = (0..ds.classes.len())
+        let rows: Vec<(String, Vec<host::draw::Captioned>)> = (0..ds.classes.len())
             .map(|c| {
-                ds.items
+                let of_class: Vec<_> = ds.items.iter().filter(|i| i.label == c).collect();
+                let pictures = of_class
                     .iter()
-                    .filter(|i| i.label == c)
                     .take(args.sheet_columns)
-                    .map(|i| i.source.load(DecodeLimits::default()).ok())
-                    .collect()
+                    .map(|i| host::draw::Captioned {
+                        image: i.source.load(DecodeLimits::default()).ok(),
+                        caption: vec![
+                            i.split.name().to_string(),
+                            host::draw::short_name(&i.source.name()),
+                        ],
+                    })
+                    .collect();
+                (format!("{} ({})", ds.classes[c], of_class.len()), pictures)
             })
             .collect();
-        host::draw::contact_sheet(&rows, sheet)?;
+        host::draw::captioned_sheet(&rows, sheet)?;
         writeln!(
             out,
             "contact sheet: {} (row i = class i in the order above)",
@@ -683,7 +751,7 @@ fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     let mut failures = Vec::new();
     for split in [Split::Train, Split::Test] {
         let items = ds.split(split);
-        let (m, _, f, _) = host::workbench::feature_matrix(&items, &extractor, &run)?;
+        let (m, kept, f, _) = host::workbench::feature_matrix(&items, &extractor, &run)?;
         rows += m.rows();
         dim = m.dim;
         failures.extend(f);
@@ -698,6 +766,13 @@ fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
                 &m.data,
             )?;
             host::npy::write_labels(&dir.join(format!("{name}_labels.npy")), &m.labels)?;
+            // One line per feature row, in row order (unreadable images have no row).
+            let paths: String = kept
+                .iter()
+                .map(|&i| items[i].source.name() + "\n")
+                .collect();
+            std::fs::write(dir.join(format!("{name}_paths.txt")), paths)
+                .with_context(|| format!("{}: cannot write {name}_paths.txt", dir.display()))?;
             std::fs::write(dir.join("classes.txt"), ds.classes.join("\n") + "\n")
                 .with_context(|| format!("{}: cannot write classes.txt", dir.display()))?;
         }
@@ -720,6 +795,35 @@ fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Names the files of formats glance cannot decode that the dataset left out.
+fn report_unsupported(out: &mut impl Write, ds: &Dataset) -> anyhow::Result<()> {
+    if ds.unsupported.is_empty() {
+        return Ok(());
+    }
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for p in &ds.unsupported {
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_uppercase())
+            .unwrap_or_default();
+        *kinds.entry(ext).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    writeln!(
+        out,
+        "left out: {} file(s) of formats glance cannot decode ({}); convert them to JPEG:",
+        ds.unsupported.len(),
+        kinds.join(", ")
+    )?;
+    for p in ds.unsupported.iter().take(10) {
+        writeln!(out, "  {}", p.display())?;
+    }
+    if ds.unsupported.len() > 10 {
+        writeln!(out, "  … and {} more", ds.unsupported.len() - 10)?;
+    }
+    Ok(())
 }
 
 fn report_failures(failures: &[(String, String)]) {
@@ -774,7 +878,7 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
             size: args.head.raw_size,
         },
     };
-    let mut opts = train_options(&args.head, features, &run, args.data.seed)?;
+    let mut opts = train_options(&args.head, features, &run, args.data.seed())?;
     opts.store_precision = match args.store_precision {
         StorePrecision::I8 => Precision::I8,
         StorePrecision::F32 => Precision::F32,
@@ -791,10 +895,22 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
     let backbone = host::workbench::backbone_for(features, &run)?;
     let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
     report_failures(&report.failures);
+    report_unsupported(&mut io::stderr().lock(), &ds)?;
+    for w in &report.warnings {
+        eprintln!("glance-host: warning: {w}");
+    }
     bundle.save(&args.out)?;
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let held_out = if report.calibration.method == "cross-validation" {
+        format!(
+            "calibrated by {}-fold cross-validation on all {}",
+            report.calibration.folds, report.val_rows
+        )
+    } else {
+        format!("validated on {}", report.val_rows)
+    };
     println!(
-        "{}: {} head on {} features, {} classes; fitted on {} images, validated on {}",
+        "{}: {} head on {} features, {} classes; fitted on {} images, {held_out}",
         args.out.display(),
         match bundle.features {
             FeatureKind::Deep => "deep-feature",
@@ -803,11 +919,15 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
         bundle.head.dim,
         bundle.labels.len(),
         report.train_rows,
-        report.val_rows
     );
     println!(
-        "validation accuracy {:.2}%, log-loss {:.4}, temperature {:.3}; {} iterations ({}); \
+        "{} accuracy {:.2}%, log-loss {:.4}, temperature {:.3}; {} iterations ({}); \
          extract {:.1} s, fit {:.1} s; store {} examples; bundle {:.2} MB",
+        if report.calibration.method == "cross-validation" {
+            "out-of-fold"
+        } else {
+            "validation"
+        },
         report.fit.val_accuracy * 100.0,
         report.fit.val_loss,
         report.fit.temperature,
@@ -822,10 +942,34 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::load(&args.bundle)?;
-    let ds = args.data.open()?;
+    let mut bundle = Bundle::load(&args.bundle)?;
+    let labels = bundle.labels.clone();
+    for (flags, distance) in [(&args.min_score, false), (&args.max_distance, true)] {
+        for flag in flags {
+            bundle.thresholds.apply_flag(&labels, flag, distance)?;
+        }
+    }
+    let ds = args.data.open_like(bundle.split.as_ref())?;
     let run = args.run.options();
-    let (e, cases) = host::workbench::evaluate_bundle(&bundle, &args.bundle, &ds, &run)?;
+    let overlap = if args.allow_trained {
+        host::workbench::Overlap::Warn
+    } else {
+        host::workbench::Overlap::Refuse
+    };
+    let (mut e, cases) =
+        host::workbench::evaluate_bundle(&bundle, &args.bundle, &ds, &run, overlap)?;
+    let mut unknown_cases = Vec::new();
+    if let Some(dir) = &args.unknown {
+        let (open, u) = host::workbench::open_set(&bundle, &args.bundle, &cases, dir, &run)?;
+        e.open_set = Some(open);
+        unknown_cases = u;
+    }
+    if let Some(path) = &args.predictions {
+        let all: Vec<&host::workbench::Case> = cases.iter().chain(&unknown_cases).collect();
+        host::report::predictions_csv(&bundle.labels, &all, path)?;
+        eprintln!("predictions: {}", path.display());
+    }
+
     let out = &mut io::stdout().lock();
     match args.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string(&e)?)?,
@@ -837,7 +981,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        host::report::html(&e, &cases, &name, dir)?;
+        host::report::html(&e, &cases, &unknown_cases, &name, dir)?;
         eprintln!("report: {}", dir.join("index.html").display());
     }
     Ok(if e.unreadable > 0 {
@@ -897,14 +1041,31 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(sheet) = &args.sheet {
-        let mut row = vec![Some(image)];
+        let mut row = vec![host::draw::Captioned {
+            image: Some(image),
+            caption: vec![
+                "query".into(),
+                host::draw::short_name(&args.image.display().to_string()),
+            ],
+        }];
         let names: Vec<&str> = hits.iter().map(|n| store.sources[n.row].as_str()).collect();
-        row.extend(
-            ItemSource::from_names(&names)
-                .into_iter()
-                .map(|s| s.ok().and_then(|s| s.load(DecodeLimits::default()).ok())),
-        );
-        host::draw::contact_sheet(&[row], sheet)?;
+        for (n, source) in hits.iter().zip(ItemSource::from_names(&names)) {
+            row.push(host::draw::Captioned {
+                image: source
+                    .ok()
+                    .and_then(|s| s.load(DecodeLimits::default()).ok()),
+                caption: vec![
+                    format!("#{} {}", n.rank, bundle.labels[usize::from(n.label)]),
+                    format!("d {:.3}", n.distance),
+                    host::draw::short_name(&store.sources[n.row]),
+                ],
+            });
+        }
+        let title = match class {
+            Some(c) => format!("in {}", bundle.labels[usize::from(c)]),
+            None => "all classes".into(),
+        };
+        host::draw::captioned_sheet(&[(title, row)], sheet)?;
         eprintln!(
             "sheet: {} (the query first, then the neighbours by rank)",
             sheet.display()
@@ -922,7 +1083,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         size: args.head.raw_size,
     };
     for features in [raw, FeatureKind::Deep] {
-        let opts = train_options(&args.head, features, &run, args.data.seed)?;
+        let opts = train_options(&args.head, features, &run, args.data.seed())?;
         let backbone = host::workbench::backbone_for(features, &run)?;
         let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
         let extractor = host::extract::Extractor::new(features, backbone.as_ref())?;

@@ -268,7 +268,18 @@ struct ClassifyArgs {
     /// Refuse images wider or taller than this many pixels.
     #[arg(long, default_value_t = glance::preprocess::DEFAULT_MAX_SIDE, value_name = "PX")]
     max_side: u32,
-    /// Image files or folders.
+    /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
+    /// bundle's calibrated thresholds. Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    min_score: Vec<String>,
+    /// Largest distance to the best class's nearest stored example, for one class (`LABEL=V`)
+    /// or all (`V`); overrides the bundle's calibrated thresholds. Repeatable.
+    #[arg(long, value_name = "[LABEL=]V")]
+    max_distance: Vec<String>,
+    /// Classify a JPEG that ends before its end-of-image marker instead of refusing it.
+    #[arg(long)]
+    allow_truncated: bool,
+    /// Image files or folders (a folder's subfolders are searched too).
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
 }
@@ -652,11 +663,20 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         top_k: usize::from(args.top_k),
         limits: DecodeLimits {
             max_side: args.max_side,
+            allow_truncated: args.allow_truncated,
             ..DecodeLimits::default()
         },
         with_features: args.with_features,
     };
-    let classifier = Classifier::new(config).context("cannot set up the classifier")?;
+    let mut classifier = Classifier::new(config).context("cannot set up the classifier")?;
+    let labels = classifier.labels().to_vec();
+    for (flags, distance) in [(&args.min_score, false), (&args.max_distance, true)] {
+        for flag in flags {
+            classifier
+                .thresholds_mut()
+                .apply_flag(&labels, flag, distance)?;
+        }
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failures = 0usize;
@@ -698,7 +718,7 @@ fn write_prediction(out: &mut impl Write, p: &Prediction, format: Format) -> any
                 .skip(1)
                 .map(|r| format!("{} {:.1}%", r.label, r.score * 100.0))
                 .collect();
-            write!(out, "{}: {} {:.1}%", p.source, p.label, p.score * 100.0)?;
+            write!(out, "{}: {}", p.source, p.decision_text())?;
             if !others.is_empty() {
                 write!(out, "  (then {})", others.join(", "))?;
             }

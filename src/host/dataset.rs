@@ -171,6 +171,10 @@ pub struct Dataset {
     pub items: Vec<Item>,
     /// True when the test split was made by `--split` rather than given.
     pub split_generated: bool,
+    /// Files in class folders of a photo format glance cannot decode (HEIC, raw), left out.
+    pub unsupported: Vec<PathBuf>,
+    /// The options it was opened with (the split a bundle records).
+    pub opened_with: OpenOptions,
 }
 
 /// Options for opening a dataset.
@@ -241,6 +245,7 @@ impl Dataset {
         if opts.per_class > 0 {
             subset(&mut ds, opts.per_class, opts.seed);
         }
+        ds.opened_with = opts.clone();
         ds.check()?;
         Ok(ds)
     }
@@ -260,6 +265,10 @@ impl Dataset {
     }
 
     fn check(&self) -> Result<()> {
+        for name in &self.classes {
+            glance::bundle::check_class_name(name)
+                .with_context(|| format!("{}: class `{name}`", self.root.display()))?;
+        }
         if self.classes.len() < 2 {
             bail!(
                 "{}: found {} class(es); a classifier needs at least 2",
@@ -282,14 +291,21 @@ impl Dataset {
     }
 }
 
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The image files of a folder, sorted, and the files of formats glance cannot decode.
+fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && glance::source::has_image_extension(p))
+        .filter(|p| p.is_file())
         .collect();
     files.sort();
-    Ok(files)
+    let unsupported = files
+        .iter()
+        .filter(|p| glance::source::has_unsupported_image_extension(p))
+        .cloned()
+        .collect();
+    files.retain(|p| glance::source::has_image_extension(p));
+    Ok((files, unsupported))
 }
 
 fn class_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -306,27 +322,44 @@ fn class_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn read_class_folders(dir: &Path, split: Split, classes: &[String]) -> Result<Vec<Item>> {
+/// The items of every class folder in `dir`, and the files left out as undecodable.
+fn read_class_folders(
+    dir: &Path,
+    split: Split,
+    classes: &[String],
+) -> Result<(Vec<Item>, Vec<PathBuf>)> {
     let mut items = Vec::new();
+    let mut left_out = Vec::new();
     for (name, path) in class_dirs(dir)? {
         let label = classes
             .iter()
             .position(|c| *c == name)
             .with_context(|| format!("{}: unexpected class folder", path.display()))?;
-        let files = list_images(&path)?;
+        let (files, unsupported) = list_images(&path)?;
         if files.is_empty() {
+            let also = if unsupported.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; its {} file(s) such as {} are of a format glance cannot decode \
+                     (convert HEIC or raw photos to JPEG)",
+                    unsupported.len(),
+                    unsupported[0].display()
+                )
+            };
             bail!(
-                "{}: class folder `{name}` has no images (expected files like .jpg, .png)",
+                "{}: class folder `{name}` has no images (expected files like .jpg, .png){also}",
                 path.display()
             );
         }
+        left_out.extend(unsupported);
         items.extend(files.into_iter().map(|f| Item {
             source: ItemSource::File(f),
             label,
             split,
         }));
     }
-    Ok(items)
+    Ok((items, left_out))
 }
 
 fn open_class_folders(root: &Path) -> Result<Dataset> {
@@ -338,13 +371,15 @@ fn open_class_folders(root: &Path) -> Result<Dataset> {
             root.display()
         );
     }
-    let items = read_class_folders(root, Split::Train, &classes)?;
+    let (items, unsupported) = read_class_folders(root, Split::Train, &classes)?;
     Ok(Dataset {
         root: root.to_path_buf(),
         kind: "class folders",
         classes,
         items,
         split_generated: false,
+        unsupported,
+        opened_with: OpenOptions::default(),
     })
 }
 
@@ -374,9 +409,11 @@ fn open_split_folders(root: &Path) -> Result<Dataset> {
             );
         }
     }
-    let mut items = read_class_folders(&train_dir, Split::Train, &classes)?;
+    let (mut items, mut unsupported) = read_class_folders(&train_dir, Split::Train, &classes)?;
     if test_dir.is_dir() {
-        items.extend(read_class_folders(&test_dir, Split::Test, &classes)?);
+        let (test, left_out) = read_class_folders(&test_dir, Split::Test, &classes)?;
+        items.extend(test);
+        unsupported.extend(left_out);
     }
     Ok(Dataset {
         root: root.to_path_buf(),
@@ -384,6 +421,8 @@ fn open_split_folders(root: &Path) -> Result<Dataset> {
         classes,
         items,
         split_generated: false,
+        unsupported,
+        opened_with: OpenOptions::default(),
     })
 }
 
@@ -461,6 +500,8 @@ fn open_csv(path: &Path) -> Result<Dataset> {
         classes,
         items,
         split_generated: false,
+        unsupported: Vec::new(),
+        opened_with: OpenOptions::default(),
     })
 }
 
@@ -603,6 +644,8 @@ fn open_idx_dir(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         classes,
         items: rows.into_iter().map(|r| r.1).collect(),
         split_generated: false,
+        unsupported: Vec::new(),
+        opened_with: OpenOptions::default(),
     })
 }
 
@@ -627,6 +670,8 @@ fn open_idx_file(path: &Path, opts: &OpenOptions) -> Result<Dataset> {
         classes: idx_class_names(path, max, opts)?,
         items: rows.into_iter().map(|r| r.1).collect(),
         split_generated: false,
+        unsupported: Vec::new(),
+        opened_with: OpenOptions::default(),
     })
 }
 

@@ -211,12 +211,39 @@ pub fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
     (loss / x.rows() as f64, correct as f64 / x.rows() as f64)
 }
 
-/// Temperature minimising validation log-loss (golden-section search on log T in [1/20, 20]).
+/// Temperature for `head` from held-out rows (see [`temperature_from_logits`]).
 pub fn fit_temperature(head: &LinearHead, val: &Matrix) -> f64 {
-    if val.rows() == 0 {
+    let logits: Vec<Vec<f32>> = (0..val.rows())
+        .map(|i| head.logits_prepared(val.row(i)))
+        .collect();
+    temperature_from_logits(&logits, &val.labels)
+}
+
+/// Width of the prior on ln T in [`temperature_from_logits`]: T is a priori within e^±1.
+const LN_T_PRIOR_SIGMA: f64 = 1.0;
+
+/// The temperature that minimises the held-out log-loss of `logits` (rows, with their true
+/// classes `labels`) plus a Gaussian prior on ln T centred on T = 1 (a MAP estimate; golden
+/// section on ln T in [1/20, 20]). Without the prior, a few held-out rows that are all right
+/// drive T to its lower bound and the head to near-certainty on anything, including images of
+/// no class; with many rows the prior's weight vanishes. No rows: 1.
+pub fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let n = logits.len().min(labels.len());
+    if n == 0 {
         return 1.0;
     }
-    let f = |lt: f64| loss_and_accuracy(head, val, lt.exp() as f32).0;
+    let f = |lt: f64| {
+        let t = lt.exp() as f32;
+        let nll: f64 = logits
+            .iter()
+            .zip(labels)
+            .map(|(z, &y)| {
+                let p = glance::head::softmax(z, t);
+                -f64::from(p.get(y).copied().unwrap_or(0.0).max(1e-12)).ln()
+            })
+            .sum();
+        nll + lt * lt / (2.0 * LN_T_PRIOR_SIGMA * LN_T_PRIOR_SIGMA)
+    };
     let (mut a, mut b) = ((0.05f64).ln(), (20f64).ln());
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
@@ -329,7 +356,11 @@ pub fn fit(
     let mut head = head_from(&p, classes, dim, norm);
     let temperature = fit_temperature(&head, val);
     head.temperature = temperature as f32;
-    let (_, val_accuracy) = loss_and_accuracy(&head, val, 1.0);
+    let (_, val_accuracy) = if val.rows() > 0 {
+        loss_and_accuracy(&head, val, 1.0)
+    } else {
+        (0.0, 0.0)
+    };
     Ok((
         head,
         FitReport {

@@ -62,12 +62,18 @@ pub struct Evaluation {
     pub head_knn_agreement: Option<f64>,
     /// Fraction rejected as unknown by the bundle's thresholds.
     pub unknown_rate: f64,
+    /// Expected calibration error of the head's top-1 confidence (15 equal-width bins): the
+    /// mean gap between how sure the head says it is and how often it is right.
+    pub expected_calibration_error: f64,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
     /// Per-class precision/recall/F1.
     pub per_class: Vec<ClassRow>,
     /// The category-specific retrieval table.
     pub retrieval: Vec<RetrievalRow>,
+    /// Open-set figures (`eval --unknown DIR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<super::openset::OpenSet>,
 }
 
 /// Inputs per test example.
@@ -96,8 +102,10 @@ pub fn evaluate(labels: &[String], scored: &[Scored], unreadable: usize) -> Eval
     let mut agree = 0usize;
     let mut has_knn = false;
     let mut unknown = 0usize;
+    let mut confidence_correct = Vec::with_capacity(scored.len());
     for s in scored {
         let pred = argmax(&s.probs);
+        confidence_correct.push((s.probs[pred], pred == s.truth));
         confusion[s.truth][pred] += 1;
         log_loss -= f64::from(s.probs[s.truth].max(1e-12)).ln();
         let mut order: Vec<usize> = (0..c).collect();
@@ -198,9 +206,14 @@ pub fn evaluate(labels: &[String], scored: &[Scored], unreadable: usize) -> Eval
         knn_accuracy: has_knn.then(|| knn_correct as f64 / n),
         head_knn_agreement: has_knn.then(|| agree as f64 / n),
         unknown_rate: unknown as f64 / n,
+        expected_calibration_error: super::openset::expected_calibration_error(
+            &confidence_correct,
+            15,
+        ),
         confusion,
         per_class,
         retrieval,
+        open_set: None,
     }
 }
 

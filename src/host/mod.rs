@@ -8,5 +8,7 @@ pub mod fit;
 pub mod metrics;
 pub mod monitor;
 pub mod npy;
+pub mod openset;
 pub mod report;
+pub mod show;
 pub mod workbench;

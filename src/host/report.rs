@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::draw;
 use super::metrics::Evaluation;
+use super::openset::{OpenSet, SweepRow};
 use super::workbench::Case;
 use glance::preprocess::DecodeLimits;
 
@@ -37,6 +38,34 @@ pub fn text(e: &Evaluation) -> String {
         let _ = writeln!(s, "head = 1-NN     {}", pct(a));
     }
     let _ = writeln!(s, "unknown         {}", pct(e.unknown_rate));
+    let _ = writeln!(
+        s,
+        "calibration     ECE {:.4} (mean gap between confidence and accuracy)",
+        e.expected_calibration_error
+    );
+    if let Some(o) = &e.open_set {
+        let _ = writeln!(
+            s,
+            "\nopen set: {} images of no class ({} unreadable)",
+            o.unknown_examples, o.unknown_unreadable
+        );
+        let _ = writeln!(
+            s,
+            "  AUROC           {:.4} (the bundle's rule; confidence alone {:.4}{})",
+            o.auroc,
+            o.auroc_score,
+            o.auroc_distance
+                .map_or(String::new(), |d| format!(", distance alone {d:.4}"))
+        );
+        let _ = writeln!(
+            s,
+            "  at the bundle's thresholds: unknowns rejected {}, known images rejected {}, \
+             known accepted and right {}",
+            pct(o.unknown_rejected),
+            pct(o.known_rejected),
+            pct(o.known_accepted_correct)
+        );
+    }
     let w = e
         .labels
         .iter()
@@ -99,12 +128,24 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes `DIR/index.html` with the confusion heat map and galleries of confidently-wrong and
-/// hesitant test images.
-pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Result<()> {
+fn file_caption(c: &Case) -> String {
+    draw::short_name(&c.source.name())
+}
+
+/// Writes `DIR/index.html` with the confusion heat map (each cell links to a gallery of its
+/// images), the open-set curve and galleries of confidently-wrong, hesitant and accepted
+/// unknown images.
+pub fn html(
+    e: &Evaluation,
+    cases: &[Case],
+    unknown: &[Case],
+    bundle_name: &str,
+    dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(dir.join("img"))
         .with_context(|| format!("{}: cannot create", dir.display()))?;
-    draw::confusion_png(&e.confusion, &dir.join("confusion.png"))?;
+    draw::confusion_png(&e.confusion, &e.labels, &dir.join("confusion.png"))?;
+    let label = |i: usize| e.labels.get(i).map_or("(none)", String::as_str);
     let mut wrong: Vec<&Case> = cases.iter().filter(|c| c.truth != c.predicted).collect();
     wrong.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut hesitant: Vec<&Case> = cases.iter().collect();
@@ -115,8 +156,10 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
         "<!doctype html><meta charset=utf-8><title>glance eval: {b}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}\
+         td a{{display:block;text-decoration:none}}\
          figure{{display:inline-block;margin:4px;font-size:11px;width:120px;vertical-align:top}}\
-         figure img{{width:96px;height:96px;object-fit:contain;image-rendering:pixelated}}</style>\
+         figure img{{width:96px;height:96px;object-fit:contain;image-rendering:pixelated}}\
+         section.cell{{display:none}}section.cell:target{{display:block}}</style>\
          <h1>glance eval: {b}</h1><table>",
         b = esc(bundle_name)
     );
@@ -135,19 +178,80 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
         row("head = 1-NN", pct(a));
     }
     row("unknown rate", pct(e.unknown_rate));
-    page.push_str("</table><h2>Confusion (rows = true, columns = predicted)</h2><img src=confusion.png><table><tr><th></th>");
+    row(
+        "expected calibration error",
+        format!("{:.4}", e.expected_calibration_error),
+    );
+    page.push_str("</table><h2>Confusion (rows = true, columns = predicted)</h2><p>Click a count to see its images.</p><img src=confusion.png alt=\"confusion heat map\"><table><tr><th></th>");
     for (j, _) in e.labels.iter().enumerate() {
         let _ = write!(page, "<th>{j}</th>");
     }
     page.push_str("</tr>");
     for (i, r) in e.confusion.iter().enumerate() {
-        let _ = write!(page, "<tr><th>{i}: {}</th>", esc(&e.labels[i]));
-        for n in r {
-            let _ = write!(page, "<td>{n}</td>");
+        let _ = write!(page, "<tr><th>{i}: {}</th>", esc(label(i)));
+        for (j, n) in r.iter().enumerate() {
+            if *n > 0 {
+                let _ = write!(page, "<td><a href=\"#cell-{i}-{j}\">{n}</a></td>");
+            } else {
+                page.push_str("<td>0</td>");
+            }
         }
         page.push_str("</tr>");
     }
-    page.push_str("</table><h2>Per class</h2><table><tr><th>class</th><th>support</th><th>precision</th><th>recall</th><th>F1</th></tr>");
+    page.push_str("</table>");
+    let mut n = 0usize;
+    let mut figure = |page: &mut String, c: &Case, lines: &[String]| -> Result<()> {
+        let file = format!("img/{n:04}.png");
+        n += 1;
+        let thumb = c
+            .source
+            .load(DecodeLimits::default())
+            .ok()
+            .map(|img| draw::thumbnail(&img));
+        if let Some(t) = thumb {
+            t.save(dir.join(&file))
+                .with_context(|| format!("{file}: cannot write"))?;
+        }
+        let caption: Vec<String> = lines.iter().map(|l| esc(l)).collect();
+        let _ = write!(
+            page,
+            "<figure><img src=\"{file}\" alt=\"\"><figcaption>{}</figcaption></figure>",
+            caption.join("<br>")
+        );
+        Ok(())
+    };
+    // One gallery per non-empty confusion cell, shown when its count is clicked.
+    for (i, r) in e.confusion.iter().enumerate() {
+        for (j, &count) in r.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let _ = write!(
+                page,
+                "<section class=cell id=\"cell-{i}-{j}\"><h3>true {} → predicted {} ({count}{})</h3>",
+                esc(label(i)),
+                esc(label(j)),
+                if count > 48 { ", first 48" } else { "" }
+            );
+            for c in cases
+                .iter()
+                .filter(|c| c.truth == i && c.predicted == j)
+                .take(48)
+            {
+                let status = match c.rejection {
+                    Some(r) => format!("unknown: {}", r.code()),
+                    None => "accepted".into(),
+                };
+                figure(
+                    &mut page,
+                    c,
+                    &[format!("{:.0}% {status}", c.score * 100.0), file_caption(c)],
+                )?;
+            }
+            page.push_str("</section>");
+        }
+    }
+    page.push_str("<h2>Per class</h2><table><tr><th>class</th><th>support</th><th>precision</th><th>recall</th><th>F1</th></tr>");
     for r in &e.per_class {
         let _ = write!(
             page,
@@ -160,6 +264,9 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
         );
     }
     page.push_str("</table>");
+    if let Some(o) = &e.open_set {
+        open_set_section(&mut page, o, dir)?;
+    }
     if !e.retrieval.is_empty() {
         page.push_str("<h2>Category-specific retrieval</h2><p>Mean distance from each class's test images to the nearest stored example of every class; own = fraction whose own class is nearest.</p><table><tr><th></th>");
         for l in &e.labels {
@@ -179,35 +286,165 @@ pub fn html(e: &Evaluation, cases: &[Case], bundle_name: &str, dir: &Path) -> Re
         }
         page.push_str("</table>");
     }
-    let mut n = 0usize;
-    for (title, list) in [
+    let mut accepted_unknown: Vec<&Case> =
+        unknown.iter().filter(|c| c.rejection.is_none()).collect();
+    accepted_unknown.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let galleries: [(&str, &Vec<&Case>); 3] = [
         ("Confidently wrong", &wrong),
         ("Hesitant (smallest margin)", &hesitant),
-    ] {
+        ("Images of no class that were accepted", &accepted_unknown),
+    ];
+    for (title, list) in galleries {
+        if list.is_empty() {
+            continue;
+        }
         let _ = write!(page, "<h2>{title}</h2>");
         for c in list.iter().take(24) {
-            let file = format!("img/{n:03}.png");
-            n += 1;
-            let thumb = c
-                .source
-                .load(DecodeLimits::default())
-                .ok()
-                .map(|img| draw::thumbnail(&img));
-            if let Some(t) = thumb {
-                t.save(dir.join(&file))
-                    .with_context(|| format!("{}: cannot write", file))?;
-            }
-            let _ = write!(
-                page,
-                "<figure><img src=\"{file}\" alt=\"\"><figcaption>true {}<br>said {} {:.0}%<br>{}</figcaption></figure>",
-                esc(&e.labels[c.truth]),
-                esc(&e.labels[c.predicted]),
-                c.score * 100.0,
-                esc(Path::new(&c.source.name()).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default().as_str())
-            );
+            let truth = if c.truth == usize::MAX {
+                "no class".to_string()
+            } else {
+                format!("true {}", label(c.truth))
+            };
+            figure(
+                &mut page,
+                c,
+                &[
+                    truth,
+                    format!("said {} {:.0}%", label(c.predicted), c.score * 100.0),
+                    file_caption(c),
+                ],
+            )?;
         }
     }
     std::fs::write(dir.join("index.html"), page)
         .with_context(|| format!("{}: cannot write index.html", dir.display()))?;
+    Ok(())
+}
+
+/// The open-set figures, their curve (`open-set.png`) and the sweep tables.
+fn open_set_section(page: &mut String, o: &OpenSet, dir: &Path) -> Result<()> {
+    let series = |rows: &[SweepRow]| {
+        vec![
+            draw::Series {
+                name: "known accepted",
+                colour: image::Rgb([31, 119, 180]),
+                points: rows
+                    .iter()
+                    .map(|r| (r.threshold, r.known_accepted))
+                    .collect(),
+            },
+            draw::Series {
+                name: "known accepted and right",
+                colour: image::Rgb([44, 160, 44]),
+                points: rows
+                    .iter()
+                    .map(|r| (r.threshold, r.known_accepted_correct))
+                    .collect(),
+            },
+            draw::Series {
+                name: "unknown rejected",
+                colour: image::Rgb([214, 39, 40]),
+                points: rows
+                    .iter()
+                    .map(|r| (r.threshold, r.unknown_rejected))
+                    .collect(),
+            },
+        ]
+    };
+    let mut panels = Vec::new();
+    if !o.distance_sweep.is_empty() {
+        panels.push((
+            "One distance threshold for all classes (scores as in the bundle)".into(),
+            "largest distance to the nearest example".into(),
+            series(&o.distance_sweep),
+        ));
+    }
+    panels.push((
+        "One score threshold for all classes (distances as in the bundle)".into(),
+        "least head probability".into(),
+        series(&o.score_sweep),
+    ));
+    draw::curves_png(&panels, 1.0, &dir.join("open-set.png"))?;
+    let _ = write!(
+        page,
+        "<h2>Open set: {} images of no class</h2><table>\
+         <tr><th>AUROC (the bundle's rule)</th><td>{:.4}</td></tr>\
+         <tr><th>AUROC (confidence alone)</th><td>{:.4}</td></tr>{}\
+         <tr><th>unknowns rejected at the bundle's thresholds</th><td>{}</td></tr>\
+         <tr><th>known images rejected</th><td>{}</td></tr>\
+         <tr><th>known accepted and right</th><td>{}</td></tr></table>\
+         <p><img src=open-set.png alt=\"open-set curves\"></p>",
+        o.unknown_examples,
+        o.auroc,
+        o.auroc_score,
+        o.auroc_distance.map_or(String::new(), |d| format!(
+            "<tr><th>AUROC (distance alone)</th><td>{d:.4}</td></tr>"
+        )),
+        pct(o.unknown_rejected),
+        pct(o.known_rejected),
+        pct(o.known_accepted_correct)
+    );
+    for (title, rows) in [
+        ("distance threshold", &o.distance_sweep),
+        ("score threshold", &o.score_sweep),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            page,
+            "<h3>Sweep of one {title} (pass it as --max-distance or --min-score)</h3><table>\
+             <tr><th>{title}</th><th>known accepted</th><th>known accepted and right</th>\
+             <th>unknown rejected</th></tr>"
+        );
+        for r in rows.iter().step_by(2) {
+            let _ = write!(
+                page,
+                "<tr><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.threshold,
+                pct(r.known_accepted),
+                pct(r.known_accepted_correct),
+                pct(r.unknown_rejected)
+            );
+        }
+        page.push_str("</table>");
+    }
+    Ok(())
+}
+/// One CSV row per evaluated image: `path, true_label, predicted_label, score, nn_label,
+/// nn_distance, unknown, reject_reason` (`predicted_label` is the head's class; `unknown` says
+/// whether the thresholds rejected it).
+/// Images of no class (`eval --unknown`) have an empty true label.
+pub fn predictions_csv(labels: &[String], cases: &[&Case], path: &Path) -> Result<()> {
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    let name = |i: usize| labels.get(i).cloned().unwrap_or_default();
+    w.write_record([
+        "path",
+        "true_label",
+        "predicted_label",
+        "score",
+        "nn_label",
+        "nn_distance",
+        "unknown",
+        "reject_reason",
+    ])?;
+    for c in cases {
+        let (nn_label, nn_distance) = c.knn.map_or((String::new(), String::new()), |(k, d)| {
+            (name(k), format!("{d:.6}"))
+        });
+        w.write_record([
+            c.source.name(),
+            name(c.truth),
+            name(c.predicted),
+            format!("{:.6}", c.score),
+            nn_label,
+            nn_distance,
+            c.rejection.is_some().to_string(),
+            c.rejection.map_or(String::new(), |r| r.code().to_string()),
+        ])?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }
