@@ -1078,6 +1078,12 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let ds = args.data.open()?;
     let run = args.run.options();
     let test: Vec<_> = ds.split(Split::Test);
+    if test.is_empty() {
+        bail!(
+            "{}: no test images to compare on (the data has no test split and --split is 0)",
+            ds.root.display()
+        );
+    }
     let mut rows = Vec::new();
     let raw = FeatureKind::Raw {
         size: args.head.raw_size,

@@ -63,10 +63,11 @@ pub struct OpenSet {
     /// Unknown images that could not be read.
     pub unknown_unreadable: usize,
     /// Area under the ROC curve of known vs unknown, ranked by the bundle's own rule (both
-    /// thresholds scaled together): 1 = perfect separation, 0.5 = chance.
-    pub auroc: f64,
+    /// thresholds scaled together): 1 = perfect separation, 0.5 = chance (null with no known
+    /// test image).
+    pub auroc: Option<f64>,
     /// The same ranked by the head's confidence alone.
-    pub auroc_score: f64,
+    pub auroc_score: Option<f64>,
     /// The same ranked by the distance to the nearest example alone (null: no store).
     pub auroc_distance: Option<f64>,
     /// At the bundle's thresholds: unknown images rejected.
@@ -181,8 +182,8 @@ pub fn evaluate(known: &[OpenScored], unknown: &[OpenScored], unreadable: usize)
     OpenSet {
         unknown_examples: unknown.len(),
         unknown_unreadable: unreadable,
-        auroc: auroc(&slack(known), &slack(unknown)).unwrap_or(f64::NAN),
-        auroc_score: auroc(&score(known), &score(unknown)).unwrap_or(f64::NAN),
+        auroc: auroc(&slack(known), &slack(unknown)),
+        auroc_score: auroc(&score(known), &score(unknown)),
         auroc_distance: if has_store {
             auroc(&neg_dist(known), &neg_dist(unknown))
         } else {

@@ -11,6 +11,10 @@ use super::openset::{OpenSet, SweepRow};
 use super::workbench::Case;
 use glance::preprocess::DecodeLimits;
 
+fn opt4(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
 fn pct(v: f64) -> String {
     format!("{:.2}%", v * 100.0)
 }
@@ -51,9 +55,9 @@ pub fn text(e: &Evaluation) -> String {
         );
         let _ = writeln!(
             s,
-            "  AUROC           {:.4} (the bundle's rule; confidence alone {:.4}{})",
-            o.auroc,
-            o.auroc_score,
+            "  AUROC           {} (the bundle's rule; confidence alone {}{})",
+            opt4(o.auroc),
+            opt4(o.auroc_score),
             o.auroc_distance
                 .map_or(String::new(), |d| format!(", distance alone {d:.4}"))
         );
@@ -368,15 +372,15 @@ fn open_set_section(page: &mut String, o: &OpenSet, dir: &Path) -> Result<()> {
     let _ = write!(
         page,
         "<h2>Open set: {} images of no class</h2><table>\
-         <tr><th>AUROC (the bundle's rule)</th><td>{:.4}</td></tr>\
-         <tr><th>AUROC (confidence alone)</th><td>{:.4}</td></tr>{}\
+         <tr><th>AUROC (the bundle's rule)</th><td>{}</td></tr>\
+         <tr><th>AUROC (confidence alone)</th><td>{}</td></tr>{}\
          <tr><th>unknowns rejected at the bundle's thresholds</th><td>{}</td></tr>\
          <tr><th>known images rejected</th><td>{}</td></tr>\
          <tr><th>known accepted and right</th><td>{}</td></tr></table>\
          <p><img src=open-set.png alt=\"open-set curves\"></p>",
         o.unknown_examples,
-        o.auroc,
-        o.auroc_score,
+        opt4(o.auroc),
+        opt4(o.auroc_score),
         o.auroc_distance.map_or(String::new(), |d| format!(
             "<tr><th>AUROC (distance alone)</th><td>{d:.4}</td></tr>"
         )),
