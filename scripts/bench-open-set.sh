@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Honesty on a few dozen real photos (BENCHMARKS.md "Small data and open set"): builds the
-# real-photo set (scripts/make-photo-set.py: 4 classes x 30 train + 20 test, 96 images of no
-# class), fits a bundle on it with the defaults and evaluates it with --unknown; then the
-# learning curve: accuracy, known images rejected and unknowns rejected against training photos
-# per class (2, 5, 10, 20, 30 on the photo set; 2, 5, 10, 20, 50 on Fashion-MNIST, whose test
-# split is a fixed 100 a class and whose "unknowns" are two held-out classes, Bag and Ankle
-# boot). 1 photo a class is not a fit (fit needs 2 to calibrate) and is printed as such.
+# real-photo set (scripts/make-photo-set.py: 4 classes x 50 train + 20 test, 96 images of no
+# class), fits a bundle on the first 30 training photos of each class with the defaults and
+# evaluates it with --unknown; then the learning curve: accuracy, known images rejected and
+# unknowns rejected against training photos per class (2, 5, 10, 20, 30, 50 on the photo set
+# and on Fashion-MNIST, whose test split is a fixed 100 a class and whose "unknowns" are two
+# held-out classes, Bag and Ankle boot). 1 photo a class is not a fit (fit needs 2 to
+# calibrate) and is printed as such.
 # Prints Markdown tables. Usage: scripts/bench-open-set.sh [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ cargo build -q --locked --bin glance-host
 HOST="${CARGO_TARGET_DIR:-target}/debug/glance-host"
 CACHE="$WORK/cache"
 
-[ -d "$WORK/photos/train" ] || "$PY" scripts/make-photo-set.py "$WORK/photos"
+[ -d "$WORK/photos/train" ] || "$PY" scripts/make-photo-set.py "$WORK/photos" --train 50
 "$PY" scripts/make-fashion-subsets.py "$WORK/fashion" >/dev/null
 
 # One fit + eval; prints a JSON object with the figures.
@@ -27,9 +28,21 @@ run() { # DATA UNKNOWN_DIR BUNDLE
   "$HOST" eval "$3" "$1" --unknown "$2" --cache "$CACHE" -q --format json
 }
 
-echo "### Real-photo set, default settings ($(git rev-parse --short HEAD))"
+# DATA/train/<class> with the first N training files of ROOT (symlinks), DATA/test -> ROOT/test.
+subset() { # ROOT N DATA
+  local root="$1" n="$2" d="$3"
+  rm -rf "$d"; mkdir -p "$d/train"
+  ln -s "$(realpath "$root/test")" "$d/test"
+  for cls in "$root"/train/*/; do
+    c=$(basename "$cls"); mkdir -p "$d/train/$c"
+    ls "$cls" | sort | head -n "$n" | while read -r f; do ln -s "$(realpath "$cls/$f")" "$d/train/$c/$f"; done
+  done
+}
+
+echo "### Real-photo set, 30 photos a class, default settings ($(git rev-parse --short HEAD))"
 echo
-e=$(run "$WORK/photos" "$WORK/photos/unknown" "$WORK/photos.glance")
+subset "$WORK/photos" 30 "$WORK/photos-30"
+e=$(run "$WORK/photos-30" "$WORK/photos/unknown" "$WORK/photos-30.glance")
 "$PY" - "$e" <<'PYEOF'
 import json, sys
 e = json.loads(sys.argv[1]); o = e["open_set"]
@@ -48,12 +61,7 @@ curve() { # NAME LABEL ROOT N...
   local name="$1" label="$2" root="$3"; shift 3
   for n in "$@"; do
     local d="$WORK/curve-$name-$n"
-    rm -rf "$d"; mkdir -p "$d/train"
-    ln -s "$(realpath "$root/test")" "$d/test"
-    for cls in "$root"/train/*/; do
-      c=$(basename "$cls"); mkdir -p "$d/train/$c"
-      ls "$cls" | sort | head -n "$n" | while read -r f; do ln -s "$(realpath "$cls/$f")" "$d/train/$c/$f"; done
-    done
+    subset "$root" "$n" "$d"
     e=$(run "$d" "$root/unknown" "$d.glance")
     method=$(grep -o 'calibrated by [0-9]*-fold cross-validation\|validated on [0-9]*' "$d.glance.fit.txt" | head -1)
     "$PY" - "$e" "$label" "$n" "$method" <<'PYEOF'
@@ -65,6 +73,6 @@ PYEOF
   done
 }
 echo "| real photos | 1 | not possible: fit needs 2 images a class (one to fit, one to calibrate) | | | | |"
-curve photos "real photos" "$WORK/photos" 2 5 10 20 30
+curve photos "real photos" "$WORK/photos" 2 5 10 20 30 50
 echo "| Fashion-MNIST | 1 | not possible: fit needs 2 images a class | | | | |"
 curve fashion Fashion-MNIST "$WORK/fashion" 2 5 10 20 50

@@ -4,7 +4,7 @@ inside the scikit-image and scikit-learn wheels, as a user with a phone would ph
 random crops (40-90 % of the shorter side), aspect, small rotations, horizontal flips, lighting
 (brightness, contrast, gamma, colour cast), noise, blur, size and JPEG quality 60-95.
 
-  OUT/train/<class>/NN.jpg   30 a class (what a user with a few dozen photos has)
+  OUT/train/<class>/NN.jpg   30 a class by default (what a user with a few dozen photos has)
   OUT/test/<class>/NN.jpg    20 a class, other random draws
   OUT/unknown/<photo>-NN.jpg 6 a photo from 16 photos of no class (textures, scenes, a page of
                              text, a motorcycle, a flower), drawn the same way

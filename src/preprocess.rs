@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 /// a header claiming more is refused before any pixel memory is allocated.
 pub const DEFAULT_MAX_SIDE: u32 = 16_384;
 
+/// Revision of what decoding produces, for caches of decoded results: 2 applies the EXIF
+/// orientation (1 did not).
+pub const DECODE_REVISION: u32 = 2;
+
 /// Largest decoder allocation accepted by default (bytes).
 pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
 

@@ -527,3 +527,56 @@ fn reject_percentile_moves_the_thresholds_and_a_class_named_unknown_is_refused()
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_workbench_names_truncated_photos_and_exports_paths_beside_the_arrays() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    crop_classes(&data, 3, &THREE[1..]);
+    let whole = encode(&photo("chelsea.png"), None, true);
+    std::fs::write(data.join("cat/zz-cut.jpg"), &whole[..whole.len() / 2]).expect("write");
+    let export = tmp.path().join("export");
+    let out = host([
+        "extract",
+        &p(&data),
+        "--split",
+        "0",
+        "--no-cache",
+        "-q",
+        "--export",
+        &p(&export),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("zz-cut.jpg") && err.contains("truncated JPEG"),
+        "{err}"
+    );
+    let paths = std::fs::read_to_string(export.join("train_paths.txt")).expect("paths");
+    let lines: Vec<&str> = paths.lines().collect();
+    assert_eq!(lines.len(), 6, "{paths}");
+    assert!(
+        lines[0].ends_with("cat/00.png") && lines[5].ends_with("coffee/02.png"),
+        "{paths}"
+    );
+    assert!(!paths.contains("zz-cut"), "{paths}");
+    // The .npy rows are the paths' rows: 6 × 1280 f32 after a 128-byte header.
+    let npy = std::fs::metadata(export.join("train_features.npy"))
+        .expect("npy")
+        .len();
+    assert_eq!(npy, 128 + 6 * 1280 * 4);
+    let out = host([
+        "extract",
+        &p(&data),
+        "--split",
+        "0",
+        "--no-cache",
+        "-q",
+        "--allow-truncated",
+        "--export",
+        &p(&export),
+    ]);
+    ok(&out);
+    let paths = std::fs::read_to_string(export.join("train_paths.txt")).expect("paths");
+    assert_eq!(paths.lines().count(), 7, "{paths}");
+}

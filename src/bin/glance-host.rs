@@ -165,6 +165,10 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Use JPEGs that end before their end-of-image marker (the decoder greys the missing
+    /// rows) instead of skipping them as unreadable.
+    #[arg(long)]
+    allow_truncated: bool,
     /// Inference engine for extraction: `tract` (built in) or `ort` (onnxruntime, loaded from
     /// libonnxruntime.so: --ort-library, else $ORT_DYLIB_PATH). Both give the same features
     /// (cosine 1.000000 on the test photos), so one cache serves both.
@@ -199,6 +203,10 @@ impl RunArgs {
             }),
             threads: self.threads(),
             progress: !self.quiet,
+            limits: DecodeLimits {
+                allow_truncated: self.allow_truncated,
+                ..DecodeLimits::default()
+            },
         }
     }
 

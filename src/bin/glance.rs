@@ -195,6 +195,10 @@ struct RunArgs {
     /// Refuse frames wider or taller than this many pixels.
     #[arg(long, default_value_t = glance::preprocess::DEFAULT_MAX_SIDE, value_name = "PX")]
     max_side: u32,
+    /// Decide JPEG frames and files that end before their end-of-image marker instead of
+    /// refusing them as truncated.
+    #[arg(long)]
+    allow_truncated: bool,
 }
 
 /// Store precision.
@@ -409,6 +413,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             top_k: usize::from(args.top_k),
             limits: DecodeLimits {
                 max_side: args.max_side,
+                allow_truncated: args.allow_truncated,
                 ..DecodeLimits::default()
             },
             with_features: true,

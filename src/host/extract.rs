@@ -65,11 +65,20 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    /// What a cached vector depends on besides the image content.
-    fn cache_identity(&self) -> Option<String> {
+    /// What a cached vector depends on besides the image content: the backbone, the
+    /// preprocessing, the decoder's revision (vectors decoded before EXIF orientation was
+    /// applied must not be reused) and whether truncated JPEGs were let through (so that a
+    /// vector cached with `--allow-truncated` never bypasses the check of a later run).
+    fn cache_identity(&self, limits: DecodeLimits) -> Option<String> {
         match self {
             Extractor::Deep(b) => Some(format!(
-                "deep|{}|{}",
+                "deep|decode{}{}|{}|{}",
+                preprocess::DECODE_REVISION,
+                if limits.allow_truncated {
+                    "|truncated-allowed"
+                } else {
+                    ""
+                },
                 b.entry().sha256,
                 serde_json::to_string(b.preprocess_spec()).unwrap_or_default()
             )),
@@ -230,7 +239,7 @@ pub fn extract(
     extractor: &Extractor<'_>,
     opts: &ExtractOptions<'_>,
 ) -> Result<Extracted> {
-    let (cached_map, mut writer) = match (opts.cache_dir, extractor.cache_identity()) {
+    let (cached_map, mut writer) = match (opts.cache_dir, extractor.cache_identity(opts.limits)) {
         (Some(dir), Some(id)) => {
             let c = FeatureCache::open(dir, &id, extractor.dim())?;
             (Some(c.map), Some(c.writer))

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// Progress bar.
     pub progress: bool,
+    /// Decoder limits (`--allow-truncated`).
+    pub limits: DecodeLimits,
 }
 
 /// Settings for `fit`.
@@ -101,7 +103,7 @@ pub fn feature_matrix(
             cache_dir: run.cache_dir.as_deref(),
             threads: run.threads,
             progress: run.progress,
-            limits: DecodeLimits::default(),
+            limits: run.limits,
         },
     )?;
     if ex.cached > 0 {
