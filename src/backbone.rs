@@ -155,6 +155,7 @@ fn tract_graph(
     // writes them), and tract infers every shape anyway.
     let onnx = tract_onnx::onnx().with_ignore_value_info(true);
     let mut proto = onnx.proto_model_for_read(&mut reader)?;
+    check_graph(&proto)?;
     let stem = match form.lower_stem {
         true => stem::lower(&mut proto, shape),
         false => None,
@@ -182,6 +183,48 @@ fn tract_graph(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = form.fuse_clips;
     Ok((model, stem))
+}
+
+/// Refuses a graph whose outputs or node inputs name a value that nothing defines: tract-onnx
+/// 0.23 panics on those (a map lookup in its model builder) instead of returning an error, and
+/// a bundle brings its own ONNX bytes.
+fn check_graph(proto: &tract_onnx::pb::ModelProto) -> TractResult<()> {
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the ONNX file has no graph"))?;
+    let mut defined: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    for node in &graph.node {
+        defined.extend(node.output.iter().map(String::as_str));
+    }
+    for node in &graph.node {
+        if let Some(i) = node
+            .input
+            .iter()
+            .find(|i| !i.is_empty() && !defined.contains(i.as_str()))
+        {
+            anyhow::bail!(
+                "node `{}` reads `{i}`, which no node, input or initializer defines",
+                node.name
+            );
+        }
+    }
+    if graph.output.is_empty() {
+        anyhow::bail!("the graph has no outputs");
+    }
+    if let Some(o) = graph
+        .output
+        .iter()
+        .find(|o| !defined.contains(o.name.as_str()))
+    {
+        anyhow::bail!("graph output `{}` is produced by no node", o.name);
+    }
+    Ok(())
 }
 
 /// Which channel-inner depthwise kernel tract runs on this machine: one of glance's x86-64

@@ -15,6 +15,13 @@ use crate::knn::KnnStore;
 use crate::manifest::{Manifest, ModelEntry, OutputSpec, Outputs};
 use crate::preprocess::PreprocessSpec;
 
+/// Largest backbone input side a bundle may ask for: the shipped backbones take 224-260 px; a
+/// larger input costs memory in proportion to its area inside the engine.
+pub const MAX_INPUT_SIDE: u32 = 1024;
+
+/// Largest side of raw-pixel features (the baseline uses 32).
+pub const MAX_RAW_SIZE: u32 = 256;
+
 /// First bytes of every bundle file.
 pub const BUNDLE_MAGIC: [u8; 8] = *b"GLANCEBN";
 
@@ -87,14 +94,12 @@ impl Thresholds {
             .trim()
             .parse()
             .map_err(|_| bad(format!("`{value}` is not a number")))?;
-        let range = if distance { 0.0..=2.0 } else { 0.0..=1.0 };
-        if !range.contains(&value) {
-            return Err(bad(format!(
-                "the value must be in [{}, {}]",
-                range.start(),
-                range.end()
-            )));
+        if distance {
+            crate::control::check_distance(value)
+        } else {
+            crate::control::check_score(value)
         }
+        .map_err(bad)?;
         let class = match label {
             Some(l) => Some(labels.iter().position(|x| x == l).ok_or_else(|| {
                 bad(format!(
@@ -207,10 +212,29 @@ impl RejectReason {
 /// The name of the decision that no class won; never a class name.
 pub const UNKNOWN: &str = "unknown";
 
-/// Refuses a class name that could not be told from a rejection or is empty.
+/// Longest class name accepted, in bytes.
+pub const MAX_CLASS_NAME: usize = 256;
+
+/// The one label rule, applied to a bundle's classes when it is loaded, to a dataset's classes
+/// at fit, and (with the wire's shorter limit) to labels enrolled on the board and read back
+/// from a store: not empty, at most [`MAX_CLASS_NAME`] bytes, not `unknown` in any case, and no
+/// control characters (a newline or an escape code in a label could forge a line of text
+/// output or drive the terminal of whoever watches it).
 pub fn check_class_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidSetting("a class name is empty".into()));
+    }
+    if name.len() > MAX_CLASS_NAME {
+        return Err(Error::InvalidSetting(format!(
+            "a class name of {} bytes is longer than {MAX_CLASS_NAME}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidSetting(format!(
+            "class name {} holds control characters (newlines, escape codes)",
+            printable(name)
+        )));
     }
     if name.eq_ignore_ascii_case(UNKNOWN) {
         return Err(Error::InvalidSetting(format!(
@@ -219,6 +243,25 @@ pub fn check_class_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for text lines and
+/// terminals; printable text is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Where the bundle came from and how well it did.
@@ -355,9 +398,46 @@ impl From<BundleV1> for Bundle {
 }
 
 impl Bundle {
-    /// Checks that every part agrees with the others.
+    /// Checks that every part agrees with the others, so that a crafted file with a valid CRC
+    /// is refused here rather than panicking or allocating without bound later.
     pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidSetting(why));
         self.head.validate()?;
+        self.preprocess.validate()?;
+        if self.preprocess.width > MAX_INPUT_SIDE || self.preprocess.height > MAX_INPUT_SIDE {
+            return bad(format!(
+                "backbone input {}×{} is larger than {MAX_INPUT_SIDE}×{MAX_INPUT_SIDE}",
+                self.preprocess.width, self.preprocess.height
+            ));
+        }
+        if !self.preprocess.mean.iter().all(|m| m.is_finite()) {
+            return bad("normalisation mean is not a finite number".into());
+        }
+        let want_dim = match self.features {
+            FeatureKind::Deep => self.backbone.feature_dim,
+            FeatureKind::Raw { size } => {
+                if size == 0 || size > MAX_RAW_SIZE {
+                    return bad(format!(
+                        "raw-pixel features of {size}×{size}: the size must be 1 to {MAX_RAW_SIZE}"
+                    ));
+                }
+                3 * (size as usize) * (size as usize)
+            }
+        };
+        if self.head.dim != want_dim {
+            return bad(format!(
+                "the head takes {} inputs, the features have {want_dim}",
+                self.head.dim
+            ));
+        }
+        if let Some(store) = &self.store {
+            if !store.is_empty() && store.dim != want_dim {
+                return bad(format!(
+                    "the kNN store holds {}-d vectors, the features have {want_dim}",
+                    store.dim
+                ));
+            }
+        }
         let c = self.labels.len();
         if self.head.classes != c {
             return Err(Error::InvalidSetting(format!(
@@ -369,6 +449,16 @@ impl Bundle {
             return Err(Error::InvalidSetting(
                 "thresholds do not cover every class".into(),
             ));
+        }
+        // A NaN threshold would turn rejection off; an infinite distance is "accept all".
+        if !self
+            .thresholds
+            .min_score
+            .iter()
+            .all(|t| (0.0..=1.0).contains(t))
+            || !self.thresholds.max_distance.iter().all(|t| *t >= 0.0)
+        {
+            return bad("unknown thresholds out of range (scores 0..1, distances ≥ 0)".into());
         }
         if let Some(store) = &self.store {
             store.validate()?;
@@ -530,7 +620,7 @@ mod tests {
                 std: [128.0; 3],
                 channel_order: ChannelOrder::Rgb,
             },
-            features: FeatureKind::Raw { size: 4 },
+            features: FeatureKind::Deep,
             labels: vec!["a".into(), "b".into()],
             head: LinearHead {
                 classes: 2,

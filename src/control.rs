@@ -49,18 +49,73 @@ pub fn parse_text(line: &str) -> Result<Command, String> {
         ["status"] => Ok(Command::Status),
         ["set-threshold", l, v] => Ok(Command::SetThreshold {
             label: label(l)?,
-            value: probability(number(v, "threshold")?)?,
+            value: check_score(number(v, "threshold")?)?,
         }),
         ["set-distance", l, v] => Ok(Command::SetDistance {
             label: label(l)?,
-            value: distance(number(v, "distance")?)?,
+            value: check_distance(number(v, "distance")?)?,
         }),
         [] => bad("empty command"),
         [w, ..] => bad(&format!("cannot parse `{w}` with these arguments")),
     }
 }
 
-fn probability(v: f32) -> Result<f32, String> {
+/// Longest command line accepted, in bytes (commands are a few dozen).
+pub const MAX_COMMAND_LINE: usize = 4096;
+
+/// Cuts a byte stream of text commands into lines, for every text channel (stdin, serial):
+/// a line longer than [`MAX_COMMAND_LINE`] is refused whole (never run cut, never echoed, and
+/// never held past the limit), a line that is not UTF-8 is refused, and neither closes the
+/// channel. Blank lines are skipped.
+#[derive(Debug, Default)]
+pub struct LineReader {
+    buf: Vec<u8>,
+    overlong: bool,
+}
+
+impl LineReader {
+    /// Feeds bytes; calls `on_line` with each complete line (trimmed) or why it was refused.
+    pub fn push(&mut self, bytes: &[u8], mut on_line: impl FnMut(Result<String, String>)) {
+        for &b in bytes {
+            if b == b'\n' {
+                self.end_line(&mut on_line);
+            } else if self.buf.len() < MAX_COMMAND_LINE {
+                self.buf.push(b);
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+
+    /// The last line of a stream that ended without a newline.
+    pub fn finish(&mut self, mut on_line: impl FnMut(Result<String, String>)) {
+        if !self.buf.is_empty() || self.overlong {
+            self.end_line(&mut on_line);
+        }
+    }
+
+    fn end_line(&mut self, on_line: &mut impl FnMut(Result<String, String>)) {
+        if self.overlong {
+            on_line(Err(format!(
+                "a command line longer than {MAX_COMMAND_LINE} bytes was refused whole"
+            )));
+        } else {
+            match std::str::from_utf8(&self.buf) {
+                Ok(text) if text.trim().is_empty() => {}
+                Ok(text) => on_line(Ok(text.trim().to_owned())),
+                Err(_) => on_line(Err(
+                    "a command line that is not UTF-8 text was refused".into()
+                )),
+            }
+        }
+        self.buf.clear();
+        self.overlong = false;
+    }
+}
+
+/// The range rule of a least score, for flags and every command source alike: 0..=1 (NaN is
+/// outside it).
+pub fn check_score(v: f32) -> Result<f32, String> {
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
@@ -68,12 +123,41 @@ fn probability(v: f32) -> Result<f32, String> {
     }
 }
 
-fn distance(v: f32) -> Result<f32, String> {
+/// The range rule of a largest distance, for flags and every command source alike: 0..=2
+/// (cosine distance; NaN is outside it).
+pub fn check_distance(v: f32) -> Result<f32, String> {
     if (0.0..=2.0).contains(&v) {
         Ok(v)
     } else {
         Err(format!("distance {v} is outside 0..=2 (cosine distance)"))
     }
+}
+
+/// Longest period a flag may give, in seconds (one day): `Duration::from_secs_f64` panics on
+/// values it cannot hold, and a heartbeat of 1e20 s is a typo, not a wish.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// The range rule of a period in seconds (`--heartbeat`, `--timeout`): 0 means none; NaN,
+/// infinities, negative values and more than [`MAX_SECONDS`] are refused.
+pub fn check_seconds(name: &str, v: f64) -> Result<Option<std::time::Duration>, String> {
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(format!(
+            "{name} {v:?}: seconds must be a number from 0 to {MAX_SECONDS} (0 = none)"
+        ));
+    }
+    Ok((v > 0.0).then(|| std::time::Duration::from_secs_f64(v)))
+}
+
+/// The range rule of `--threads`: 1 up to the cores this machine has (more threads than cores
+/// only add switching; thousands of them stalled a run for minutes).
+pub fn check_threads(n: usize) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n == 0 || n > cores {
+        return Err(format!(
+            "--threads {n}: this machine has {cores} core(s); give 1 to {cores}"
+        ));
+    }
+    Ok(n)
 }
 
 #[derive(Deserialize)]
@@ -114,11 +198,11 @@ pub fn parse_line(line: &str) -> Result<(Option<u16>, Command), String> {
         "status" => Command::Status,
         "set-threshold" => Command::SetThreshold {
             label: need_label()?,
-            value: probability(need_value()?)?,
+            value: check_score(need_value()?)?,
         },
         "set-distance" => Command::SetDistance {
             label: need_label()?,
-            value: distance(need_value()?)?,
+            value: check_distance(need_value()?)?,
         },
         other => return Err(format!("unknown command `{other}`; {USAGE}")),
     };
@@ -141,6 +225,28 @@ pub fn to_text(cmd: &Command) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_bounded_and_bad_ones_refused_without_closing() {
+        let mut r = LineReader::default();
+        let mut got = Vec::new();
+        let mut input = b"list\n\xff\xfe\n\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 200_000));
+        input.extend_from_slice(b"\nsave\nstatus");
+        for chunk in input.chunks(777) {
+            r.push(chunk, |l| got.push(l));
+        }
+        r.finish(|l| got.push(l));
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got[0], Ok("list".into()));
+        assert!(got[1].as_ref().is_err_and(|e| e.contains("not UTF-8")));
+        assert!(got[2]
+            .as_ref()
+            .is_err_and(|e| e.contains("refused whole") && e.len() < 100));
+        assert_eq!(got[3], Ok("save".into()));
+        assert_eq!(got[4], Ok("status".into()));
+        assert!(r.buf.capacity() <= 2 * MAX_COMMAND_LINE);
+    }
 
     #[test]
     fn text_and_json_forms_agree() {

@@ -190,14 +190,26 @@ pub struct LinearHead {
 
 impl LinearHead {
     /// Checks that the shapes agree (run after deserialising).
+    /// A crafted file cannot make the shapes wrap (`classes × dim` is checked), and every value
+    /// must be finite (a NaN weight would make every score NaN).
     pub fn validate(&self) -> crate::Result<()> {
+        let bad = |why: String| Err(crate::Error::InvalidSetting(why));
         let norm_ok = match &self.norm {
             FeatureNorm::L2 | FeatureNorm::SqrtL2 => true,
             FeatureNorm::Standardize { mean, std } => {
-                mean.len() == self.dim && std.len() == self.dim
+                mean.len() == self.dim
+                    && std.len() == self.dim
+                    && mean.iter().all(|v| v.is_finite())
+                    && std.iter().all(|v| v.is_finite() && *v > 0.0)
             }
         };
-        if self.weights.len() != self.classes * self.dim
+        if self.classes == 0 || self.dim == 0 {
+            return bad(format!(
+                "linear head of {}×{}: it needs at least one class and one input",
+                self.classes, self.dim
+            ));
+        }
+        if self.classes.checked_mul(self.dim) != Some(self.weights.len())
             || self.bias.len() != self.classes
             || !norm_ok
         {
@@ -208,6 +220,15 @@ impl LinearHead {
                 self.classes,
                 self.dim
             )));
+        }
+        if !self.weights.iter().chain(&self.bias).all(|v| v.is_finite()) {
+            return bad("linear head has weights that are not finite numbers".into());
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(format!(
+                "linear head temperature {} must be a positive number",
+                self.temperature
+            ));
         }
         Ok(())
     }

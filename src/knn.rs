@@ -146,19 +146,27 @@ impl KnnStore {
     }
 
     /// Checks that the lengths of every column agree (run after deserialising).
+    /// (`n × dim` is checked, so a crafted file cannot make it wrap; every stored value must
+    /// be finite.)
     pub fn validate(&self) -> Result<()> {
         let n = self.labels.len();
-        let ok = self.ids.len() == n
+        let cells = n.checked_mul(self.dim);
+        let ok = self.dim > 0
+            && self.ids.len() == n
             && self.sources.len() == n
             && match &self.embeddings {
-                Embeddings::F32(d) => d.len() == n * self.dim,
-                Embeddings::I8 { data, scales } => data.len() == n * self.dim && scales.len() == n,
+                Embeddings::F32(d) => Some(d.len()) == cells && d.iter().all(|v| v.is_finite()),
+                Embeddings::I8 { data, scales } => {
+                    Some(data.len()) == cells
+                        && scales.len() == n
+                        && scales.iter().all(|s| s.is_finite() && *s >= 0.0)
+                }
             };
         if ok {
             Ok(())
         } else {
             Err(Error::InvalidSetting(
-                "kNN store columns have different lengths".into(),
+                "kNN store columns have different lengths, or values that are not finite".into(),
             ))
         }
     }

@@ -113,9 +113,17 @@ impl Prediction {
     pub fn decision_text(&self) -> String {
         match &self.rejection {
             Some(r) if self.label == crate::bundle::UNKNOWN => {
-                format!("{} ({})", crate::bundle::UNKNOWN, r.describe())
+                format!(
+                    "{} ({})",
+                    crate::bundle::UNKNOWN,
+                    crate::bundle::printable(&r.describe())
+                )
             }
-            _ => format!("{} {:.1}%", self.label, self.score * 100.0),
+            _ => format!(
+                "{} {:.1}%",
+                crate::bundle::printable(&self.label),
+                self.score * 100.0
+            ),
         }
     }
 }

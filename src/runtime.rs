@@ -8,7 +8,7 @@
 //! mailbox with a timeout).
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -468,20 +468,32 @@ fn start_stdin_control(tx: Sender<ControlEvent>) {
     let spawned = std::thread::Builder::new()
         .name("stdin-control".into())
         .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event = match crate::control::parse_line(&line) {
+            let mut lines = crate::control::LineReader::default();
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            let mut open = true;
+            let mut send = |line: std::result::Result<String, String>| {
+                let event = match line.and_then(|l| crate::control::parse_line(&l)) {
                     Ok((id, c)) => ControlEvent::Command(id, c),
                     Err(e) => ControlEvent::Invalid(None, e),
                 };
-                if tx.send(event).is_err() {
-                    return;
+                open &= tx.send(event).is_ok();
+            };
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => lines.push(&buf[..n], &mut send),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("stdin: {e}; no more commands from it");
+                        break;
+                    }
                 }
             }
-            let _ = tx.send(ControlEvent::Closed);
+            lines.finish(&mut send);
+            if open {
+                let _ = tx.send(ControlEvent::Closed);
+            }
         });
     if let Err(e) = spawned {
         log::error!("cannot read commands from stdin: {e}");
@@ -551,12 +563,20 @@ impl Runner {
         ))
     }
 
-    fn autosave(&mut self) {
+    /// Saves when autosaving; the error says what was not saved, for the reply of the command
+    /// that changed the store (a reply of success over a failed save would lose the user's
+    /// enrolments at the next restart without a word).
+    fn autosave(&mut self) -> std::result::Result<(), String> {
         if self.autosave && self.store_path.is_some() {
             if let Err(e) = self.save() {
                 log::error!("{e}");
+                return Err(format!(
+                    "saving the store failed ({e}); the change is in memory only until a save \
+                     succeeds"
+                ));
             }
         }
+        Ok(())
     }
 
     fn label_id(&self, label: &str) -> u16 {
@@ -572,6 +592,16 @@ impl Runner {
 
     /// Applies a threshold to `label` (`*`: all); returns what changed.
     fn set_threshold(&mut self, label: &str, value: f32, distance: bool) -> ReplyBody {
+        // Every command source (text, JSON, postcard on serial) and the flags come through
+        // here, so the range rule is applied once for all of them.
+        let checked = if distance {
+            crate::control::check_distance(value)
+        } else {
+            crate::control::check_score(value)
+        };
+        if let Err(why) = checked {
+            return ReplyBody::Error(why);
+        }
         let all = label == "*";
         let head_index = self.classifier.labels().iter().position(|l| l == label);
         let enrolled = self.store.label_index(label).is_some();
@@ -652,11 +682,13 @@ impl Runner {
                     );
                 }
                 self.dirty = true;
-                self.autosave();
-                self.reply(
-                    id,
-                    ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
-                )
+                let body = match self.autosave() {
+                    Ok(()) => ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
+                    Err(why) => {
+                        ReplyBody::Error(format!("forgot {n} examples of `{label}`, but {why}"))
+                    }
+                };
+                self.reply(id, body)
             }
             Command::List => {
                 let list = self.store.counts();
@@ -708,7 +740,7 @@ impl Runner {
         let Some(e) = self.enrolling.take() else {
             return Ok(());
         };
-        self.autosave();
+        let saved = self.autosave();
         let evicted = if e.evicted > 0 {
             format!("; the store was full, {} older examples evicted", e.evicted)
         } else {
@@ -722,7 +754,11 @@ impl Runner {
             self.store.len(),
             self.store.capacity
         );
-        self.reply(e.id, ReplyBody::Ok(msg))
+        let body = match saved {
+            Ok(()) => ReplyBody::Ok(msg),
+            Err(why) => ReplyBody::Error(format!("{msg}, but {why}")),
+        };
+        self.reply(e.id, body)
     }
 
     fn frame(&mut self, frame: ReadyFrame, dropped_since: u64) -> std::io::Result<()> {
@@ -953,7 +989,8 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                                 e.added, e.label
                             )),
                         )?;
-                        r.autosave();
+                        // A failed save is logged; the final save below reports it again.
+                        let _ = r.autosave();
                     }
                     // Commands still queued can run without frames (except frame enrollments).
                     while let Some((id, c)) = r.pending.pop_front() {
@@ -967,11 +1004,13 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     })();
     stop.store(true, Ordering::Relaxed);
     notifier.stopping();
-    if r.dirty && r.store_path.is_some() {
-        if let Err(e) = r.save() {
-            log::error!("{e}");
-        }
-    }
+    // A final save that fails ends the run with an error: what was enrolled since the last
+    // good save is gone when the process exits.
+    let final_save = if r.dirty && r.store_path.is_some() {
+        r.save().err()
+    } else {
+        None
+    };
     let summary = RunSummary {
         frames: r.frames,
         errors: r.errors,
@@ -980,6 +1019,14 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
     r.sink.finish(Duration::from_secs(2));
     source.into_outcome()?;
+    if let Some(reason) = final_save {
+        return Err(Error::Store {
+            path: r.store_path.clone().unwrap_or_default(),
+            reason: format!(
+                "the final save failed: {reason}; the changes since the last good save are lost"
+            ),
+        });
+    }
     match outcome {
         Ok(()) => Ok(summary),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),

@@ -19,6 +19,7 @@ use glance_proto::frame::{self, FrameDecoder, MAX_ENCODED};
 use glance_proto::{Command, Message, Reply};
 use serde::Serialize;
 
+use crate::bundle::printable;
 use crate::decision::Decided;
 
 /// Default serial speed.
@@ -151,19 +152,23 @@ pub fn encode_prediction(d: &Decided, format: Format, label_id: impl Fn(&str) ->
     match format {
         Format::Json => json_line(d),
         Format::Text => {
-            let mut s = format!("#{} {}: {}", d.seq, p.source, p.decision_text());
+            let mut s = format!("#{} {}: {}", d.seq, printable(&p.source), p.decision_text());
             let others: Vec<String> = p
                 .top_k
                 .iter()
                 .filter(|r| r.label != p.label)
                 .take(2)
-                .map(|r| format!("{} {:.1}%", r.label, r.score * 100.0))
+                .map(|r| format!("{} {:.1}%", printable(&r.label), r.score * 100.0))
                 .collect();
             if !others.is_empty() {
                 s += &format!("  (then {})", others.join(", "));
             }
             if let Some(k) = &p.knn {
-                s += &format!("  nearest example: {} at {:.3}", k.label, k.distance);
+                s += &format!(
+                    "  nearest example: {} at {:.3}",
+                    printable(&k.label),
+                    k.distance
+                );
             }
             if d.dropped > 0 {
                 s += &format!("  [{} dropped]", d.dropped);
@@ -490,7 +495,7 @@ impl SerialIo {
         let mut next_try = Instant::now();
         let mut warned = false;
         let mut decoder = FrameDecoder::new();
-        let mut line: Vec<u8> = Vec::new();
+        let mut line = crate::control::LineReader::default();
         let mut buf = [0u8; 1024];
         while !self.done.load(Ordering::Relaxed) {
             if port.is_none() && Instant::now() >= next_try {
@@ -558,7 +563,12 @@ impl SerialIo {
         }
     }
 
-    fn incoming(&self, bytes: &[u8], decoder: &mut FrameDecoder, line: &mut Vec<u8>) {
+    fn incoming(
+        &self,
+        bytes: &[u8],
+        decoder: &mut FrameDecoder,
+        line: &mut crate::control::LineReader,
+    ) {
         match self.format {
             Format::Postcard => decoder.feed(bytes, |r| {
                 let event = match r {
@@ -574,27 +584,16 @@ impl SerialIo {
                 };
                 let _ = self.commands.send(event);
             }),
-            Format::Json | Format::Text => {
-                for &b in bytes {
-                    if b == b'\n' {
-                        let text = String::from_utf8_lossy(line).trim().to_string();
-                        line.clear();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        let event = match crate::control::parse_line(&text) {
-                            Ok((id, c)) => ControlEvent::Command(id, c),
-                            Err(e) => {
-                                self.bad_input.fetch_add(1, Ordering::Relaxed);
-                                ControlEvent::Invalid(None, e)
-                            }
-                        };
-                        let _ = self.commands.send(event);
-                    } else if line.len() < 4096 {
-                        line.push(b);
+            Format::Json | Format::Text => line.push(bytes, |text| {
+                let event = match text.and_then(|t| crate::control::parse_line(&t)) {
+                    Ok((id, c)) => ControlEvent::Command(id, c),
+                    Err(e) => {
+                        self.bad_input.fetch_add(1, Ordering::Relaxed);
+                        ControlEvent::Invalid(None, e)
                     }
-                }
-            }
+                };
+                let _ = self.commands.send(event);
+            }),
         }
     }
 }

@@ -116,19 +116,15 @@ impl Store {
         self.labels.iter().cloned().zip(n).collect()
     }
 
-    /// Adds one example of `label`, evicting per the capacity rule when full.
+    /// Adds one example of `label` (see [`check_label`]), evicting per the capacity rule when
+    /// full.
     pub fn add(&mut self, label: &str, features: &[f32], source: String) -> Result<Added> {
         if self.capacity == 0 {
             return Err(Error::InvalidSetting(
                 "the store's capacity is 0; nothing can be enrolled".into(),
             ));
         }
-        if label.is_empty() || label.len() > glance_proto::MAX_LABEL || label == "unknown" {
-            return Err(Error::InvalidSetting(format!(
-                "label `{label}`: labels are 1..={} bytes and not `unknown`",
-                glance_proto::MAX_LABEL
-            )));
-        }
+        check_label(label)?;
         if features.len() != self.knn.dim {
             return Err(Error::InvalidSetting(format!(
                 "features have {} values, the store holds {}",
@@ -223,6 +219,9 @@ impl Store {
     /// Checks internal consistency (run after deserialising).
     pub fn validate(&self) -> Result<()> {
         self.knn.validate()?;
+        for label in &self.labels {
+            check_label(label)?;
+        }
         if self
             .knn
             .labels
@@ -304,11 +303,33 @@ impl Store {
             }
             match Self::read(&file, backbone_sha256, dim) {
                 Ok(store) => {
+                    if generation == Generation::Previous && path.exists() {
+                        // The refused current file must not be rotated into `.prev` by the next
+                        // save, which would delete the only good generation: keep it aside.
+                        let aside = corrupt_path(path);
+                        match std::fs::rename(path, &aside) {
+                            Ok(()) => warnings.push(format!(
+                                "{} was refused and is kept as {}",
+                                path.display(),
+                                aside.display()
+                            )),
+                            Err(e) => {
+                                return Err(Error::Store {
+                                    path: path.to_path_buf(),
+                                    reason: format!(
+                                        "refused, and it cannot be moved aside to {} ({e}); the \
+                                         next save would replace the good previous generation",
+                                        aside.display()
+                                    ),
+                                })
+                            }
+                        }
+                    }
                     return Ok(Loaded {
                         store,
                         generation,
                         warnings,
-                    })
+                    });
                 }
                 Err(e) => {
                     warnings.push(e.to_string());
@@ -342,12 +363,82 @@ impl Store {
     }
 }
 
+/// The label rule of enrolled examples: [`crate::bundle::check_class_name`], and at most the
+/// wire's [`glance_proto::MAX_LABEL`] bytes.
+pub fn check_label(label: &str) -> Result<()> {
+    if label.len() > glance_proto::MAX_LABEL {
+        return Err(Error::InvalidSetting(format!(
+            "label `{}`: labels are at most {} bytes",
+            crate::bundle::printable(label),
+            glance_proto::MAX_LABEL
+        )));
+    }
+    crate::bundle::check_class_name(label).map_err(|e| {
+        Error::InvalidSetting(format!("label `{}`: {e}", crate::bundle::printable(label)))
+    })
+}
+
+/// Where a refused store file is kept aside: `FILE.corrupt-<seconds since the epoch>` (with a
+/// counter if that exists).
+fn corrupt_path(path: &Path) -> std::path::PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{}.corrupt-{secs}", path.display());
+    let mut candidate = std::path::PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = std::path::PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn v(x: f32, y: f32) -> Vec<f32> {
         vec![x, y, 0.5]
+    }
+
+    #[test]
+    fn a_refused_current_file_is_kept_aside_and_never_rotated_into_prev() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.store");
+        let mut s = Store::new("abc", 3, 10, Precision::F32);
+        s.add("a", &v(1.0, 0.0), String::new()).unwrap();
+        s.save(&path).unwrap();
+        s.add("b", &v(0.0, 1.0), String::new()).unwrap();
+        s.save(&path).unwrap(); // FILE = {a, b}, FILE.prev = {a}
+        let good_prev = std::fs::read(previous_path(&path)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let loaded = Store::load(&path, "abc", 3, || unreachable!()).unwrap();
+        assert_eq!(loaded.generation, Generation::Previous);
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("kept as")),
+            "{:?}",
+            loaded.warnings
+        );
+        assert!(!path.exists(), "the corrupt file is out of the way");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), bytes);
+        // The next save writes FILE and leaves the good generation in FILE.prev.
+        loaded.store.save(&path).unwrap();
+        assert_eq!(std::fs::read(previous_path(&path)).unwrap(), good_prev);
+        assert_eq!(
+            Store::read(&path, "abc", 3).unwrap().counts(),
+            vec![("a".into(), 1)]
+        );
     }
 
     #[test]

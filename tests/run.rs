@@ -194,6 +194,25 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
     );
     send(&mut peer, 2, glance_proto::Command::List);
     send(&mut peer, 3, glance_proto::Command::Save);
+    // Postcard commands get the same range rule as text and JSON ones.
+    for (id, value) in [(4, f32::NAN), (5, -5.0), (6, 1e30), (7, 0.5)] {
+        send(
+            &mut peer,
+            id,
+            glance_proto::Command::SetThreshold {
+                label: label("*"),
+                value,
+            },
+        );
+    }
+    send(
+        &mut peer,
+        8,
+        glance_proto::Command::SetDistance {
+            label: label("*"),
+            value: f32::INFINITY,
+        },
+    );
     let msgs = read_until(
         peer,
         {
@@ -201,7 +220,7 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
             move |chunk, out: &mut Vec<Message>| dec.feed(chunk, |m| out.extend(m.ok()))
         },
         |m| {
-            m.iter().any(|x| matches!(x, Message::Reply { id: 3, .. }))
+            m.iter().any(|x| matches!(x, Message::Reply { id: 8, .. }))
                 && m.iter().filter(|x| matches!(x, Message::Status(_))).count() >= 2
                 && m.iter()
                     .filter(|x| matches!(x, Message::Prediction(_)))
@@ -246,6 +265,16 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
         other => panic!("expected the list reply, got {other:?}"),
     }
     assert_eq!(replies[2], (3, &Reply::Ok));
+    for (id, want_ok) in [(4, false), (5, false), (6, false), (7, true), (8, false)] {
+        let reply = replies
+            .iter()
+            .find(|(i, _)| *i == id)
+            .unwrap_or_else(|| panic!("no reply {id}: {replies:?}"));
+        match (want_ok, reply.1) {
+            (true, Reply::Ok) | (false, Reply::Error(_)) => {}
+            other => panic!("set-threshold id {id}: {other:?}"),
+        }
+    }
     assert!(
         replies.iter().all(|(id, _)| *id != 99),
         "a corrupted frame was obeyed"
@@ -438,6 +467,74 @@ fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, boo
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.success(),
     )
+}
+
+#[test]
+fn bad_command_lines_on_stdin_are_answered_and_the_channel_stays_open() {
+    let coffee = fixture("photos/coffee.png");
+    let mut input = b"\xff\xfe enroll\n".to_vec();
+    input.extend(std::iter::repeat_n(b'A', 1 << 20));
+    input.extend_from_slice(b"\nlist\n");
+    let out = glance_with_stdin(
+        &[
+            &RUN_WITH_STDIN_COMMANDS[..],
+            &["--source", coffee.to_str().unwrap(), "--emit", "on-change"],
+        ]
+        .concat(),
+        &input,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let replies: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok:") || l.starts_with("error:"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert!(replies[0].contains("not UTF-8"), "{replies:?}");
+    assert!(replies[1].contains("refused whole"), "{replies:?}");
+    assert!(!stdout.contains("AAAA"), "the overlong line was echoed");
+    assert!(
+        replies[2].starts_with("ok:"),
+        "a command after bad lines was not run: {replies:?}"
+    );
+}
+
+#[test]
+fn a_save_that_fails_is_reported_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // The store's folder is a regular file: every save fails, as on a full or read-only disk.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let store = blocker.join("s.store");
+    let coffee = fixture("photos/coffee.png");
+    let args = [
+        "--source",
+        coffee.to_str().unwrap(),
+        "--loop",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let (replies, err, ok) = run_with_commands(&args, "enroll mug 2\nforget mug\n");
+    assert_eq!(replies.len(), 2, "{replies:?}\n{err}");
+    for r in &replies {
+        assert!(
+            r.starts_with("error:") && r.contains("saving the store failed"),
+            "{replies:?}"
+        );
+    }
+    assert!(
+        replies[0].contains("enrolled 2 frames as `mug`"),
+        "{replies:?}"
+    );
+    // The store changed and the final save failed too: the run must not exit 0.
+    let (_, err, ok2) = run_with_commands(&args, "enroll cup 1\n");
+    assert!(!ok2, "exit 0 after a failed final save\n{err}");
+    assert!(err.contains("the final save failed"), "{err}");
+    let _ = ok;
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod engine;
 mod fashion;
 mod golden;
 mod host;
+mod hostile;
 mod parity;
 mod quantized;
 mod run;

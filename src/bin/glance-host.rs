@@ -577,10 +577,12 @@ fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         send: args.send,
         stdin_commands: args.stdin,
         count: args.count,
-        timeout: args
-            .timeout
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .map(std::time::Duration::from_secs_f64),
+        timeout: match args.timeout {
+            Some(t) => {
+                glance::control::check_seconds("--timeout", t).map_err(anyhow::Error::msg)?
+            }
+            None => None,
+        },
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use glance::backbone::{Backbone, EngineKind, EngineOptions, ModelSource};
+use glance::bundle::printable;
 use glance::manifest::Manifest;
 use glance::pipeline::{Classifier, ClassifierConfig, Prediction};
 use glance::preprocess::DecodeLimits;
@@ -91,6 +92,7 @@ struct EngineArgs {
 impl EngineArgs {
     /// The engine options for `threads`; tract's threads are process-wide, so they are set here.
     fn options(&self, threads: usize) -> anyhow::Result<EngineOptions> {
+        let threads = glance::control::check_threads(threads).map_err(anyhow::Error::msg)?;
         if self.engine == EngineKind::Tract {
             glance::backbone::set_threads(threads)?;
         }
@@ -338,9 +340,12 @@ fn label_value(s: &str, what: &str) -> anyhow::Result<(Option<String>, f32)> {
     let v: f32 = v
         .parse()
         .with_context(|| format!("{what} `{s}`: `{v}` is not a number"))?;
-    if !v.is_finite() || v < 0.0 {
-        anyhow::bail!("{what} `{s}`: the value must be a non-negative number");
-    }
+    let checked = if what == "--max-distance" {
+        glance::control::check_distance(v)
+    } else {
+        glance::control::check_score(v)
+    };
+    checked.map_err(|why| anyhow::anyhow!("{what} `{s}`: {why}"))?;
     Ok((label, v))
 }
 
@@ -379,10 +384,20 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .filter(|&(w, h)| w > 0 && h > 0)
         .ok_or_else(|| anyhow::anyhow!("--size `{size_text}`: expected WIDTHxHEIGHT"))?;
-    let threads = args
-        .threads
-        .or_else(|| board.as_ref().map(|b| b.threads))
-        .unwrap_or(1);
+    // A board profile's threads are for its board: on a machine with fewer cores they are cut
+    // to what it has; a --threads flag beyond them is refused.
+    let threads = args.threads.unwrap_or_else(|| {
+        board.as_ref().map_or(1, |b| {
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            if b.threads > cores {
+                log::warn!(
+                    "board profile asks for {} threads; this machine has {cores} cores",
+                    b.threads
+                );
+            }
+            b.threads.clamp(1, cores)
+        })
+    });
     let engine = args.engine.options(threads)?;
     let bundle = load_bundle(&args.bundle)?;
     if args.smooth == 0 {
@@ -440,8 +455,8 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             EmitArg::OnChange => Emit::OnChange,
         },
         smooth: args.smooth,
-        heartbeat: (args.heartbeat > 0.0)
-            .then(|| std::time::Duration::from_secs_f64(args.heartbeat)),
+        heartbeat: glance::control::check_seconds("--heartbeat", args.heartbeat)
+            .map_err(anyhow::Error::msg)?,
         decode_ahead: !args.no_decode_ahead,
         min_score: args
             .min_score
@@ -721,14 +736,19 @@ fn write_prediction(out: &mut impl Write, p: &Prediction, format: Format) -> any
                 .top_k
                 .iter()
                 .skip(1)
-                .map(|r| format!("{} {:.1}%", r.label, r.score * 100.0))
+                .map(|r| format!("{} {:.1}%", printable(&r.label), r.score * 100.0))
                 .collect();
-            write!(out, "{}: {}", p.source, p.decision_text())?;
+            write!(out, "{}: {}", printable(&p.source), p.decision_text())?;
             if !others.is_empty() {
                 write!(out, "  (then {})", others.join(", "))?;
             }
             if let Some(k) = &p.knn {
-                write!(out, "  nearest example: {} at {:.3}", k.label, k.distance)?;
+                write!(
+                    out,
+                    "  nearest example: {} at {:.3}",
+                    printable(&k.label),
+                    k.distance
+                )?;
             }
             writeln!(
                 out,

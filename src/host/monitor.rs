@@ -69,7 +69,12 @@ fn encode_command(framing: Framing, id: u16, text: &str) -> Result<Vec<u8>> {
 pub fn describe(msg: &Message) -> String {
     match msg {
         Message::Prediction(p) => {
-            let mut s = format!("#{} {} {:.1}%", p.seq, p.label, p.score * 100.0);
+            let mut s = format!(
+                "#{} {} {:.1}%",
+                p.seq,
+                glance::bundle::printable(&p.label),
+                p.score * 100.0
+            );
             if let Some(k) = &p.knn {
                 s += &format!(
                     "  nearest example: class {} at {:.3}",
@@ -241,7 +246,7 @@ fn describe_json(v: &serde_json::Value) -> String {
     match (v.get("seq"), v.get("label"), v.get("score")) {
         (Some(seq), Some(label), Some(score)) => format!(
             "#{seq} {} {:.1}%",
-            label.as_str().unwrap_or("?"),
+            glance::bundle::printable(label.as_str().unwrap_or("?")),
             score.as_f64().unwrap_or(0.0) * 100.0
         ),
         _ => v.to_string(),
