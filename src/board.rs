@@ -69,6 +69,11 @@ pub struct BoardProfile {
     pub serial: SerialProfile,
     /// On-device store.
     pub store: StoreProfile,
+    /// Memory one decoded frame or file may take, in MiB: the decoder's buffer and its RGB
+    /// copy together, checked from the header before any pixel is allocated (a few hundred
+    /// bytes of JPEG can declare gigabytes of pixels). Absent: the default, 512.
+    #[serde(default)]
+    pub decode_budget_mb: Option<u32>,
 }
 
 impl BoardProfile {
@@ -76,9 +81,14 @@ impl BoardProfile {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let p: BoardProfile = toml::from_str(text)
             .map_err(|e| Error::InvalidSetting(format!("board profile {origin}: {e}")))?;
-        if p.threads == 0 || p.camera.fps == 0 || p.serial.baud == 0 {
+        if p.threads == 0
+            || p.camera.fps == 0
+            || p.serial.baud == 0
+            || p.decode_budget_mb == Some(0)
+        {
             return Err(Error::InvalidSetting(format!(
-                "board profile {origin}: threads, camera.fps and serial.baud must be positive"
+                "board profile {origin}: threads, camera.fps, serial.baud and decode_budget_mb \
+                 must be positive"
             )));
         }
         Ok(p)

@@ -198,13 +198,21 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         other => decode_err(other.to_string()),
     };
     let mut decoder = reader.into_decoder().map_err(map_err)?;
-    // `into_decoder` checks the dimensions against the limits; the whole buffer is checked
-    // here, as `ImageReader::decode` would.
+    // `into_decoder` checks the dimensions against the limits; the whole decode is checked
+    // here against the budget: the decoder's buffer and, unless it is RGB already, the RGB copy
+    // `to_rgb` makes (a 16000² grey JPEG is 244 MiB decoded, 732 MiB more as RGB).
     let total = image::ImageDecoder::total_bytes(&decoder);
-    if total > limits.max_alloc {
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let rgb_copy = if image::ImageDecoder::color_type(&decoder) == image::ColorType::Rgb8 {
+        0
+    } else {
+        u64::from(w) * u64::from(h) * 3
+    };
+    let need = total.saturating_add(rgb_copy);
+    if need > limits.max_alloc {
         return Err(too_large(format!(
-            "the decoded image would need {} MiB",
-            total / (1024 * 1024)
+            "decoding {w}×{h} pixels needs {} MiB",
+            need / (1024 * 1024)
         )));
     }
     // An unreadable orientation tag is treated as upright: the pixels are still good.

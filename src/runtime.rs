@@ -386,6 +386,12 @@ fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
                     splitter.errors
                 );
             }
+            if splitter.pending() > 0 {
+                log::warn!(
+                    "stdin: the stream ended in the middle of a frame; its {} bytes were dropped",
+                    splitter.pending()
+                );
+            }
             out.close();
         })
         .map_err(|e| Error::Io {

@@ -223,3 +223,45 @@ fn flags_out_of_range_are_refused_not_panicked_on() {
         assert!(err.contains("is outside"), "{flag} {v}: {err}");
     }
 }
+
+#[test]
+fn a_tiny_file_declaring_a_huge_image_is_refused_against_the_whole_decode_budget() {
+    // A 16×16 grey JPEG whose frame header is patched to declare 16000×16000: 244 MiB for the
+    // decoder and 732 MiB more for the RGB copy, both under the 16384-pixel side limit, so
+    // only a budget on the whole decode catches it.
+    let grey = image::GrayImage::from_fn(16, 16, |x, y| image::Luma([(x * 16 + y) as u8]));
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&grey)
+        .expect("jpeg");
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    // FF C0, length (2), precision (1), height (2), width (2).
+    bytes[sof + 5..sof + 7].copy_from_slice(&16_000u16.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&16_000u16.to_be_bytes());
+    assert!(bytes.len() < 1000);
+    let err = glance::preprocess::decode_bytes(&bytes, Path::new("bomb.jpg"), Default::default())
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, glance::Error::ImageTooLarge { .. }) && msg.contains("needs 976 MiB"),
+        "{msg}"
+    );
+    // A board profile's smaller budget refuses what the default lets through.
+    let rpi = glance::board::BoardProfile::load("rpi-armv7").expect("profile");
+    let budget = u64::from(rpi.decode_budget_mb.expect("budget")) << 20;
+    let photo = std::fs::read(fixture("photos/china.jpg")).expect("photo");
+    // china.jpg is 640×427 RGB: 820 kB decoded.
+    let tight = glance::preprocess::DecodeLimits {
+        max_alloc: 512 << 10,
+        ..Default::default()
+    };
+    assert!(glance::preprocess::decode_bytes(&photo, Path::new("china.jpg"), tight).is_err());
+    let board = glance::preprocess::DecodeLimits {
+        max_alloc: budget,
+        ..Default::default()
+    };
+    assert!(glance::preprocess::decode_bytes(&photo, Path::new("china.jpg"), board).is_ok());
+}

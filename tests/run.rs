@@ -470,6 +470,24 @@ fn run_with_commands(args: &[&str], commands: &str) -> (Vec<String>, String, boo
 }
 
 #[test]
+fn a_stream_that_ends_mid_frame_or_holds_no_frame_is_not_a_quiet_success() {
+    let jpeg = std::fs::read(fixture("photos/china.jpg")).unwrap();
+    let out = glance_with_stdin(&["run", "--source", "-"], &jpeg[..jpeg.len() / 2]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ended in the middle of a frame"), "{err}");
+    assert!(err.contains("without one whole JPEG frame"), "{err}");
+    // A whole frame then a cut one: the whole one is decided, the cut one reported.
+    let mut stream = jpeg.clone();
+    stream.extend_from_slice(&jpeg[..jpeg.len() / 3]);
+    let out = glance_with_stdin(&["run", "--source", "-", "--format", "json"], &stream);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ended in the middle of a frame"), "{err}");
+    assert_eq!(crate::util::stdout_json_lines(&out).len(), 1);
+}
+
+#[test]
 fn bad_command_lines_on_stdin_are_answered_and_the_channel_stays_open() {
     let coffee = fixture("photos/coffee.png");
     let mut input = b"\xff\xfe enroll\n".to_vec();

@@ -429,7 +429,12 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             limits: DecodeLimits {
                 max_side: args.max_side,
                 allow_truncated: args.allow_truncated,
-                ..DecodeLimits::default()
+                max_alloc: board
+                    .as_ref()
+                    .and_then(|b| b.decode_budget_mb)
+                    .map_or(glance::preprocess::DEFAULT_MAX_ALLOC, |mb| {
+                        u64::from(mb) << 20
+                    }),
             },
             with_features: true,
         },
@@ -479,6 +484,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
+    let from_stdin = config.source == SourceSpec::Stdin;
     let summary = runtime::run(config, stop)?;
     let secs = summary.elapsed.as_secs_f64();
     log::info!(
@@ -492,6 +498,13 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "glance: {} frame(s) could not be classified",
             summary.errors
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if from_stdin && summary.frames == 0 && summary.dropped == 0 {
+        eprintln!(
+            "glance: stdin ended without one whole JPEG frame: is it an MJPEG stream? \
+             (ffmpeg: -f mjpeg; rpicam-vid: --codec mjpeg)"
         );
         return Ok(ExitCode::from(1));
     }
