@@ -406,6 +406,17 @@ fn start_camera(
     config: CameraConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<Arc<Latest<Frame>>> {
+    // A device that is there but is not a V4L2 capture device (a tty, /dev/null) never will
+    // be one: refuse it at start instead of retrying forever while the watchdog is fed. A
+    // camera that is missing, busy or fails later is retried with back-off.
+    if let Ok(false) = Camera::is_capture_device(&path) {
+        return Err(Error::Camera {
+            path: path.clone(),
+            reason: "not a camera: it is not a V4L2 device that captures video with streaming \
+                     I/O (`v4l2-ctl --list-devices` lists the cameras there are)"
+                .into(),
+        });
+    }
     let mailbox = Arc::new(Latest::new());
     let out = Arc::clone(&mailbox);
     let thread_path = path.clone();

@@ -265,3 +265,15 @@ fn a_tiny_file_declaring_a_huge_image_is_refused_against_the_whole_decode_budget
     };
     assert!(glance::preprocess::decode_bytes(&photo, Path::new("china.jpg"), board).is_ok());
 }
+
+#[test]
+fn a_device_that_is_not_a_camera_is_refused_at_start_not_retried_forever() {
+    // /dev/null opens but answers no V4L2 ioctl; it never will be a camera.
+    let out = glance(["run", "--source", "/dev/null"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/dev/null") && err.contains("not a camera"),
+        "{err}"
+    );
+}

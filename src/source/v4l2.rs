@@ -268,6 +268,26 @@ fn zeroed<T: Copy>() -> T {
 }
 
 impl Camera {
+    /// Whether `path` is a V4L2 device that can capture video with streaming I/O: `Ok(false)`
+    /// for anything else that opens (a tty, `/dev/null`), an error when it cannot be opened.
+    pub fn is_capture_device(path: &Path) -> std::io::Result<bool> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        let mut cap: Capability = zeroed();
+        if xioctl(&file, VIDIOC_QUERYCAP, &mut cap).is_err() {
+            return Ok(false);
+        }
+        let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
+            cap.device_caps
+        } else {
+            cap.capabilities
+        };
+        Ok(caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0)
+    }
+
     /// Opens `path`, negotiates a format and starts streaming.
     pub fn open(path: &Path, config: &CameraConfig) -> Result<Self> {
         let err = |what: &str, e: std::io::Error| Error::Camera {
