@@ -1,38 +1,11 @@
 //! `glance-host`: datasets, cached extraction, fit, eval, query, compare, and bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::RgbImage;
 
 use crate::util::*;
-
-fn host<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_glance-host"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("glance-host runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
 
 /// Crops of one photo: different views of the same object, so that a class is learnable.
 fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {

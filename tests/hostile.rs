@@ -3,19 +3,10 @@
 //! output lines are refused.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use glance::bundle::{Bundle, FeatureKind};
 
 use crate::util::*;
-
-fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glance-host"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("glance-host runs")
-}
 
 /// A small real deep-feature bundle: two classes of crops of two photos.
 fn base_bundle(dir: &Path) -> Bundle {
@@ -36,7 +27,7 @@ fn base_bundle(dir: &Path) -> Bundle {
         }
     }
     let out_path = dir.join("base.glance");
-    let out = host(&[
+    let out = host([
         "fit",
         &data.display().to_string(),
         "--split",
@@ -208,7 +199,7 @@ fn flags_out_of_range_are_refused_not_panicked_on() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--threads 2000: this machine has"), "{err}");
-    let out = host(&["monitor", "/nonexistent-port", "--timeout", "1e30"]);
+    let out = host(["monitor", "/nonexistent-port", "--timeout", "1e30"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("--timeout 1e30"), "{err}");

@@ -3,42 +3,15 @@
 //! inspection commands (`show`, `eval --predictions`).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::{DynamicImage, ImageEncoder, RgbImage};
 use serde_json::Value;
 
 use crate::util::*;
 
-fn host<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_glance-host"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("glance-host runs")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
 }
 
 fn photo(name: &str) -> RgbImage {

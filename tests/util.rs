@@ -75,6 +75,36 @@ pub fn int8w() -> &'static Backbone {
     })
 }
 
+/// Runs the `glance-host` binary built for these tests.
+pub fn host<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("glance-host runs")
+}
+
+/// The stdout of a run that must have succeeded (else a failure showing both streams).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
 /// Runs the `glance` binary built for these tests.
 pub fn glance<I, S>(args: I) -> Output
 where
