@@ -937,6 +937,13 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
 
     let mut notifier = crate::notify::Notifier::from_env();
     notifier.ready();
+    // The watchdog is fed only while frames are being decided: a camera or stream that has
+    // given no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service
+    // instead of hearing that all is well while the camera thread retries. Files cannot stall.
+    const STALLED: Duration = Duration::from_secs(10);
+    let live = !matches!(config.source, SourceSpec::Files(_));
+    let mut last_frame = Instant::now();
+    let mut stall_reported = false;
     let mut stdin_closed = false;
     let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
     let mut reported_drops = 0u64;
@@ -945,7 +952,16 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            notifier.alive();
+            if !live || last_frame.elapsed() < STALLED {
+                notifier.alive();
+                stall_reported = false;
+            } else if !stall_reported {
+                log::warn!(
+                    "no frame for {} s: the source is not delivering; the watchdog is no longer fed",
+                    STALLED.as_secs()
+                );
+                stall_reported = true;
+            }
             // Commands: queued in order; one waits while an enrollment is collecting frames.
             loop {
                 match ctl_rx.try_recv() {
@@ -987,6 +1003,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
             match source.next(Duration::from_millis(100)) {
                 Next::Frame(frame) => {
+                    last_frame = Instant::now();
                     let dropped = source.dropped();
                     let since = dropped - reported_drops;
                     reported_drops = dropped;

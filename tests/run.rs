@@ -1086,6 +1086,52 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     );
 }
 
+#[test]
+fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(glance_bin())
+        .args(["run", "--source", "-", "--heartbeat", "0"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One frame, then a stream that stays open and silent, as a camera pipe whose camera died.
+    stdin
+        .write_all(&std::fs::read(fixture("photos/china.jpg")).unwrap())
+        .unwrap();
+    let start = Instant::now();
+    let mut pings: Vec<f64> = Vec::new();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < Duration::from_secs(14) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if &buf[..n] == b"WATCHDOG=1" {
+                pings.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        pings.iter().any(|&t| t < 5.0),
+        "fed while frames came: {pings:?}"
+    );
+    assert!(
+        !pings.iter().any(|&t| t > 11.5),
+        "fed after 10 s without a frame: {pings:?}"
+    );
+    assert!(err.contains("no frame for 10 s"), "{err}");
+}
+
 /// Files decoded ahead on the helper thread (the default) are decided in the same order, with
 /// the same results, as decoded on the main loop; a corrupt file is reported the same way.
 #[test]
