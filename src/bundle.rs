@@ -80,36 +80,33 @@ impl Thresholds {
     /// Applies a `--min-score` (`distance` false) or `--max-distance` flag value `[LABEL=]V`
     /// for the classes `labels`: one class, or every class without a label.
     pub fn apply_flag(&mut self, labels: &[String], flag: &str, distance: bool) -> Result<()> {
-        let name = if distance {
-            "--max-distance"
-        } else {
-            "--min-score"
-        };
-        let bad = |why: String| Error::InvalidSetting(format!("{name} `{flag}`: {why}"));
-        let (label, value) = match flag.rsplit_once('=') {
-            Some((l, v)) => (Some(l), v),
-            None => (None, flag),
-        };
-        let value: f32 = value
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("`{value}` is not a number")))?;
-        if distance {
-            crate::control::check_distance(value)
-        } else {
-            crate::control::check_score(value)
-        }
-        .map_err(bad)?;
+        let (label, value) =
+            crate::control::parse_threshold_flag(flag, distance).map_err(Error::InvalidSetting)?;
         let class = match label {
             Some(l) => Some(labels.iter().position(|x| x == l).ok_or_else(|| {
-                bad(format!(
-                    "`{l}` is not a class (classes: {})",
+                Error::InvalidSetting(format!(
+                    "{flag}: `{l}` is not a class (classes: {})",
                     labels.join(", ")
                 ))
             })?),
             None => None,
         };
         self.set(distance, class, value);
+        Ok(())
+    }
+
+    /// Applies every `--min-score` and then every `--max-distance` flag value, in order.
+    pub fn apply_flags(
+        &mut self,
+        labels: &[String],
+        min_score: &[String],
+        max_distance: &[String],
+    ) -> Result<()> {
+        for (flags, distance) in [(min_score, false), (max_distance, true)] {
+            for flag in flags {
+                self.apply_flag(labels, flag, distance)?;
+            }
+        }
         Ok(())
     }
 

@@ -133,6 +133,34 @@ pub fn check_distance(v: f32) -> Result<f32, String> {
     }
 }
 
+/// The range rule of a threshold: [`check_distance`] when `distance`, else [`check_score`].
+pub fn check_threshold(v: f32, distance: bool) -> Result<f32, String> {
+    if distance {
+        check_distance(v)
+    } else {
+        check_score(v)
+    }
+}
+
+/// Parses a `--min-score` (`distance` false) or `--max-distance` flag value `[LABEL=]V` with
+/// the range rule of its kind; the error names the flag and the value.
+pub fn parse_threshold_flag(flag: &str, distance: bool) -> Result<(Option<&str>, f32), String> {
+    let name = if distance {
+        "--max-distance"
+    } else {
+        "--min-score"
+    };
+    let (label, text) = match flag.rsplit_once('=') {
+        Some((l, v)) => (Some(l), v),
+        None => (None, flag),
+    };
+    let value: f32 = text
+        .parse()
+        .map_err(|_| format!("{name} `{flag}`: `{text}` is not a number"))?;
+    check_threshold(value, distance).map_err(|why| format!("{name} `{flag}`: {why}"))?;
+    Ok((label, value))
+}
+
 /// Longest period a flag may give, in seconds (one day): `Duration::from_secs_f64` panics on
 /// values it cannot hold, and a heartbeat of 1e20 s is a typo, not a wish.
 pub const MAX_SECONDS: f64 = 86_400.0;

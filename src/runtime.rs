@@ -611,12 +611,7 @@ impl Runner {
     fn set_threshold(&mut self, label: &str, value: f32, distance: bool) -> ReplyBody {
         // Every command source (text, JSON, postcard on serial) and the flags come through
         // here, so the range rule is applied once for all of them.
-        let checked = if distance {
-            crate::control::check_distance(value)
-        } else {
-            crate::control::check_score(value)
-        };
-        if let Err(why) = checked {
+        if let Err(why) = crate::control::check_threshold(value, distance) {
             return ReplyBody::Error(why);
         }
         let all = label == "*";

@@ -112,24 +112,17 @@ struct DataArgs {
 }
 
 impl DataArgs {
-    fn split(&self) -> f64 {
-        self.split.unwrap_or(OpenOptions::default().test_fraction)
-    }
-
-    fn seed(&self) -> u64 {
-        self.seed.unwrap_or(OpenOptions::default().seed)
-    }
-
     fn open(&self) -> anyhow::Result<Dataset> {
         self.open_like(None)
     }
 
     /// Opens DATA split as `bundle` was when a flag does not say otherwise.
     fn open_like(&self, bundle: Option<&glance::bundle::SplitRecord>) -> anyhow::Result<Dataset> {
+        let defaults = OpenOptions::default();
         let split = self
             .split
             .or(bundle.map(|b| b.test_fraction))
-            .unwrap_or(OpenOptions::default().test_fraction);
+            .unwrap_or(defaults.test_fraction);
         if !(0.0..1.0).contains(&split) {
             bail!("--split {split} must be in [0, 1)");
         }
@@ -137,11 +130,14 @@ impl DataArgs {
             &self.data,
             &OpenOptions {
                 test_fraction: split,
-                seed: self.seed.or(bundle.map(|b| b.seed)).unwrap_or(42),
+                seed: self
+                    .seed
+                    .or(bundle.map(|b| b.seed))
+                    .unwrap_or(defaults.seed),
                 per_class: self
                     .per_class
                     .or(bundle.map(|b| b.per_class as usize))
-                    .unwrap_or(0),
+                    .unwrap_or(defaults.per_class),
                 label_names: self.label_names.clone(),
             },
         )
@@ -647,8 +643,8 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "no test split in the data: {:.0}% held out with seed {}",
-            args.data.split() * 100.0,
-            args.data.seed()
+            ds.opened_with.test_fraction * 100.0,
+            ds.opened_with.seed
         )?;
     }
     report_unsupported(out, &ds)?;
@@ -888,7 +884,7 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
             size: args.head.raw_size,
         },
     };
-    let mut opts = train_options(&args.head, features, &run, args.data.seed())?;
+    let mut opts = train_options(&args.head, features, &run, ds.opened_with.seed)?;
     opts.store_precision = match args.store_precision {
         StorePrecision::I8 => Precision::I8,
         StorePrecision::F32 => Precision::F32,
@@ -940,7 +936,7 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
         },
         report.fit.val_accuracy * 100.0,
         report.fit.val_loss,
-        report.fit.temperature,
+        report.temperature,
         report.fit.iterations,
         report.fit.stopped,
         report.extract_seconds,
@@ -954,11 +950,9 @@ fn fit(args: FitArgs) -> anyhow::Result<ExitCode> {
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut bundle = Bundle::load(&args.bundle)?;
     let labels = bundle.labels.clone();
-    for (flags, distance) in [(&args.min_score, false), (&args.max_distance, true)] {
-        for flag in flags {
-            bundle.thresholds.apply_flag(&labels, flag, distance)?;
-        }
-    }
+    bundle
+        .thresholds
+        .apply_flags(&labels, &args.min_score, &args.max_distance)?;
     let ds = args.data.open_like(bundle.split.as_ref())?;
     let run = args.run.options();
     let overlap = if args.allow_trained {
@@ -1099,7 +1093,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         size: args.head.raw_size,
     };
     for features in [raw, FeatureKind::Deep] {
-        let opts = train_options(&args.head, features, &run, args.data.seed())?;
+        let opts = train_options(&args.head, features, &run, ds.opened_with.seed)?;
         let backbone = host::workbench::backbone_for(features, &run)?;
         let (bundle, report) = host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
         let extractor = host::extract::Extractor::new(features, backbone.as_ref())?;

@@ -322,6 +322,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// A `--min-score` / `--max-distance` value of `glance run`, whose label may also name an
+/// enrolled label (checked once the store is loaded).
+fn parse_owned_threshold(flag: &str, distance: bool) -> anyhow::Result<(Option<String>, f32)> {
+    let (label, value) =
+        glance::control::parse_threshold_flag(flag, distance).map_err(anyhow::Error::msg)?;
+    Ok((label.map(str::to_owned), value))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Classify(args) => classify(args),
@@ -329,24 +337,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench(args),
         Command::Info(args) => info(args),
     }
-}
-
-/// `LABEL=V` or `V`.
-fn label_value(s: &str, what: &str) -> anyhow::Result<(Option<String>, f32)> {
-    let (label, v) = match s.rsplit_once('=') {
-        Some((l, v)) => (Some(l.to_owned()), v),
-        None => (None, s),
-    };
-    let v: f32 = v
-        .parse()
-        .with_context(|| format!("{what} `{s}`: `{v}` is not a number"))?;
-    let checked = if what == "--max-distance" {
-        glance::control::check_distance(v)
-    } else {
-        glance::control::check_score(v)
-    };
-    checked.map_err(|why| anyhow::anyhow!("{what} `{s}`: {why}"))?;
-    Ok((label, v))
 }
 
 fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -466,12 +456,12 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         min_score: args
             .min_score
             .iter()
-            .map(|s| label_value(s, "--min-score"))
+            .map(|s| parse_owned_threshold(s, false))
             .collect::<anyhow::Result<_>>()?,
         max_distance: args
             .max_distance
             .iter()
-            .map(|s| label_value(s, "--max-distance"))
+            .map(|s| parse_owned_threshold(s, true))
             .collect::<anyhow::Result<_>>()?,
         enrolled_distance: args.enrolled_distance,
         max_frames: args.frames,
@@ -703,13 +693,9 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut classifier = Classifier::new(config).context("cannot set up the classifier")?;
     let labels = classifier.labels().to_vec();
-    for (flags, distance) in [(&args.min_score, false), (&args.max_distance, true)] {
-        for flag in flags {
-            classifier
-                .thresholds_mut()
-                .apply_flag(&labels, flag, distance)?;
-        }
-    }
+    classifier
+        .thresholds_mut()
+        .apply_flags(&labels, &args.min_score, &args.max_distance)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failures = 0usize;

@@ -1,5 +1,6 @@
 //! Softmax regression (multinomial logistic regression) with an L2 penalty, fitted by argmin's
-//! L-BFGS with early stopping on a validation split, then temperature scaling.
+//! L-BFGS with early stopping on a validation split; and the temperature for held-out logits
+//! (the workbench fits it once, on whichever held-out predictions calibrate the bundle).
 
 use std::sync::Mutex;
 
@@ -74,8 +75,6 @@ pub struct FitReport {
     pub val_accuracy: f64,
     /// Why it stopped.
     pub stopped: String,
-    /// Fitted temperature.
-    pub temperature: f64,
 }
 
 /// Parameters with their loss and gradient.
@@ -211,14 +210,6 @@ pub fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
     (loss / x.rows() as f64, correct as f64 / x.rows() as f64)
 }
 
-/// Temperature for `head` from held-out rows (see [`temperature_from_logits`]).
-pub fn fit_temperature(head: &LinearHead, val: &Matrix) -> f64 {
-    let logits: Vec<Vec<f32>> = (0..val.rows())
-        .map(|i| head.logits_prepared(val.row(i)))
-        .collect();
-    temperature_from_logits(&logits, &val.labels)
-}
-
 /// Width of the prior on ln T in [`temperature_from_logits`]: T is a priori within e^±1.
 const LN_T_PRIOR_SIGMA: f64 = 1.0;
 
@@ -266,7 +257,7 @@ pub fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
     ((a + b) / 2.0).exp()
 }
 
-/// Fits the head on `train`, stopping early on `val`'s log-loss.
+/// Fits the head on `train`, stopping early on `val`'s log-loss; its temperature is 1.
 pub fn fit(
     train: &Matrix,
     val: &Matrix,
@@ -353,9 +344,7 @@ pub fn fit(
         }
     }
     let (val_loss, p) = best.ok_or_else(|| anyhow!("fitting produced no parameters"))?;
-    let mut head = head_from(&p, classes, dim, norm);
-    let temperature = fit_temperature(&head, val);
-    head.temperature = temperature as f32;
+    let head = head_from(&p, classes, dim, norm);
     let (_, val_accuracy) = if val.rows() > 0 {
         loss_and_accuracy(&head, val, 1.0)
     } else {
@@ -368,7 +357,6 @@ pub fn fit(
             val_loss,
             val_accuracy,
             stopped,
-            temperature,
         },
     ))
 }

@@ -29,15 +29,20 @@ fn size_breakdown(bundle: &Bundle) -> Vec<(&'static str, usize)> {
     ]
 }
 
+/// Stored kNN examples of each class, in label order.
+fn stored_per_class(bundle: &Bundle) -> Vec<usize> {
+    let mut counts = vec![0; bundle.labels.len()];
+    for &l in bundle.store.iter().flat_map(|s| &s.labels) {
+        if let Some(n) = counts.get_mut(usize::from(l)) {
+            *n += 1;
+        }
+    }
+    counts
+}
+
 /// The bundle as one JSON object.
 pub fn describe(bundle: &Bundle, path: &Path, file_bytes: u64) -> Value {
-    let store_counts: Vec<usize> = (0..bundle.labels.len())
-        .map(|c| {
-            bundle.store.as_ref().map_or(0, |s| {
-                s.labels.iter().filter(|&&l| usize::from(l) == c).count()
-            })
-        })
-        .collect();
+    let store_counts = stored_per_class(bundle);
     let classes: Vec<Value> = bundle
         .labels
         .iter()
@@ -177,15 +182,14 @@ pub fn show(path: &Path, as_json: bool) -> Result<ExitCode> {
         "{:<w$}  {:>7}  {:>7}  {:>9}  {:>12}  {:>22}",
         "class", "images", "stored", "min score", "max distance", "held-out score p5/p50"
     );
+    let stored_counts = stored_per_class(b);
     for (c, label) in b.labels.iter().enumerate() {
         let images = b
             .calibration
             .as_ref()
             .and_then(|k| k.examples.get(c))
             .map_or("-".into(), |n| n.to_string());
-        let stored = b.store.as_ref().map_or(0, |s| {
-            s.labels.iter().filter(|&&l| usize::from(l) == c).count()
-        });
+        let stored = stored_counts[c];
         let q = b
             .calibration
             .as_ref()

@@ -166,14 +166,19 @@ fn take_rows(m: &Matrix, rows: &[usize]) -> Matrix {
     }
 }
 
-/// The `p`-th percentile (0..=100) of `v`, interpolated linearly between order statistics;
-/// `None` when `v` is empty.
-pub fn percentile(values: &[f32], p: f64) -> Option<f32> {
+/// The finite values of `values`, sorted: the sample the percentile helpers read.
+fn sorted_finite(values: &[f32]) -> Vec<f32> {
     let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f32::total_cmp);
+    v
+}
+
+/// The `p`-th percentile (0..=100) of a sorted sample, interpolated linearly between order
+/// statistics; `None` when it is empty.
+fn percentile_of_sorted(v: &[f32], p: f64) -> Option<f32> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f32::total_cmp);
     let pos = (v.len() - 1) as f64 * p.clamp(0.0, 100.0) / 100.0;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     let w = (pos - lo as f64) as f32;
@@ -187,11 +192,10 @@ pub fn percentile(values: &[f32], p: f64) -> Option<f32> {
 /// With few values the rank is clamped to the sample, so a class of 10 images gets its
 /// smallest (or largest) value: all the data can say. `None` when there are no values.
 pub fn conformal_threshold(values: &[f32], p: f64, upper: bool) -> Option<f32> {
-    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let v = sorted_finite(values);
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f32::total_cmp);
     let n = v.len() as f64;
     let q = p.clamp(0.0, 100.0) / 100.0;
     let rank = if upper {
@@ -206,8 +210,9 @@ pub fn conformal_threshold(values: &[f32], p: f64, upper: bool) -> Option<f32> {
 /// The quantiles 0, 5, …, 100 % of `v` (empty for no values): the calibration distributions a
 /// bundle keeps.
 fn quantiles(v: &[f32]) -> Vec<f32> {
+    let sorted = sorted_finite(v);
     (0..=20)
-        .filter_map(|i| percentile(v, f64::from(i) * 5.0))
+        .filter_map(|i| percentile_of_sorted(&sorted, f64::from(i) * 5.0))
         .collect()
 }
 
@@ -238,6 +243,8 @@ pub struct TrainReport {
     pub train_rows: usize,
     /// Examples validated (held-out mode), or cross-validated (every training example).
     pub val_rows: usize,
+    /// Temperature fitted on the held-out predictions.
+    pub temperature: f64,
     /// How the thresholds were calibrated.
     pub calibration: Calibration,
     /// Warnings for people (few examples, classes with nothing to calibrate on).
@@ -398,7 +405,7 @@ pub fn train(
         .min(counts.iter().copied().min().unwrap_or(2))
         .max(2);
     // Held-out logits and their true classes: the out-of-fold ones, or the validation split's.
-    let (head, mut report, held_logits, held_labels) = if cross_validate {
+    let (mut head, mut report, held_logits, held_labels) = if cross_validate {
         let (logits, iters) = cross_validated_logits(&fit_m, c, &norm, opts, folds)?;
         let final_opts = FitOptions {
             max_iters: iters.div_ceil(opts.fit.check_every.max(1)) * opts.fit.check_every.max(1),
@@ -414,10 +421,8 @@ pub fn train(
             .collect();
         (head, report, logits, val_m.labels.clone())
     };
-    let mut head = head;
     let temperature = temperature_from_logits(&held_logits, &held_labels);
     head.temperature = temperature as f32;
-    report.temperature = temperature;
     let fit_seconds = t.elapsed().as_secs_f64();
 
     // Held-out calibrated probabilities: accuracy, log-loss and the in-class scores.
@@ -486,17 +491,14 @@ pub fn train(
     let mut min_score = Vec::with_capacity(c);
     let mut max_distance = Vec::with_capacity(c);
     for (k, name) in ds.classes.iter().enumerate() {
-        min_score.push(
-            conformal_threshold(&scores[k], p, false)
-                .map(|v| v.min(SCORE_CEILING))
-                .unwrap_or_else(|| {
-                    warnings.push(format!(
+        let score = conformal_threshold(&scores[k], p, false);
+        if score.is_none() {
+            warnings.push(format!(
                 "class `{name}`: no held-out image of it was classified right, so its score \
                  threshold is 0 (any score accepted)"
             ));
-                    0.0
-                }),
-        );
+        }
+        min_score.push(score.map_or(0.0, |v| v.min(SCORE_CEILING)));
         max_distance.push(conformal_threshold(&dists[k], p, true).unwrap_or(2.0));
     }
     let thresholds = Thresholds {
@@ -591,7 +593,7 @@ pub fn train(
                 ("val_log_loss".into(), report.val_loss),
                 ("l2".into(), opts.fit.l2),
                 ("iterations".into(), report.iterations as f64),
-                ("temperature".into(), report.temperature),
+                ("temperature".into(), temperature),
                 ("fit_seconds".into(), fit_seconds),
             ],
         },
@@ -603,6 +605,7 @@ pub fn train(
             fit: report,
             train_rows: fit_m.rows(),
             val_rows: held_labels.len(),
+            temperature,
             calibration,
             warnings,
             failures,
@@ -729,39 +732,15 @@ pub fn evaluate_bundle(
             bundle_path.display()
         ),
     }
-    let c = bundle.labels.len();
     // Rows are independent: score them on every core.
     let score_row = |i: usize| -> (Scored, Case) {
-        let f = m.row(i);
-        let probs = bundle.head.predict_proba(f);
-        let pred = argmax(&probs);
-        let per_class_distance = match &bundle.store {
-            Some(store) if !store.is_empty() => store.nearest_per_class(f, c),
-            _ => vec![None; c],
-        };
-        let knn = glance::knn::nearest_class(&per_class_distance);
-        let knn_label = knn.map(|(k, _)| k);
-        let rejection = bundle
-            .thresholds
-            .verdict(pred, probs[pred], per_class_distance[pred]);
-        let unknown = rejection.is_some();
-        let mut sorted = probs.clone();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let case = Case {
-            source: items[kept[i]].source.clone(),
-            truth: m.labels[i],
-            predicted: pred,
-            score: probs[pred],
-            margin: sorted[0] - sorted.get(1).copied().unwrap_or(0.0),
-            knn,
-            own_distance: per_class_distance[pred],
-            rejection,
-        };
+        let (probs, per_class_distance, case) =
+            score_features(bundle, m.row(i), items[kept[i]].source.clone(), m.labels[i]);
         let scored = Scored {
             truth: m.labels[i],
             probs,
-            unknown,
-            knn_label,
+            unknown: case.rejection.is_some(),
+            knn_label: case.knn.map(|(k, _)| k),
             per_class_distance,
         };
         (scored, case)
@@ -783,6 +762,58 @@ pub fn evaluate_bundle(
         bail!("evaluation worker failed");
     }
     Ok((evaluate(&bundle.labels, &scored, failures.len()), cases))
+}
+
+/// One image's features through `bundle`: the head's probabilities, the distance to the nearest
+/// stored example of every class, and the image's [`Case`] (`truth` is `usize::MAX` for an
+/// image of no class).
+fn score_features(
+    bundle: &Bundle,
+    features: &[f32],
+    source: ItemSource,
+    truth: usize,
+) -> (Vec<f32>, Vec<Option<f32>>, Case) {
+    let c = bundle.labels.len();
+    let probs = bundle.head.predict_proba(features);
+    let pred = argmax(&probs);
+    let per_class_distance = match &bundle.store {
+        Some(store) if !store.is_empty() => store.nearest_per_class(features, c),
+        _ => vec![None; c],
+    };
+    let mut sorted = probs.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let own_distance = per_class_distance.get(pred).copied().flatten();
+    let case = Case {
+        source,
+        truth,
+        predicted: pred,
+        score: probs[pred],
+        margin: sorted[0] - sorted.get(1).copied().unwrap_or(0.0),
+        knn: glance::knn::nearest_class(&per_class_distance),
+        own_distance,
+        rejection: bundle.thresholds.verdict(pred, probs[pred], own_distance),
+    };
+    (probs, per_class_distance, case)
+}
+
+/// An evaluated image as the open-set figures see it, at the bundle's thresholds.
+fn open_scored(case: &Case, thresholds: &Thresholds) -> OpenScored {
+    OpenScored {
+        score: case.score,
+        distance: case.own_distance,
+        min_score: thresholds
+            .min_score
+            .get(case.predicted)
+            .copied()
+            .unwrap_or(0.0),
+        max_distance: thresholds
+            .max_distance
+            .get(case.predicted)
+            .copied()
+            .unwrap_or(f32::INFINITY),
+        rejected: case.rejection.is_some(),
+        correct: case.predicted == case.truth,
+    }
 }
 
 /// The open-set figures: the known test images `cases` against the images in `dir` and its
@@ -816,44 +847,12 @@ pub fn open_set(
     for (name, reason) in &failures {
         log::warn!("unreadable unknown image {name}: {reason}");
     }
-    let c = bundle.labels.len();
+    let unknown_cases: Vec<Case> = (0..m.rows())
+        .map(|i| score_features(bundle, m.row(i), items[kept[i]].source.clone(), usize::MAX).2)
+        .collect();
     let th = &bundle.thresholds;
-    let scored_of = |pred: usize, score: f32, distance: Option<f32>, correct: bool| OpenScored {
-        score,
-        distance,
-        min_score: th.min_score.get(pred).copied().unwrap_or(0.0),
-        max_distance: th.max_distance.get(pred).copied().unwrap_or(f32::INFINITY),
-        rejected: th.verdict(pred, score, distance).is_some(),
-        correct,
-    };
-    let known: Vec<OpenScored> = cases
-        .iter()
-        .map(|k| scored_of(k.predicted, k.score, k.own_distance, k.predicted == k.truth))
-        .collect();
-    let mut unknown_cases = Vec::with_capacity(m.rows());
-    let unknown: Vec<OpenScored> = (0..m.rows())
-        .map(|i| {
-            let f = m.row(i);
-            let probs = bundle.head.predict_proba(f);
-            let pred = argmax(&probs);
-            let per_class = match &bundle.store {
-                Some(store) if !store.is_empty() => store.nearest_per_class(f, c),
-                _ => vec![None; c],
-            };
-            let s = scored_of(pred, probs[pred], per_class[pred], false);
-            unknown_cases.push(Case {
-                source: items[kept[i]].source.clone(),
-                truth: usize::MAX,
-                predicted: pred,
-                score: probs[pred],
-                margin: 0.0,
-                knn: glance::knn::nearest_class(&per_class),
-                own_distance: per_class[pred],
-                rejection: th.verdict(pred, probs[pred], per_class[pred]),
-            });
-            s
-        })
-        .collect();
+    let known: Vec<OpenScored> = cases.iter().map(|k| open_scored(k, th)).collect();
+    let unknown: Vec<OpenScored> = unknown_cases.iter().map(|k| open_scored(k, th)).collect();
     if unknown.is_empty() {
         bail!("{}: no readable images of unknown objects", dir.display());
     }
@@ -889,6 +888,10 @@ mod tests {
             Some(0.3)
         );
         assert_eq!(conformal_threshold(&[], 5.0, true), None);
+    }
+
+    fn percentile(values: &[f32], p: f64) -> Option<f32> {
+        percentile_of_sorted(&sorted_finite(values), p)
     }
 
     #[test]

@@ -10,10 +10,14 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
 
 /// True when the path's extension is one of [`IMAGE_EXTENSIONS`].
 pub fn has_image_extension(path: &Path) -> bool {
+    extension_in(path, IMAGE_EXTENSIONS)
+}
+
+/// True when the path's extension, in any case, is one of `list` (lower case).
+fn extension_in(path: &Path, list: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
+        .is_some_and(|e| list.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Photo formats that glance recognises by name but cannot decode (phones save HEIC by default;
@@ -24,10 +28,7 @@ pub const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &[
 
 /// True when the path's extension is one of [`UNSUPPORTED_IMAGE_EXTENSIONS`].
 pub fn has_unsupported_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| UNSUPPORTED_IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
+    extension_in(path, UNSUPPORTED_IMAGE_EXTENSIONS)
 }
 
 /// Deepest folder level searched below a folder argument (a guard against deep trees).
