@@ -213,6 +213,15 @@ enum Target {
 }
 
 impl Preparer {
+    /// A preparer for a backbone taking `spec`, decoding within `limits` (what a classifier
+    /// builds for itself; public for the fuzz targets, which have no model).
+    pub fn for_backbone(limits: DecodeLimits, spec: preprocess::PreprocessSpec) -> Self {
+        Self {
+            limits,
+            target: Target::Backbone(spec),
+        }
+    }
+
     /// Decodes (timed as the decode stage) and prepares one captured frame.
     pub fn prepare_frame(&self, frame: &crate::source::Frame) -> Result<Prepared> {
         use crate::source::{convert, FrameData};

@@ -9,7 +9,14 @@ use crate::error::{Error, Result};
 /// `stride` is the bytes per row (at least `2 × width`).
 pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: u32) -> Result<RgbImage> {
     let (w, h, s) = (width as usize, height as usize, stride as usize);
-    if w == 0 || h == 0 || w % 2 != 0 || s < 2 * w || data.len() < s * (h - 1) + 2 * w {
+    // In u64: on a 32-bit board `stride × height` from a lying driver could wrap a usize.
+    let (w64, h64, s64) = (u64::from(width), u64::from(height), u64::from(stride));
+    if w == 0
+        || h == 0
+        || w % 2 != 0
+        || s64 < 2 * w64
+        || (data.len() as u64) < s64 * (h64 - 1) + 2 * w64
+    {
         return Err(Error::Decode {
             path: "<yuyv frame>".into(),
             reason: format!(

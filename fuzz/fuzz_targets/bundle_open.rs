@@ -1,0 +1,40 @@
+//! Opening a bundle file. Half the inputs are taken as the file itself; the other half as a
+//! postcard body sealed in a valid envelope (right magic, version and CRC), so that the fuzzer
+//! reaches the body decoder and `Bundle::validate` instead of stopping at the CRC. A bundle
+//! either opens or is refused with an error; an opened bundle's head, thresholds and store are
+//! then used as the run loop uses them, which must not panic either.
+#![no_main]
+
+use std::path::Path;
+
+use glance::bundle::{Bundle, BUNDLE_MAGIC, BUNDLE_VERSION};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let bytes = match mode % 3 {
+        0 => body.to_vec(),
+        1 => glance::envelope::seal(&BUNDLE_MAGIC, BUNDLE_VERSION, body),
+        _ => glance::envelope::seal(&BUNDLE_MAGIC, 1, body),
+    };
+    let Ok(bundle) = Bundle::from_bytes(&bytes, Path::new("fuzz.glb")) else {
+        return;
+    };
+    // What the run loop does with a bundle that opened: score features through the head,
+    // look the store up, apply the thresholds. The dims were validated, so these must hold.
+    let features = vec![0.5f32; bundle.head.dim];
+    let scores = bundle.head.predict_proba(&features);
+    assert_eq!(scores.len(), bundle.labels.len());
+    if let Some(store) = &bundle.store {
+        let _ = store.search(&features, 3, None);
+        let _ = store.nearest_per_class(&features, bundle.labels.len());
+    }
+    for (class, &s) in scores.iter().enumerate() {
+        let _ = bundle.thresholds.verdict(class, s, Some(0.5));
+    }
+    // It saves back to bytes that open again.
+    let again = bundle.to_bytes().expect("an opened bundle serialises");
+    Bundle::from_bytes(&again, Path::new("fuzz.glb")).expect("a saved bundle reopens");
+});
