@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod error;
 pub mod fsutil;
 pub mod head;
+pub mod health;
 pub mod knn;
 pub mod manifest;
 pub mod notify;

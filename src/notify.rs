@@ -62,6 +62,12 @@ impl Notifier {
         }
     }
 
+    /// Tells systemd what state the service is in, in words (`systemctl status` shows it).
+    pub fn status(&self, text: &str) {
+        // One line: systemd reads the datagram as newline-separated assignments.
+        self.send(&format!("STATUS={}", text.replace('\n', " ")));
+    }
+
     /// Tells systemd the service is shutting down.
     pub fn stopping(&self) {
         self.send("STOPPING=1");

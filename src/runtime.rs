@@ -20,6 +20,7 @@ use glance_proto::Command;
 
 use crate::decision::{Decided, Decider};
 use crate::error::{Error, Result};
+use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
 use crate::knn::Precision;
 use crate::pipeline::{Classifier, ClassifierConfig, Prepared, Preparer};
 use crate::sink::{self, ControlEvent, Format, ReplyBody, Sink, SinkSpec, StatusInfo};
@@ -76,6 +77,9 @@ pub struct RunConfig {
     pub looping: bool,
     /// Camera settings (for a V4L2 source).
     pub camera: CameraConfig,
+    /// How long a camera that has not opened since start is waited for (it may still be
+    /// enumerating at boot) before the run gives up; one that opened once is retried forever.
+    pub camera_wait: Duration,
     /// Backbone, bundle, top-k.
     pub classifier: ClassifierConfig,
     /// The on-device store file (in memory only when absent).
@@ -404,11 +408,15 @@ fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
 fn start_camera(
     path: PathBuf,
     config: CameraConfig,
+    wait: Duration,
+    health: Arc<SourceHealth>,
     stop: Arc<AtomicBool>,
 ) -> Result<Arc<Latest<Frame>>> {
     // A device that is there but is not a V4L2 capture device (a tty, /dev/null) never will
     // be one: refuse it at start instead of retrying forever while the watchdog is fed. A
-    // camera that is missing, busy or fails later is retried with back-off.
+    // camera that is missing or busy is waited for up to `wait` (a USB camera may still be
+    // enumerating at boot); one that opened once and then failed is retried with back-off
+    // forever, reported through `health` meanwhile.
     if let Ok(false) = Camera::is_capture_device(&path) {
         return Err(Error::Camera {
             path: path.clone(),
@@ -424,11 +432,15 @@ fn start_camera(
         .name("camera".into())
         .spawn(move || {
             let path = thread_path;
+            let started = Instant::now();
+            let mut opened = false;
             let mut backoff = Duration::from_millis(500);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match Camera::open(&path, &config) {
                     Ok(mut cam) => {
+                        opened = true;
+                        health.fine();
                         let (w, h, f) = cam.format();
                         log::info!(
                             "{}: streaming {w}×{h} {}",
@@ -460,18 +472,32 @@ fn start_camera(
                                 Ok(None) => {}
                                 Err(e) => {
                                     log::warn!("{e}; reopening");
+                                    health.trouble(format!("{e}; reopening"));
                                     break;
                                 }
                             }
                         }
                     }
+                    Err(e) if !opened && started.elapsed() >= wait => {
+                        health.give_up(format!(
+                            "{e}; it has not opened as a camera in the {} s since start \
+                             (--camera-wait)",
+                            wait.as_secs()
+                        ));
+                        break;
+                    }
                     Err(e) => {
                         log::warn!("{e}; retrying in {:.1} s", backoff.as_secs_f32());
+                        health.trouble(e.to_string());
                         let until = Instant::now() + backoff;
                         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(30));
+                        if !opened {
+                            // Give up at the deadline, not a whole back-off after it.
+                            backoff = backoff.min(wait.saturating_sub(started.elapsed()));
+                        }
                     }
                 }
             }
@@ -545,6 +571,14 @@ struct Runner {
     enrolling: Option<Enrolling>,
     pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
     backbone_sha: String,
+    /// A live source (camera, stdin stream): it can stall. Files cannot.
+    live: bool,
+    last_frame: Instant,
+    /// What the capture thread reports (camera sources only).
+    source_health: Option<Arc<SourceHealth>>,
+    /// Why the last save failed, while the store holds changes not on disk.
+    save_error: Option<String>,
+    sink_drops: DropWatch,
 }
 
 impl Runner {
@@ -553,8 +587,29 @@ impl Runner {
         self.sink.send(bytes)
     }
 
-    fn status(&self, dropped: u64) -> StatusInfo {
+    /// What is wrong now, most urgent first (see [`crate::health::problems`]).
+    fn problems(&mut self) -> Vec<String> {
+        self.sink_drops.observe(self.sink.dropped());
+        let trouble = self
+            .source_health
+            .as_ref()
+            .and_then(|h| h.current_trouble());
+        crate::health::problems(&Observations {
+            since_frame: self.live.then(|| self.last_frame.elapsed()),
+            source_trouble: trouble.as_deref(),
+            unsaved: self.save_error.as_deref().filter(|_| self.dirty),
+            sink_dropping: self
+                .sink_drops
+                .recent(crate::health::SINK_DROP_MEMORY)
+                .then(|| self.sink.dropped()),
+        })
+    }
+
+    fn status(&mut self, dropped: u64) -> StatusInfo {
+        let problems = self.problems();
         StatusInfo {
+            healthy: problems.is_empty(),
+            problems,
             uptime_s: self.started.elapsed().as_secs(),
             frames: self.frames,
             dropped,
@@ -571,7 +626,12 @@ impl Runner {
         let Some(path) = &self.store_path else {
             return Err("no --store file was given; the store lives in memory only".into());
         };
-        self.store.save(path).map_err(|e| e.to_string())?;
+        if let Err(e) = self.store.save(path) {
+            let why = e.to_string();
+            self.save_error = Some(why.clone());
+            return Err(why);
+        }
+        self.save_error = None;
         self.dirty = false;
         Ok(format!(
             "saved {} examples to {}",
@@ -884,12 +944,19 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     }
     drop(ctl_tx);
 
+    let source_health = Arc::new(SourceHealth::default());
     let source = match &config.source {
         SourceSpec::Stdin => FrameSource::Live {
             mailbox: start_stdin_mjpeg(Arc::clone(&stop))?,
         },
         SourceSpec::Camera(path) => FrameSource::Live {
-            mailbox: start_camera(path.clone(), config.camera.clone(), Arc::clone(&stop))?,
+            mailbox: start_camera(
+                path.clone(),
+                config.camera.clone(),
+                config.camera_wait,
+                Arc::clone(&source_health),
+                Arc::clone(&stop),
+            )?,
         },
         SourceSpec::Files(spec) => FrameSource::Files {
             items: crate::source::expand_source(spec),
@@ -919,6 +986,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         enrolling: None,
         pending: VecDeque::new(),
         backbone_sha: backbone.sha256.clone(),
+        live: !matches!(config.source, SourceSpec::Files(_)),
+        last_frame: Instant::now(),
+        source_health: matches!(config.source, SourceSpec::Camera(_))
+            .then(|| Arc::clone(&source_health)),
+        save_error: None,
+        sink_drops: DropWatch::default(),
     };
     for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
         for (label, v) in list {
@@ -935,10 +1008,11 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     // The watchdog is fed only while frames are being decided: a camera or stream that has
     // given no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service
     // instead of hearing that all is well while the camera thread retries. Files cannot stall.
-    const STALLED: Duration = Duration::from_secs(10);
-    let live = !matches!(config.source, SourceSpec::Files(_));
-    let mut last_frame = Instant::now();
+    // Other problems (a save that failed, an output dropping messages) are reported but keep
+    // the watchdog fed: a restart would not cure them and would lose unsaved enrolments.
     let mut stall_reported = false;
+    let mut told_systemd = String::new();
+    let mut next_health = Instant::now();
     let mut stdin_closed = false;
     let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
     let mut reported_drops = 0u64;
@@ -947,7 +1021,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if !live || last_frame.elapsed() < STALLED {
+            if !r.live || r.last_frame.elapsed() < STALLED {
                 notifier.alive();
                 stall_reported = false;
             } else if !stall_reported {
@@ -956,6 +1030,20 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                     STALLED.as_secs()
                 );
                 stall_reported = true;
+            }
+            if Instant::now() >= next_health {
+                // `systemctl status glance` shows the last STATUS= line.
+                let problems = r.problems();
+                let text = if problems.is_empty() {
+                    "healthy".to_string()
+                } else {
+                    format!("NOT HEALTHY: {}", problems.join("; "))
+                };
+                if text != told_systemd {
+                    notifier.status(&text);
+                    told_systemd = text;
+                }
+                next_health = Instant::now() + Duration::from_secs(1);
             }
             // Commands: queued in order; one waits while an enrollment is collecting frames.
             loop {
@@ -998,7 +1086,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
             match source.next(Duration::from_millis(100)) {
                 Next::Frame(frame) => {
-                    last_frame = Instant::now();
+                    r.last_frame = Instant::now();
                     let dropped = source.dropped();
                     let since = dropped - reported_drops;
                     reported_drops = dropped;
@@ -1048,6 +1136,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
     r.sink.finish(Duration::from_secs(2));
     source.into_outcome()?;
+    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, source_health.gave_up()) {
+        return Err(Error::Camera {
+            path: path.clone(),
+            reason,
+        });
+    }
     if let Some(reason) = final_save {
         return Err(Error::Store {
             path: r.store_path.clone().unwrap_or_default(),

@@ -104,6 +104,12 @@ pub struct StatusInfo {
     pub bad_commands: u64,
     /// sha256 of the backbone.
     pub backbone: String,
+    /// No problem below.
+    pub healthy: bool,
+    /// What is wrong, most urgent first, in words (camera gone, store not saved, output
+    /// dropping). The postcard status frame does not carry these: its layout is fixed for
+    /// boards in the field.
+    pub problems: Vec<String>,
 }
 
 /// The answer to a command.
@@ -242,19 +248,29 @@ fn json_line(v: &impl Serialize) -> Vec<u8> {
 pub fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
     match format {
         Format::Json => json_line(&serde_json::json!({ "status": s })),
-        Format::Text => format!(
-            "status: up {} s, {} frames, {} dropped, {} errors, store {}/{}, sink dropped {}, \
-             bad commands {}\n",
-            s.uptime_s,
-            s.frames,
-            s.dropped,
-            s.errors,
-            s.store_len,
-            s.store_capacity,
-            s.sink_dropped,
-            s.bad_commands
-        )
-        .into_bytes(),
+        Format::Text => {
+            let health = if s.healthy {
+                "healthy".to_string()
+            } else {
+                format!(
+                    "NOT HEALTHY: {}",
+                    crate::bundle::printable(&s.problems.join("; "))
+                )
+            };
+            format!(
+                "status: up {} s, {} frames, {} dropped, {} errors, store {}/{}, sink dropped {}, \
+                 bad commands {}; {health}\n",
+                s.uptime_s,
+                s.frames,
+                s.dropped,
+                s.errors,
+                s.store_len,
+                s.store_capacity,
+                s.sink_dropped,
+                s.bad_commands
+            )
+            .into_bytes()
+        }
         Format::Postcard => {
             let mut backbone = [0u8; 8];
             for (i, b) in backbone.iter_mut().enumerate() {

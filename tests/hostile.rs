@@ -268,3 +268,35 @@ fn a_device_that_is_not_a_camera_is_refused_at_start_not_retried_forever() {
         "{err}"
     );
 }
+
+#[test]
+fn a_camera_that_never_opens_is_given_up_after_the_wait() {
+    // No such device, and never was: after --camera-wait the run ends with an error naming
+    // it, instead of retrying forever while systemd hears that all is well.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glance"))
+        .args(["run", "--source", "/dev/video-glance-missing"])
+        .args(["--camera-wait", "2", "--heartbeat", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn glance");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still retrying a camera that never opened after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/dev/video-glance-missing") && err.contains("--camera-wait"),
+        "{err}"
+    );
+    // Out-of-range waits are refused like every other period.
+    let out = glance(["run", "--source", "/dev/video0", "--camera-wait", "inf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--camera-wait"));
+}

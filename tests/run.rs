@@ -548,6 +548,28 @@ fn a_save_that_fails_is_reported_and_fails_the_run() {
         replies[0].contains("enrolled 2 frames as `mug`"),
         "{replies:?}"
     );
+    // Status says the store is not saved, and why; before the change it was healthy.
+    let out = glance_with_stdin(
+        &[
+            &RUN_WITH_STDIN_COMMANDS[..],
+            &["--emit", "on-change"],
+            &args,
+        ]
+        .concat(),
+        b"status\nenroll cup 1\nstatus\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let statuses: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("status:"))
+        .collect();
+    assert_eq!(statuses.len(), 2, "{stdout}");
+    assert!(statuses[0].ends_with("; healthy"), "{statuses:?}");
+    assert!(
+        statuses[1].contains("NOT HEALTHY: store not saved")
+            && statuses[1].contains("not-a-folder"),
+        "{statuses:?}"
+    );
     // The store changed and the final save failed too: the run must not exit 0.
     let (_, err, ok2) = run_with_commands(&args, "enroll cup 1\n");
     assert!(!ok2, "exit 0 after a failed final save\n{err}");
@@ -1095,11 +1117,19 @@ fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let mut child = Command::new(glance_bin())
-        .args(["run", "--source", "-", "--heartbeat", "0"])
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--heartbeat",
+            "1",
+            "--format",
+            "json",
+        ])
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -1110,11 +1140,14 @@ fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
         .unwrap();
     let start = Instant::now();
     let mut pings: Vec<f64> = Vec::new();
+    let mut states: Vec<String> = Vec::new();
     let mut buf = [0u8; 256];
     while start.elapsed() < Duration::from_secs(14) {
         if let Ok(n) = sock.recv(&mut buf) {
             if &buf[..n] == b"WATCHDOG=1" {
                 pings.push(start.elapsed().as_secs_f64());
+            } else if let Some(state) = buf[..n].strip_prefix(b"STATUS=") {
+                states.push(String::from_utf8_lossy(state).into_owned());
             }
         }
     }
@@ -1130,6 +1163,36 @@ fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
         "fed after 10 s without a frame: {pings:?}"
     );
     assert!(err.contains("no frame for 10 s"), "{err}");
+    // Status messages and systemd's STATUS= say why: healthy while frames came, then not.
+    let statuses: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("status").cloned())
+        .collect();
+    assert_eq!(
+        statuses.first().map(|s| &s["healthy"]),
+        Some(&Value::Bool(true)),
+        "{statuses:?}"
+    );
+    let last = statuses.last().expect("status messages");
+    assert_eq!(last["healthy"], false, "{statuses:?}");
+    assert!(
+        last["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("no frame for")),
+        "{last}"
+    );
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("healthy"),
+        "{states:?}"
+    );
+    assert!(
+        states
+            .last()
+            .is_some_and(|s| s.starts_with("NOT HEALTHY: no frame for")),
+        "{states:?}"
+    );
 }
 
 /// Files decoded ahead on the helper thread (the default) are decided in the same order, with

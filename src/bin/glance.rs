@@ -160,6 +160,11 @@ struct RunArgs {
     /// Seconds between status messages (0 = only on request).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     heartbeat: f64,
+    /// Seconds to wait for a camera that has not opened since start (a USB camera may still be
+    /// enumerating at boot) before giving up with an error. A camera that opened once and
+    /// then vanished is retried for ever, and status reports it.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    camera_wait: f64,
     /// Decode and resize each frame on the main thread after the previous frame's inference,
     /// instead of on a helper thread while it runs (the default, which keeps the backbone
     /// busy but decodes live frames that may then be dropped for a newer one).
@@ -411,6 +416,9 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         source: SourceSpec::parse(&source),
         looping: args.looping,
         camera,
+        camera_wait: glance::control::check_seconds("--camera-wait", args.camera_wait)
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default(),
         classifier: ClassifierConfig {
             bundle,
             model: model_source(args.model),
