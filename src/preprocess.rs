@@ -185,6 +185,18 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         }
     }
     reader.limits(limits.to_image_limits());
+    if reader.format() == Some(image::ImageFormat::OpenExr) {
+        if let Some(need) = exr_declared_bytes(bytes).filter(|&n| n > limits.max_alloc) {
+            return Err(Error::ImageTooLarge {
+                path: name.to_path_buf(),
+                reason: format!(
+                    "its OpenEXR header declares tiles or chunk tables of {} MiB (limit {} MiB)",
+                    need / (1024 * 1024),
+                    limits.max_alloc / (1024 * 1024)
+                ),
+            });
+        }
+    }
     let too_large = |limit: String| Error::ImageTooLarge {
         path: name.to_path_buf(),
         reason: format!(
@@ -226,6 +238,88 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         ));
     }
     Ok(to_rgb(image))
+}
+
+/// The most memory an OpenEXR file's headers make the `exr` decoder allocate before it reads
+/// any pixel: a tile buffer of the declared tile size per part (whatever the data window: a
+/// 1.3 KB file declaring 3,014,720 × 64 tiles made it allocate 2 GB) and the chunk offset
+/// tables. `None` when the headers cannot be walked (the decoder then reports the error).
+///
+/// Layout (openexr.com, "OpenEXR File Layout"): magic `76 2F 31 01`, a version word (bit 12:
+/// multi-part), then per part the attributes `name\0 type\0 size:i32 value`, ended by an
+/// empty name; multi-part files end the list of parts with one more empty name.
+pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
+    fn cstr(b: &[u8], at: &mut usize) -> Option<Vec<u8>> {
+        let len = b.get(*at..)?.iter().position(|&c| c == 0)?;
+        let s = b[*at..*at + len].to_vec();
+        *at += len + 1;
+        Some(s)
+    }
+    fn le32(b: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    }
+    if bytes.get(..4)? != [0x76, 0x2F, 0x31, 0x01] {
+        return None;
+    }
+    let multipart = le32(bytes, 4)? & 0x1000 != 0;
+    let mut at = 8usize;
+    let mut total = 0u64;
+    loop {
+        let (mut channels, mut tile, mut chunks, mut window) = (0u64, None, None, None);
+        loop {
+            let name = cstr(bytes, &mut at)?;
+            if name.is_empty() {
+                break;
+            }
+            let _kind = cstr(bytes, &mut at)?;
+            let size = le32(bytes, at)? as usize;
+            at += 4;
+            let value = bytes.get(at..at.checked_add(size)?)?;
+            at += size;
+            match name.as_slice() {
+                b"channels" => {
+                    // name\0 then 16 bytes per channel, ended by an empty name.
+                    let mut c = 0usize;
+                    while c < value.len() && value[c] != 0 {
+                        c += value[c..].iter().position(|&x| x == 0)? + 1 + 16;
+                        channels += 1;
+                    }
+                }
+                b"tiles" if value.len() >= 9 => {
+                    let level_factor = if value[8] & 0x0F == 0 { 1 } else { 4 };
+                    tile = Some((
+                        u64::from(le32(value, 0)?),
+                        u64::from(le32(value, 4)?),
+                        level_factor,
+                    ));
+                }
+                b"chunkCount" if value.len() >= 4 => chunks = Some(u64::from(le32(value, 0)?)),
+                b"dataWindow" if value.len() >= 16 => {
+                    let i = |k| le32(value, k).map(|v| i64::from(v as i32));
+                    window = Some(((i(8)? - i(0)? + 1).max(0), (i(12)? - i(4)? + 1).max(0)));
+                }
+                _ => {}
+            }
+        }
+        // 4 bytes a sample (float and uint; half is 2), one tile buffer at a time.
+        if let Some((tx, ty, levels)) = tile {
+            total = total.saturating_add(tx.saturating_mul(ty).saturating_mul(channels.max(1) * 4));
+            if let (Some((w, h)), Some(tx), Some(ty)) =
+                (window, (tx > 0).then_some(tx), (ty > 0).then_some(ty))
+            {
+                let tiles = (w as u64)
+                    .div_ceil(tx)
+                    .saturating_mul((h as u64).div_ceil(ty));
+                total = total.saturating_add(tiles.saturating_mul(8 * levels));
+            }
+        }
+        if let Some(n) = chunks {
+            total = total.saturating_add(n.saturating_mul(8));
+        }
+        if !multipart || bytes.get(at) == Some(&0) || at >= bytes.len() {
+            return Some(total);
+        }
+    }
 }
 
 /// Why a JPEG is cut short, or `None` when it is whole: walks the marker segments to the
