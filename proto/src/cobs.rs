@@ -1,5 +1,9 @@
 //! Consistent Overhead Byte Stuffing: removes every 0x00 from a frame so that 0x00 can delimit
-//! frames on a byte stream, at a cost of at most one byte per 254.
+//! frames on a byte stream, at a cost of at most one byte per 254. The algorithm is the `cobs`
+//! crate's (the one postcard's own COBS flavour uses); this module keeps glance-proto's error
+//! type and two edge rules the wire format has always had: empty data encodes as `01`, and a
+//! zero byte anywhere in encoded data is malformed (the crate would stop at it and ignore the
+//! rest).
 
 /// Why COBS data could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,80 +14,48 @@ pub enum CobsError {
     Malformed,
 }
 
-/// Largest encoded size of `len` raw bytes (without the trailing delimiter).
+/// Largest encoded size of `len` raw bytes (without the trailing delimiter): one code byte
+/// per started run of 254, and at least one.
 pub const fn max_encoded_len(len: usize) -> usize {
     len + len / 254 + 1
 }
 
 /// Encodes `src` into `dst`, returning the encoded length. No delimiter is written.
 pub fn encode(src: &[u8], dst: &mut [u8]) -> Result<usize, CobsError> {
-    fn put(dst: &mut [u8], at: usize, value: u8) -> Result<(), CobsError> {
-        *dst.get_mut(at).ok_or(CobsError::Overflow)? = value;
-        Ok(())
+    if src.is_empty() {
+        *dst.first_mut().ok_or(CobsError::Overflow)? = 1;
+        return Ok(1);
     }
-    let mut code_idx = 0;
-    let mut out = 1;
-    let mut code: u8 = 1;
-    for (i, &b) in src.iter().enumerate() {
-        if b == 0 {
-            put(dst, code_idx, code)?;
-            code_idx = out;
-            out += 1;
-            code = 1;
-        } else {
-            put(dst, out, b)?;
-            out += 1;
-            code += 1;
-            if code == 0xFF {
-                put(dst, code_idx, code)?;
-                if i + 1 == src.len() {
-                    // A full block that ends the data needs no further code byte.
-                    return Ok(out);
-                }
-                code_idx = out;
-                out += 1;
-                code = 1;
-            }
-        }
+    match ::cobs::try_encode(src, dst) {
+        // cobs 0.3.0 returns Ok with a length one past a buffer that lacks room for a final
+        // code byte after a trailing zero (the byte is not written): that is an overflow.
+        Ok(n) if n <= dst.len() => Ok(n),
+        _ => Err(CobsError::Overflow),
     }
-    put(dst, code_idx, code)?;
-    Ok(out)
 }
 
 /// Decodes `src` (one frame, delimiter removed) into `dst`, returning the decoded length.
 pub fn decode(src: &[u8], dst: &mut [u8]) -> Result<usize, CobsError> {
-    let mut i = 0;
-    let mut out = 0;
-    while i < src.len() {
-        let code = src[i];
-        if code == 0 {
-            return Err(CobsError::Malformed);
-        }
-        i += 1;
-        let run = usize::from(code) - 1;
-        if i + run > src.len() {
-            return Err(CobsError::Malformed);
-        }
-        for &b in &src[i..i + run] {
-            if b == 0 {
-                return Err(CobsError::Malformed);
-            }
-            if out >= dst.len() {
-                return Err(CobsError::Overflow);
-            }
-            dst[out] = b;
-            out += 1;
-        }
-        i += run;
-        if code != 0xFF && i < src.len() {
-            if out >= dst.len() {
-                return Err(CobsError::Overflow);
-            }
-            dst[out] = 0;
-            out += 1;
-        }
+    if src.is_empty() {
+        return Ok(0);
     }
-    Ok(out)
+    if src.contains(&0) {
+        return Err(CobsError::Malformed);
+    }
+    // Every code must point inside the data and the last exactly at its end. Checked first
+    // because the crate writes as it reads and would report a short buffer before a broken
+    // run, where the wire format has always said malformed.
+    let mut at = 0usize;
+    while at < src.len() {
+        at += usize::from(src[at]);
+    }
+    if at != src.len() {
+        return Err(CobsError::Malformed);
+    }
+    ::cobs::decode(src, dst).map_err(|e| match e {
+        ::cobs::DecodeError::TargetBufTooSmall => CobsError::Overflow,
+        _ => CobsError::Malformed,
+    })
 }
 
 #[cfg(test)]
@@ -134,5 +106,29 @@ mod tests {
         );
         let mut tiny = [0u8; 2];
         assert_eq!(encode(&[1, 2, 3], &mut tiny), Err(CobsError::Overflow));
+        // Needs 3 bytes (`02 11 01`); a 2-byte buffer must be refused, not half written.
+        assert_eq!(encode(&[0x11, 0x00], &mut tiny), Err(CobsError::Overflow));
+        assert_eq!(
+            decode(&[0x03, 0x11, 0x22, 0x00, 0x05], &mut out),
+            Err(CobsError::Malformed),
+            "a zero inside a frame"
+        );
+    }
+
+    #[test]
+    fn empty_data_and_the_frame_bound() {
+        let mut buf = [0u8; 4];
+        assert_eq!(encode(&[], &mut buf), Ok(1));
+        assert_eq!(buf[0], 0x01);
+        assert_eq!(decode(&[0x01], &mut buf), Ok(0));
+        assert_eq!(decode(&[], &mut buf), Ok(0));
+        // The bound peers size their buffers with has not moved (1536-byte frames).
+        assert_eq!(max_encoded_len(1536), 1543);
+        for len in [1usize, 253, 254, 255, 508, 1536] {
+            let raw: [u8; 1536] = core::array::from_fn(|i| (i % 255 + 1) as u8);
+            let mut enc = [0u8; 1543];
+            let n = encode(&raw[..len], &mut enc[..max_encoded_len(len)]).unwrap();
+            assert!(n <= max_encoded_len(len), "{len}: {n}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! A frame on the wire is `COBS(version ‖ postcard(Message) ‖ crc32_le) ‖ 0x00`; see [`frame`].
 
 #![no_std]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cobs;
