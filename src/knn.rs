@@ -274,6 +274,7 @@ fn quantize_i8(v: &[f32]) -> (Vec<i8>, f32) {
 /// ARM); on x86-64 with AVX2 (checked at run time) the same loop is compiled for 256-bit lanes,
 /// about 1.7× faster. Values are at most 127 in magnitude (see [`quantize_i8`]), so a sum cannot
 /// overflow below 133 000 dimensions.
+#[allow(unsafe_code)] // calling the AVX2 copy of safe code once the CPU is known to have it
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -285,6 +286,7 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
 unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
     dot_i8_lanes(a, b)
 }

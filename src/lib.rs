@@ -10,6 +10,9 @@
 //! for `glance run`.
 
 #![warn(missing_docs)]
+// Unsafe code is allowed only in the modules that say so (SIMD kernels, V4L2 ioctls and
+// mappings, the onnxruntime library handle), each block with a SAFETY comment.
+#![deny(unsafe_code)]
 
 pub mod backbone;
 pub mod board;

@@ -296,6 +296,7 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
 }
 
 #[test]
+#[cfg(feature = "host")]
 fn serial_json_lines_and_the_host_monitor_through_a_pty() {
     let pty = PtyPair::new();
     let photos = photos_dir();

@@ -76,6 +76,7 @@ pub fn int8w() -> &'static Backbone {
 }
 
 /// Runs the `glance-host` binary built for these tests.
+#[cfg(feature = "host")]
 pub fn host<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,

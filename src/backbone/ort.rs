@@ -6,6 +6,9 @@
 //! library is an error naming the path, never a panic: it is loaded and checked here before any
 //! other onnxruntime call.
 
+// Unsafe code here: the onnxruntime library handle and its C version string.
+#![allow(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 

@@ -31,6 +31,9 @@
 //! (quantized products) and a packing or store type they do not declare answer an error, as
 //! tract's generic kernel does.
 
+// Unsafe code here: AVX-512 kernels called by tract through raw tile pointers.
+#![allow(unsafe_code)]
+
 use std::arch::x86_64::*;
 
 use tract_linalg::isa::{Arch, Isa, IsaReq};

@@ -8,6 +8,9 @@
 //!
 //! Not exercised on real hardware in CI: these machines have no camera and no v4l2loopback.
 
+// Unsafe code here: V4L2 ioctls on #[repr(C)] kernel structs and mmap-ed capture buffers.
+#![allow(unsafe_code)]
+
 use std::ffi::c_void;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -239,7 +242,8 @@ pub struct Camera {
     format: PixFormat,
 }
 
-// The mappings are only touched through `&mut self`.
+// SAFETY: the raw mapping pointers are owned by the Camera and only touched through `&mut
+// self`, so moving it to another thread cannot alias them.
 unsafe impl Send for Camera {}
 
 impl std::fmt::Debug for Camera {
