@@ -94,6 +94,16 @@ pub struct Observations<'a> {
     pub sink_dropping: Option<u64>,
 }
 
+/// The one-line verdict status text and systemd's `STATUS=` both show: `healthy`, or
+/// `NOT HEALTHY: ` and the problems joined by `; `.
+pub fn summary(problems: &[String]) -> String {
+    if problems.is_empty() {
+        "healthy".to_string()
+    } else {
+        format!("NOT HEALTHY: {}", problems.join("; "))
+    }
+}
+
 /// The problems in `o`, most urgent first; empty means healthy.
 pub fn problems(o: &Observations<'_>) -> Vec<String> {
     let mut out = Vec::new();
@@ -157,6 +167,15 @@ mod tests {
         assert_eq!(
             problems(&reopening),
             vec!["source: select timed out".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_summary_is_healthy_or_lists_every_problem() {
+        assert_eq!(summary(&[]), "healthy");
+        assert_eq!(
+            summary(&["a".to_string(), "b".to_string()]),
+            "NOT HEALTHY: a; b"
         );
     }
 

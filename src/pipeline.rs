@@ -214,7 +214,7 @@ enum Target {
 
 impl Preparer {
     /// A preparer for a backbone taking `spec`, decoding within `limits` (what a classifier
-    /// builds for itself; public for the fuzz targets, which have no model).
+    /// without a raw-pixel bundle uses; public for the fuzz targets, which have no model).
     pub fn for_backbone(limits: DecodeLimits, spec: preprocess::PreprocessSpec) -> Self {
         Self {
             limits,
@@ -327,10 +327,7 @@ impl Classifier {
                 backbone.entry().name
             )));
         }
-        let preparer = Preparer {
-            limits: config.limits,
-            target: Target::Backbone(backbone.preprocess_spec().clone()),
-        };
+        let preparer = Preparer::for_backbone(config.limits, backbone.preprocess_spec().clone());
         Ok(Self {
             backbone: Some(backbone),
             thresholds: Thresholds::accept_all(labels.len()),

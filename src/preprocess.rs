@@ -185,18 +185,6 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         }
     }
     reader.limits(limits.to_image_limits());
-    if reader.format() == Some(image::ImageFormat::OpenExr) {
-        if let Some(need) = exr_declared_bytes(bytes).filter(|&n| n > limits.max_alloc) {
-            return Err(Error::ImageTooLarge {
-                path: name.to_path_buf(),
-                reason: format!(
-                    "its OpenEXR header declares tiles or chunk tables of {} MiB (limit {} MiB)",
-                    need / (1024 * 1024),
-                    limits.max_alloc / (1024 * 1024)
-                ),
-            });
-        }
-    }
     let too_large = |limit: String| Error::ImageTooLarge {
         path: name.to_path_buf(),
         reason: format!(
@@ -205,6 +193,14 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
             limits.max_alloc / (1024 * 1024)
         ),
     };
+    if reader.format() == Some(image::ImageFormat::OpenExr) {
+        if let Some(need) = exr_declared_bytes(bytes).filter(|&n| n > limits.max_alloc) {
+            return Err(too_large(format!(
+                "its OpenEXR header declares tiles or chunk tables of {} MiB",
+                need / (1024 * 1024)
+            )));
+        }
+    }
     let map_err = |e: image::ImageError| match e {
         image::ImageError::Limits(limit) => too_large(limit.to_string()),
         other => decode_err(other.to_string()),
@@ -249,11 +245,11 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
 /// multi-part), then per part the attributes `name\0 type\0 size:i32 value`, ended by an
 /// empty name; multi-part files end the list of parts with one more empty name.
 pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
-    fn cstr(b: &[u8], at: &mut usize) -> Option<Vec<u8>> {
-        let len = b.get(*at..)?.iter().position(|&c| c == 0)?;
-        let s = b[*at..*at + len].to_vec();
+    fn cstr<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+        let rest = b.get(*at..)?;
+        let len = rest.iter().position(|&c| c == 0)?;
         *at += len + 1;
-        Some(s)
+        Some(&rest[..len])
     }
     fn le32(b: &[u8], at: usize) -> Option<u32> {
         Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -276,7 +272,7 @@ pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
             at += 4;
             let value = bytes.get(at..at.checked_add(size)?)?;
             at += size;
-            match name.as_slice() {
+            match name {
                 b"channels" => {
                     // name\0 then 16 bytes per channel, ended by an empty name.
                     let mut c = 0usize;
@@ -304,9 +300,7 @@ pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
         // 4 bytes a sample (float and uint; half is 2), one tile buffer at a time.
         if let Some((tx, ty, levels)) = tile {
             total = total.saturating_add(tx.saturating_mul(ty).saturating_mul(channels.max(1) * 4));
-            if let (Some((w, h)), Some(tx), Some(ty)) =
-                (window, (tx > 0).then_some(tx), (ty > 0).then_some(ty))
-            {
+            if let Some((w, h)) = window.filter(|_| tx > 0 && ty > 0) {
                 let tiles = (w as u64)
                     .div_ceil(tx)
                     .saturating_mul((h as u64).div_ceil(ty));

@@ -574,8 +574,8 @@ struct Runner {
     /// A live source (camera, stdin stream): it can stall. Files cannot.
     live: bool,
     last_frame: Instant,
-    /// What the capture thread reports (camera sources only).
-    source_health: Option<Arc<SourceHealth>>,
+    /// What the capture thread reports (only a camera thread reports anything).
+    source_health: Arc<SourceHealth>,
     /// Why the last save failed, while the store holds changes not on disk.
     save_error: Option<String>,
     sink_drops: DropWatch,
@@ -589,11 +589,9 @@ impl Runner {
 
     /// What is wrong now, most urgent first (see [`crate::health::problems`]).
     fn problems(&mut self) -> Vec<String> {
-        self.sink_drops.observe(self.sink.dropped());
-        let trouble = self
-            .source_health
-            .as_ref()
-            .and_then(|h| h.current_trouble());
+        let sink_dropped = self.sink.dropped();
+        self.sink_drops.observe(sink_dropped);
+        let trouble = self.source_health.current_trouble();
         crate::health::problems(&Observations {
             since_frame: self.live.then(|| self.last_frame.elapsed()),
             source_trouble: trouble.as_deref(),
@@ -601,7 +599,7 @@ impl Runner {
             sink_dropping: self
                 .sink_drops
                 .recent(crate::health::SINK_DROP_MEMORY)
-                .then(|| self.sink.dropped()),
+                .then_some(sink_dropped),
         })
     }
 
@@ -988,8 +986,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         backbone_sha: backbone.sha256.clone(),
         live: !matches!(config.source, SourceSpec::Files(_)),
         last_frame: Instant::now(),
-        source_health: matches!(config.source, SourceSpec::Camera(_))
-            .then(|| Arc::clone(&source_health)),
+        source_health: Arc::clone(&source_health),
         save_error: None,
         sink_drops: DropWatch::default(),
     };
@@ -1033,12 +1030,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
             if Instant::now() >= next_health {
                 // `systemctl status glance` shows the last STATUS= line.
-                let problems = r.problems();
-                let text = if problems.is_empty() {
-                    "healthy".to_string()
-                } else {
-                    format!("NOT HEALTHY: {}", problems.join("; "))
-                };
+                let text = crate::health::summary(&r.problems());
                 if text != told_systemd {
                     notifier.status(&text);
                     told_systemd = text;

@@ -249,14 +249,8 @@ pub fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
     match format {
         Format::Json => json_line(&serde_json::json!({ "status": s })),
         Format::Text => {
-            let health = if s.healthy {
-                "healthy".to_string()
-            } else {
-                format!(
-                    "NOT HEALTHY: {}",
-                    crate::bundle::printable(&s.problems.join("; "))
-                )
-            };
+            let summary = crate::health::summary(&s.problems);
+            let health = crate::bundle::printable(&summary);
             format!(
                 "status: up {} s, {} frames, {} dropped, {} errors, store {}/{}, sink dropped {}, \
                  bad commands {}; {health}\n",
