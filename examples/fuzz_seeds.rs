@@ -4,7 +4,7 @@
 //!
 //!   cargo run --example fuzz_seeds
 //!
-//! The files are committed; scripts/fuzz.sh copies them to a scratch corpus before a run.
+//! The files are committed; scripts/ci/fuzz.sh copies them to a scratch corpus before a run.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

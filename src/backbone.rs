@@ -443,7 +443,7 @@ impl Backbone {
                             },
                             None => Error::Manifest(format!(
                                 "{}: sha256 {actual} is not a backbone this build knows; \
-                                 export it with scripts/export-backbone.sh so that it is in \
+                                 export it with scripts/models/export-backbone.sh so that it is in \
                                  models/manifest.json",
                                 path.display()
                             )),

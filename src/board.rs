@@ -59,7 +59,7 @@ pub struct BoardProfile {
     pub description: String,
     /// Rust target triple.
     pub target: String,
-    /// Flags for rustc when building for this board (scripts/cross-build.sh).
+    /// Flags for rustc when building for this board (scripts/board/cross-build.sh).
     pub rustflags: Vec<String>,
     /// Threads for the backbone.
     pub threads: usize,

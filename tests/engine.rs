@@ -1,5 +1,5 @@
 //! The onnxruntime engine (`--engine ort`, cargo feature `ort`) against tract and against the
-//! reference outputs recorded by Python's onnxruntime (scripts/make-fixtures.py).
+//! reference outputs recorded by Python's onnxruntime (scripts/models/make-fixtures.py).
 //! libonnxruntime.so comes from the pinned onnxruntime wheel (scripts/python-env.sh, set up by
 //! scripts/test.sh); without it these tests say SKIPPED, unless GLANCE_REQUIRE_ORT=1.
 

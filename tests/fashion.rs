@@ -1,6 +1,6 @@
 //! The seed's lesson on real data: Fashion-MNIST (Debian's dataset-fashion-mnist, installed by
 //! scripts/test.sh), a stratified subset of 100 images per class and split so that CI stays fast.
-//! The full 60k/10k figures are in BENCHMARKS.md (scripts/bench-fashion.sh).
+//! The full 60k/10k figures are in BENCHMARKS.md (scripts/bench/fashion.sh).
 
 use std::path::Path;
 use std::process::Command;

@@ -1,5 +1,5 @@
 //! `glance classify` on real photos gives the ImageNet class onnxruntime gives
-//! (tests/fixtures/reference.json, from scripts/make-fixtures.py).
+//! (tests/fixtures/reference.json, from scripts/models/make-fixtures.py).
 
 use crate::util::*;
 

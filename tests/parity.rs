@@ -1,5 +1,5 @@
 //! tract against onnxruntime on identical input tensors (tests/fixtures/tensors, made by
-//! scripts/make-fixtures.py, which also recorded onnxruntime's outputs).
+//! scripts/models/make-fixtures.py, which also recorded onnxruntime's outputs).
 
 use crate::util::*;
 

@@ -866,7 +866,7 @@ fn v4l2_declarations_match_the_kernel_header() {
     );
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("abi");
-    let src = crate::util::root().join("scripts/v4l2_abi.c");
+    let src = crate::util::root().join("tests/v4l2_abi.c");
     let st = Command::new("cc")
         .arg(&src)
         .arg("-o")

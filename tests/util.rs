@@ -19,7 +19,7 @@ pub fn model_file(name: &str) -> PathBuf {
     root().join("models").join(name)
 }
 
-/// tests/fixtures/reference.json, written by scripts/make-fixtures.py from onnxruntime.
+/// tests/fixtures/reference.json, written by scripts/models/make-fixtures.py from onnxruntime.
 pub fn reference() -> &'static Value {
     static REF: OnceLock<Value> = OnceLock::new();
     REF.get_or_init(|| {

@@ -1,7 +1,7 @@
 //! An encoded frame or image file through the prepare stage exactly as `glance run` and
 //! `classify` take it (MJPEG Huffman fix-up, format sniffing, EXIF orientation, truncation
 //! check, the whole-decode budget, crop, resize, normalise) for the default backbone. The
-//! budget here is a 1 GB board's (64 MiB), and scripts/fuzz.sh runs this target with a
+//! budget here is a 1 GB board's (64 MiB), and scripts/ci/fuzz.sh runs this target with a
 //! malloc limit a little above it: an image that decodes past its budget is a crash.
 #![no_main]
 

@@ -5,7 +5,7 @@
 //! products. The backbone's convolutions are not plain: the stem writes a 32 × 12544 output
 //! along its long axis, and the early 1×1 convolutions have `k` of 16 to 40, where packing and
 //! stores, not the multiply, decide. Timed in the real graph (every node, every kernel:
-//! `scripts/tune-tract-mmm`), tract's pick was up to 1.8× slower than the best kernel on the
+//! `scripts/bench/tune-tract-mmm.py`), tract's pick was up to 1.8× slower than the best kernel on the
 //! stem and 10–25 % slower on a dozen other shapes. The candidates include glance's own kernels
 //! (`backbone/rowmmm.rs`), which win every shape in the table but the unlowered stem's: up to 2×
 //! faster than tract's pick, because they store whole vectors where tract's store one float at a

@@ -16,7 +16,7 @@
 //! (which would divide every position count of this backbone and fill 28 of the 32 registers):
 //! tract packs 96-byte panels from channels-first activations with a plain copy, 112-byte ones
 //! element by element (0.19 ms against 0.09 on block 1). Measured per layer
-//! (`scripts/tune-tract-mmm`, BENCHMARKS.md): block 1's expansion 1.22 ms with tract's pick,
+//! (`scripts/bench/tune-tract-mmm.py`, BENCHMARKS.md): block 1's expansion 1.22 ms with tract's pick,
 //! 0.68 with 28 rows, 0.63 with 24.
 //!
 //! The columns kernel (`32×8`) is tract's own layout, one pair of registers per column of 32

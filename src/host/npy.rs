@@ -1,5 +1,5 @@
 //! Minimal NumPy `.npy` writer (format version 1.0), so that features can be checked with
-//! numpy / scikit-learn (scripts/fashion_sklearn.py).
+//! numpy / scikit-learn (scripts/bench/fashion-sklearn.py).
 
 use std::io::Write;
 use std::path::Path;

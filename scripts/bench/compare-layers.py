@@ -10,7 +10,7 @@ thread, no spinning). Each engine's node times are medians over the runs. Prints
 table for BENCHMARKS.md. Both profilers add a little per-node overhead; compare layers, not the
 totals with a plain run's.
 
-    scripts/compare-layers.py [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
+    scripts/bench/compare-layers.py [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
 
 Needs the project's venv (scripts/python-env.sh: onnxruntime, numpy); builds the example.
 """
@@ -48,7 +48,7 @@ def layer(name):
 
 
 def tract(model, runs):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run(["cargo", "build", "--release", "--example", "tract_profile"], cwd=root,
                    check=True, stdout=sys.stderr)
     binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target")),

@@ -8,7 +8,7 @@ time of its matmul plus its activation packing under each kernel, and per (m, k,
 kernel that wins over all layers of that shape, kept only when it beats tract's choice by more
 than 5% in every round. Standard library only; builds the example in release mode first.
 
-    scripts/tune-tract-mmm [--rounds 3] [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
+    scripts/bench/tune-tract-mmm.py [--rounds 3] [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
 """
 import argparse
 import collections
@@ -68,7 +68,7 @@ def main():
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--model", default="models/efficientnet_lite0_fp32.onnx")
     args = ap.parse_args()
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "tract_profile"], check=True)
     binary = "target/release/examples/tract_profile"
 

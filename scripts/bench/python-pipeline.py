@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python side of scripts/bench: the frames, the Python reference pipeline, and the table.
+"""Python side of scripts/bench/run.sh: the frames, the Python reference pipeline, and the table.
 
   bench_py.py frames OUT N          N 640x480 JPEG frames cut from the fixture photos, in class
                                     folders OUT/<photo>/NNN.jpg (a dataset glance-host can fit)
@@ -26,7 +26,7 @@ import time
 def frames(out, n):
     from PIL import Image
 
-    photos = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures",
+    photos = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures",
                                            "photos", "*")))
     rng = random.Random(20261128)
     images = [(os.path.splitext(os.path.basename(p))[0], Image.open(p).convert("RGB"))

@@ -1,6 +1,6 @@
 /* Prints the sizes and ioctl numbers of the V4L2 structures glance declares by hand
  * (src/source/v4l2.rs), from the kernel's own header. tests/run.rs compiles this with the
- * system C compiler and compares. Build: cc scripts/v4l2_abi.c -o v4l2_abi */
+ * system C compiler and compares. Build: cc tests/v4l2_abi.c -o v4l2_abi */
 #include <stdio.h>
 #include <linux/videodev2.h>
 

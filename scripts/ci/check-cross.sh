@@ -4,12 +4,12 @@
 # on the fixture photos under qemu-user, and compares with the native run: the same top-1 label
 # for every photo and feature cosine >= 0.999. Prints each binary's size.
 #
-#   scripts/check-cross.sh [PROFILE]     PROFILE = board (default, what ships) or release
+#   scripts/ci/check-cross.sh [PROFILE]     PROFILE = board (default, what ships) or release
 #
 # A target or package that cannot be installed is reported as SKIPPED in capitals, and the
 # script exits 3 (not 0) so that nobody mistakes a skip for a pass.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PROFILE="${1:-board}"
 say() { printf '\033[1mcheck-cross:\033[0m %s\n' "$*" >&2; }
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
@@ -29,7 +29,7 @@ skipped=()
 declare -A runner=([rpi4]="qemu-aarch64 -L /usr/aarch64-linux-gnu" [rpi-armv7]="qemu-arm -L /usr/arm-linux-gnueabihf")
 for board in rpi4 rpi-armv7; do
   set +e
-  bin=$(scripts/cross-build.sh "$board" "$PROFILE")
+  bin=$(scripts/board/cross-build.sh "$board" "$PROFILE")
   rc=$?
   set -e
   if [ "$rc" -eq 3 ]; then skipped+=("$board (cannot build here)"); continue; fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the JSON lines of scripts/bench-backbone.sh into a Markdown table (stdin → stdout)."""
+"""Turns the JSON lines of scripts/bench/backbone.sh into a Markdown table (stdin → stdout)."""
 import json
 import os
 import platform

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Honesty on a few dozen real photos (BENCHMARKS.md "Small data and open set"): builds the
-# real-photo set (scripts/make-photo-set.py: 4 classes x 50 train + 20 test, 96 images of no
+# real-photo set (scripts/bench/make-photo-set.py: 4 classes x 50 train + 20 test, 96 images of no
 # class), fits a bundle on the first 30 training photos of each class with the defaults and
 # evaluates it with --unknown; then the learning curve: accuracy, known images rejected and
 # unknowns rejected against training photos per class (2, 5, 10, 20, 30, 50 on the photo set
 # and on Fashion-MNIST, whose test split is a fixed 100 a class and whose "unknowns" are two
 # held-out classes, Bag and Ankle boot). 1 photo a class is not a fit (fit needs 2 to
 # calibrate) and is printed as such.
-# Prints Markdown tables. Usage: scripts/bench-open-set.sh [WORKDIR]
+# Prints Markdown tables. Usage: scripts/bench/open-set.sh [WORKDIR]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 WORK="${1:-target/open-set}"
 mkdir -p "$WORK"
 PY="$(scripts/python-env.sh scikit-image scikit-learn)"
@@ -19,8 +19,8 @@ cargo build -q --locked --bin glance-host
 HOST="${CARGO_TARGET_DIR:-target}/debug/glance-host"
 CACHE="$WORK/cache"
 
-[ -d "$WORK/photos/train" ] || "$PY" scripts/make-photo-set.py "$WORK/photos" --train 50
-"$PY" scripts/make-fashion-subsets.py "$WORK/fashion" >/dev/null
+[ -d "$WORK/photos/train" ] || "$PY" scripts/bench/make-photo-set.py "$WORK/photos" --train 50
+"$PY" scripts/bench/make-fashion-subsets.py "$WORK/fashion" >/dev/null
 
 # One fit + eval; prints a JSON object with the figures.
 run() { # DATA UNKNOWN_DIR BUNDLE

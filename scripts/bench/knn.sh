@@ -3,18 +3,18 @@
 # int8 dot products) and f32 store beside faiss-cpu (IndexFlatIP, and its 8-bit scalar quantizer)
 # on the same vectors, in one run. Prints a Markdown table for BENCHMARKS.md.
 #
-#   scripts/bench-knn.sh [ROWS] [QUERIES]      defaults 10000 200
+#   scripts/bench/knn.sh [ROWS] [QUERIES]      defaults 10000 200
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROWS="${1:-10000}"
 QUERIES="${2:-200}"
 DIM=1280
 DIR="${CARGO_TARGET_DIR:-target}/bench-knn"
 PY=$(scripts/python-env.sh faiss-cpu)
-cargo build --release --locked --bin glance-host >&2
+cargo build --release --locked --example knn_bench >&2
 mkdir -p "$DIR"
-G=$("${CARGO_TARGET_DIR:-target}/release/glance-host" knn-bench --rows "$ROWS" --dim "$DIM" --queries "$QUERIES" --write "$DIR")
-F=$("$PY" scripts/bench_knn_faiss.py "$DIR" "$ROWS" "$DIM")
+G=$("${CARGO_TARGET_DIR:-target}/release/examples/knn_bench" --rows "$ROWS" --dim "$DIM" --queries "$QUERIES" --write "$DIR")
+F=$("$PY" scripts/bench/knn-faiss.py "$DIR" "$ROWS" "$DIM")
 "$PY" - "$G" "$F" <<'PY'
 import json, sys
 g, f = json.loads(sys.argv[1]), json.loads(sys.argv[2])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""faiss's side of scripts/bench-knn.sh: the same store and queries (written by
-`glance-host knn-bench --write DIR`), searched one query at a time (k=1, one thread) by
+"""faiss's side of scripts/bench/knn.sh: the same store and queries (written by
+`cargo run --release --example knn_bench -- --write DIR`), searched one query at a time (k=1, one thread) by
 faiss IndexFlatIP (exact, f32) and IndexScalarQuantizer QT_8bit (int8 codes), on unit vectors
 (inner product = cosine similarity, as glance searches). Prints one JSON object."""
 import json

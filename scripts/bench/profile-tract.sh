@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Where tract's frame time goes: `perf record` over `glance bench` (release build, 1 thread, the
 # fp32 backbone on the bench frames), then the hottest functions. Installs Debian's linux-perf
-# when missing. Usage: scripts/profile-tract.sh [MODEL] [FRAMES]   (defaults: fp32, 60)
+# when missing. Usage: scripts/bench/profile-tract.sh [MODEL] [FRAMES]   (defaults: fp32, 60)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 MODEL="models/efficientnet_lite0_${1:-fp32}.onnx"
 FRAMES="${2:-60}"
 BIN="${CARGO_TARGET_DIR:-target}/release/glance"
@@ -15,7 +15,7 @@ cargo build --release --locked --bin glance >&2
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 PY=$(scripts/python-env.sh)
-"$PY" scripts/bench_py.py frames "$DATA/frames" 24
+"$PY" scripts/bench/python-pipeline.py frames "$DATA/frames" 24
 perf record -q -F 999 -o "$DATA/perf.data" "$BIN" bench --model "$MODEL" --frames "$FRAMES" \
   "$DATA"/frames/*/*.jpg >&2
 # Self time per function, grouped: depthwise convolutions, matrix products, packing / im2col.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Backbone latency, tract (glance) beside onnxruntime, same files, same image, same run, 1 thread.
-# Prints a Markdown table for BENCHMARKS.md. Usage: scripts/bench-backbone.sh [RUNS]
+# Prints a Markdown table for BENCHMARKS.md. Usage: scripts/bench/backbone.sh [RUNS]
 # Needs Python 3 with venv; onnxruntime, numpy and pillow go into target/bench-venv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS="${1:-50}"
 WARMUP=5
 IMAGE=tests/fixtures/photos/coffee.png
@@ -12,23 +12,24 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q onnxruntime numpy pillow
 fi
-cargo build --release --bin glance-host >&2
+cargo build --release --locked --example latency >&2
+LATENCY="${CARGO_TARGET_DIR:-target}/release/examples/latency"
 export OMP_NUM_THREADS=1
 rows=()
 for pass in 1 2; do  # two interleaved passes: a noisy neighbour shows up as disagreement
   for m in fp32 int8w qdq; do
     f="models/efficientnet_lite0_$m.onnx"
-    rows+=("$("${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
+    rows+=("$("$LATENCY" --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
     if [ "$m" = fp32 ]; then
       # The same binary without glance's matmul-kernel table (src/backbone/mmm.rs, its own kernels
       # included), then also without its two graph rewrites (backbone/stem.rs, the depthwise
       # ReLU6 fusion): what is left of glance's work is its depthwise kernel.
       for off in "GLANCE_TRACT_MMM=off" "GLANCE_TRACT_MMM=off GLANCE_TRACT_STEM=off GLANCE_TRACT_FUSE_CLIP=off"; do
-        rows+=("$(env $off "${CARGO_TARGET_DIR:-target}/release/glance-host" latency --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE" \
+        rows+=("$(env $off "$LATENCY" --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE" \
           | sed "s/\"runtime\":\"tract\"/\"runtime\":\"tract, ${off// /, }\"/")")
       done
     fi
-    rows+=("$("$VENV/bin/python" scripts/bench_backbone_ort.py "$f" "$IMAGE" "$RUNS" "$WARMUP")")
+    rows+=("$("$VENV/bin/python" scripts/bench/backbone-ort.py "$f" "$IMAGE" "$RUNS" "$WARMUP")")
   done
 done
-printf '%s\n' "${rows[@]}" | "$VENV/bin/python" scripts/bench_table.py
+printf '%s\n' "${rows[@]}" | "$VENV/bin/python" scripts/bench/backbone-table.py

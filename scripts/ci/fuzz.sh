@@ -2,7 +2,7 @@
 # Runs every fuzz target in fuzz/ for a bounded time and fails on any crash, panic, timeout
 # or runaway allocation. Prints a table of executions per target.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default 20 s, every target
+#   scripts/ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default 20 s, every target
 #
 # Each run starts from the committed seeds (fuzz/corpus/T, made by `cargo run --example
 # fuzz_seeds`) plus what earlier runs on this machine found (target/fuzz-corpus/T). A crash
@@ -16,7 +16,7 @@
 # Needs the nightly toolchain and cargo-fuzz; they are installed if missing, and when that is
 # impossible the script says SKIPPED in capitals and exits 3 (never 0).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECS="${1:-20}"; shift || true
 say() { printf '\033[1mfuzz:\033[0m %s\n' "$*" >&2; }
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

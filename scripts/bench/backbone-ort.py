@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""onnxruntime's side of scripts/bench-backbone.sh: time one model on one image, 1 thread.
+"""onnxruntime's side of scripts/bench/backbone.sh: time one model on one image, 1 thread.
 
 Preprocessing is glance's (centre crop 0.875, bilinear, (x-127)/128), done once with PIL; only
-session.run is timed, as glance-host latency times only the backbone. Prints one JSON object.
+session.run is timed, as examples/latency.rs times only the backbone. Prints one JSON object.
 """
 import json
 import sys

@@ -5,12 +5,12 @@
 # table for BENCHMARKS.md (medians; ratios to (c) and to onnxruntime's backbone alone, which is
 # (c)'s backbone column).
 #
-#   scripts/bench [MODEL…]     MODEL = fp32 | int8w | qdq (default: fp32 qdq)
+#   scripts/bench/run.sh [MODEL…]     MODEL = fp32 | int8w | qdq (default: fp32 qdq)
 #
 # Environment: FRAMES (200), THREADS ("1 2"), OUT (target/bench-run).
 # Needs python3-venv; onnxruntime (pinned), numpy and pillow go into target/bench-venv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 say() { printf '\033[1mbench:\033[0m %s\n' "$*" >&2; }
 MODELS=("$@"); [ "${#MODELS[@]}" -gt 0 ] || MODELS=(fp32 qdq)
 FRAMES="${FRAMES:-200}"
@@ -25,7 +25,7 @@ cargo build --release --locked --bin glance --bin glance-host >&2
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 say "$FRAMES frames → $OUT/frames"
-"$PY" scripts/bench_py.py frames "$OUT/frames" "$FRAMES"
+"$PY" scripts/bench/python-pipeline.py frames "$OUT/frames" "$FRAMES"
 mapfile -t FILES < <(find "$OUT/frames" -name '*.jpg' | sort)
 CLASSES=$(find "$OUT/frames" -mindepth 1 -maxdepth 1 -type d | wc -l)
 
@@ -65,10 +65,10 @@ for m in "${MODELS[@]}"; do
         done
       done
       say "$m, $t thread(s), Python reference (pass $pass)"
-      "$PY" scripts/bench_py.py pipeline "$model" "$t" "$rows" "$CLASSES" "${FILES[@]}" \
+      "$PY" scripts/bench/python-pipeline.py pipeline "$model" "$t" "$rows" "$CLASSES" "${FILES[@]}" \
         | "$PY" -c "import json,sys; r=json.load(sys.stdin); r.update(model='$m', pass_=$pass); print(json.dumps(r))" >>"$results"
     done
   done
 done
 say "results: $results"
-"$PY" scripts/bench_py.py table "$results"
+"$PY" scripts/bench/python-pipeline.py table "$results"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fashion-MNIST as class folders for the learning curve of scripts/bench-open-set.sh: the first
+"""Fashion-MNIST as class folders for the learning curve of scripts/bench/open-set.sh: the first
 50 training images of each of 8 classes (OUT/train/<class>/NNNNN.png), the first 100 test images
 of each (OUT/test/<class>/…), and 100 test images each of two held-out classes, Bag and Ankle
 boot, as images of no class (OUT/unknown/…). From Debian's dataset-fashion-mnist.
