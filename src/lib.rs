@@ -6,12 +6,13 @@
 //! what is measured on the host is what runs on the board.
 //!
 //! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] →
-//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`] drives it
-//! for `glance run`.
+//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`]
+//! drives it for `glance run`. The workbench (`host`, behind the cargo feature of that name) fits
+//! heads and packs bundles on the same modules.
 
 #![warn(missing_docs)]
-// Unsafe code is allowed only in the modules that say so (SIMD kernels, V4L2 ioctls and
-// mappings, the onnxruntime library handle), each block with a SAFETY comment.
+// Unsafe code is allowed only in the items that say so (SIMD kernels and the AVX2 int8 dot,
+// V4L2 ioctls and mappings, the onnxruntime library handle), each block with a SAFETY comment.
 #![deny(unsafe_code)]
 
 pub mod backbone;
@@ -24,6 +25,8 @@ pub mod error;
 pub mod fsutil;
 pub mod head;
 pub mod health;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod knn;
 pub mod manifest;
 pub mod notify;

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 
-use glance::preprocess::{self, DecodeLimits};
+use crate::preprocess::{self, DecodeLimits};
 
 /// Which part of the data an example belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,10 +64,10 @@ impl ItemSource {
 
     /// Reads the example and returns its content key (sha256 of the encoded bytes, or of the
     /// raw IDX pixels), so that caches follow content, not names, with the undecoded payload.
-    pub fn read(&self) -> glance::Result<([u8; 32], Payload)> {
+    pub fn read(&self) -> crate::Result<([u8; 32], Payload)> {
         match self {
             ItemSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| glance::Error::Io {
+                let bytes = std::fs::read(path).map_err(|source| crate::Error::Io {
                     path: path.clone(),
                     source,
                 })?;
@@ -83,7 +83,7 @@ impl ItemSource {
                 h.update(idx.height.to_le_bytes());
                 h.update(px);
                 let gray = image::GrayImage::from_raw(idx.width, idx.height, px.to_vec())
-                    .ok_or_else(|| glance::Error::Decode {
+                    .ok_or_else(|| crate::Error::Decode {
                         path: PathBuf::from(self.name()),
                         reason: "IDX image size mismatch".into(),
                     })?;
@@ -96,7 +96,7 @@ impl ItemSource {
     }
 
     /// Reads and decodes the example.
-    pub fn load(&self, limits: DecodeLimits) -> glance::Result<RgbImage> {
+    pub fn load(&self, limits: DecodeLimits) -> crate::Result<RgbImage> {
         self.read()?.1.decode(limits)
     }
 
@@ -139,7 +139,7 @@ pub enum Payload {
 
 impl Payload {
     /// Decodes to RGB.
-    pub fn decode(self, limits: DecodeLimits) -> glance::Result<RgbImage> {
+    pub fn decode(self, limits: DecodeLimits) -> crate::Result<RgbImage> {
         match self {
             Payload::Encoded(path, bytes) => preprocess::decode_bytes(&bytes, &path, limits),
             Payload::Pixels(img) => Ok(img),
@@ -266,7 +266,7 @@ impl Dataset {
 
     fn check(&self) -> Result<()> {
         for name in &self.classes {
-            glance::bundle::check_class_name(name)
+            crate::bundle::check_class_name(name)
                 .with_context(|| format!("{}: class `{name}`", self.root.display()))?;
         }
         if self.classes.len() < 2 {
@@ -301,10 +301,10 @@ fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     files.sort();
     let unsupported = files
         .iter()
-        .filter(|p| glance::source::has_unsupported_image_extension(p))
+        .filter(|p| crate::source::has_unsupported_image_extension(p))
         .cloned()
         .collect();
-    files.retain(|p| glance::source::has_image_extension(p));
+    files.retain(|p| crate::source::has_image_extension(p));
     Ok((files, unsupported))
 }
 

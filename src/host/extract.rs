@@ -12,9 +12,9 @@ use std::sync::mpsc;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use glance::backbone::Backbone;
-use glance::bundle::FeatureKind;
-use glance::preprocess::{self, DecodeLimits};
+use crate::backbone::Backbone;
+use crate::bundle::FeatureKind;
+use crate::preprocess::{self, DecodeLimits};
 
 use super::dataset::Item;
 
@@ -55,7 +55,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// Features of one decoded image.
-    pub fn features(&self, image: &image::RgbImage) -> glance::Result<Vec<f32>> {
+    pub fn features(&self, image: &image::RgbImage) -> crate::Result<Vec<f32>> {
         match self {
             Extractor::Deep(b) => {
                 let t = preprocess::tensor_from_image(image, b.preprocess_spec())?;
@@ -87,7 +87,7 @@ impl<'a> Extractor<'a> {
     }
 }
 
-pub use glance::preprocess::raw_pixels;
+pub use crate::preprocess::raw_pixels;
 
 /// The default cache folder: `$GLANCE_CACHE`, else `$XDG_CACHE_HOME/glance`, else `~/.cache/glance`.
 pub fn default_cache_dir() -> PathBuf {
@@ -277,7 +277,7 @@ pub fn extract(
                 if i >= n {
                     break;
                 }
-                let result = (|| -> glance::Result<([u8; 32], Vec<f32>, bool)> {
+                let result = (|| -> crate::Result<([u8; 32], Vec<f32>, bool)> {
                     let (key, payload) = items[i].source.read()?;
                     if let Some(v) = cached_map.and_then(|m| m.get(&key)) {
                         return Ok((key, v.clone(), true));

@@ -9,7 +9,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use glance::head::{FeatureNorm, LinearHead};
+use crate::head::{FeatureNorm, LinearHead};
 
 /// A dense row-major matrix of conditioned features with labels.
 #[derive(Clone)]
@@ -112,7 +112,7 @@ impl Problem<'_> {
                             let xi = self.x.row(i);
                             for k in 0..c {
                                 let wk = &w[k * d..(k + 1) * d];
-                                z[k] = f64::from(glance::head::dot(wk, xi)) + b[k];
+                                z[k] = f64::from(crate::head::dot(wk, xi)) + b[k];
                             }
                             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                             let sum: f64 = z.iter().map(|v| (v - m).exp()).sum();
@@ -202,10 +202,10 @@ pub fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
     let mut correct = 0usize;
     for i in 0..x.rows() {
         let z = head.logits_prepared(x.row(i));
-        let p = glance::head::softmax(&z, t);
+        let p = crate::head::softmax(&z, t);
         let y = x.labels[i];
         loss -= f64::from(p[y].max(1e-12)).ln();
-        correct += usize::from(glance::head::argmax(&p) == y);
+        correct += usize::from(crate::head::argmax(&p) == y);
     }
     (loss / x.rows() as f64, correct as f64 / x.rows() as f64)
 }
@@ -229,7 +229,7 @@ pub fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
             .iter()
             .zip(labels)
             .map(|(z, &y)| {
-                let p = glance::head::softmax(z, t);
+                let p = crate::head::softmax(z, t);
                 -f64::from(p.get(y).copied().unwrap_or(0.0).max(1e-12)).ln()
             })
             .sum();

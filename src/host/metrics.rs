@@ -1,7 +1,7 @@
 //! Evaluation figures: accuracy, macro precision/recall/F1, log-loss, top-k, confusion matrix,
 //! 1-NN accuracy, head–kNN agreement, and the seed's category-specific retrieval table.
 
-use glance::head::argmax;
+use crate::head::argmax;
 use serde::Serialize;
 
 /// Per-class figures.

@@ -1,6 +1,8 @@
 //! Host-only code (the `glance-host` workbench): datasets, cached extraction, fitting,
-//! evaluation, reports. Behind the `host` cargo feature so the board binary stays small.
+//! evaluation, reports, and the commands built on them. Behind the `host` cargo feature so the
+//! board binary stays small.
 
+pub mod commands;
 pub mod dataset;
 pub mod draw;
 pub mod extract;

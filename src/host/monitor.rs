@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::control;
 use anyhow::{bail, Context, Result};
-use glance::control;
 use glance_proto::frame::{self, FrameDecoder, MAX_ENCODED};
 use glance_proto::{flags, Message, Reply};
 
@@ -72,7 +72,7 @@ pub fn describe(msg: &Message) -> String {
             let mut s = format!(
                 "#{} {} {:.1}%",
                 p.seq,
-                glance::bundle::printable(&p.label),
+                crate::bundle::printable(&p.label),
                 p.score * 100.0
             );
             if let Some(k) = &p.knn {
@@ -246,7 +246,7 @@ fn describe_json(v: &serde_json::Value) -> String {
     match (v.get("seq"), v.get("label"), v.get("score")) {
         (Some(seq), Some(label), Some(score)) => format!(
             "#{seq} {} {:.1}%",
-            glance::bundle::printable(label.as_str().unwrap_or("?")),
+            crate::bundle::printable(label.as_str().unwrap_or("?")),
             score.as_f64().unwrap_or(0.0) * 100.0
         ),
         _ => v.to_string(),

@@ -9,7 +9,7 @@ use super::draw;
 use super::metrics::Evaluation;
 use super::openset::{OpenSet, SweepRow};
 use super::workbench::Case;
-use glance::preprocess::DecodeLimits;
+use crate::preprocess::DecodeLimits;
 
 fn opt4(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))

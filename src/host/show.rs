@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use glance::bundle::{Bundle, FeatureKind};
+use crate::bundle::{Bundle, FeatureKind};
 
 /// Sizes of a bundle's parts, in bytes of their postcard encoding.
 fn size_breakdown(bundle: &Bundle) -> Vec<(&'static str, usize)> {

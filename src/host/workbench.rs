@@ -7,11 +7,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use glance::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions, ModelSource};
-use glance::bundle::{Bundle, Calibration, FeatureKind, SplitRecord, Thresholds, TrainingInfo};
-use glance::head::{argmax, FeatureNorm};
-use glance::knn::{KnnStore, Precision};
-use glance::preprocess::DecodeLimits;
+use crate::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions, ModelSource};
+use crate::bundle::{Bundle, Calibration, FeatureKind, SplitRecord, Thresholds, TrainingInfo};
+use crate::head::{argmax, FeatureNorm};
+use crate::knn::{KnnStore, Precision};
+use crate::preprocess::DecodeLimits;
 
 use super::dataset::{stratified_order, Dataset, Item, ItemSource, Split};
 use super::extract::{extract, ExtractOptions, Extractor};
@@ -429,7 +429,7 @@ pub fn train(
     let mut scores: Vec<Vec<f32>> = vec![Vec::new(); c];
     let (mut correct, mut loss) = (0usize, 0f64);
     for (z, &y) in held_logits.iter().zip(&held_labels) {
-        let p = glance::head::softmax(z, head.temperature);
+        let p = crate::head::softmax(z, head.temperature);
         let pred = argmax(&p);
         loss -= f64::from(p.get(y).copied().unwrap_or(0.0).max(1e-12)).ln();
         if pred == y {
@@ -551,7 +551,7 @@ pub fn train(
             (b.identity(), bytes, b.preprocess_spec().clone())
         }
         None => {
-            let spec = glance::manifest::Manifest::embedded()?
+            let spec = crate::manifest::Manifest::embedded()?
                 .default_entry()?
                 .preprocess
                 .clone();
@@ -649,7 +649,7 @@ pub struct Case {
     /// Distance to the nearest stored example of the predicted class.
     pub own_distance: Option<f32>,
     /// Why the thresholds rejected the prediction (then it counts as `unknown`).
-    pub rejection: Option<glance::bundle::RejectReason>,
+    pub rejection: Option<crate::bundle::RejectReason>,
 }
 
 /// What to do with test images the bundle was trained on.
@@ -789,7 +789,7 @@ fn score_features(
         predicted: pred,
         score: probs[pred],
         margin: sorted[0] - sorted.get(1).copied().unwrap_or(0.0),
-        knn: glance::knn::nearest_class(&per_class_distance),
+        knn: crate::knn::nearest_class(&per_class_distance),
         own_distance,
         rejection: bundle.thresholds.verdict(pred, probs[pred], own_distance),
     };
@@ -826,7 +826,7 @@ pub fn open_set(
     run: &RunOptions,
 ) -> Result<(OpenSet, Vec<Case>)> {
     let mut paths = Vec::new();
-    for entry in glance::source::expand_paths(&[dir.to_path_buf()]) {
+    for entry in crate::source::expand_paths(&[dir.to_path_buf()]) {
         match entry {
             Ok(p) => paths.push(p),
             Err((p, e)) => bail!("{}: {e}", p.display()),
