@@ -20,28 +20,6 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     out
 }
 
-/// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
-/// (a single running f32 sum must be kept in order and cannot be vectorised). `a` may hold f32
-/// or int8 values (the int8 kNN store).
-pub fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, y)| x.into() * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, &p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p.into() * q;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// Index of the largest value (the first on ties; 0 for an empty slice).
 pub fn argmax(v: &[f32]) -> usize {
     v.iter()
@@ -107,22 +85,6 @@ mod tests {
     }
 
     #[test]
-    fn dot_matches_the_plain_sum() {
-        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.5 - 3.0).collect();
-        let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-3);
-    }
-
-    #[test]
-    fn int8_dot_matches_the_plain_sum() {
-        let a: Vec<i8> = (0..29).map(|i| (i * 9 - 120) as i8).collect();
-        let b: Vec<f32> = (0..29).map(|i| 0.5 - i as f32 * 0.03).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(&x, y)| f32::from(x) * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-3);
-    }
-
-    #[test]
     fn top_k_orders_and_names() {
         let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let r = top_k(&[0.2, 0.5, 0.3], &labels, 2);
@@ -154,7 +116,7 @@ impl FeatureNorm {
     /// Conditions one feature vector in place (the head at run time, the trainer on every row).
     pub fn apply(&self, x: &mut [f32]) {
         match self {
-            FeatureNorm::L2 => crate::knn::l2_normalize(x),
+            FeatureNorm::L2 => crate::vector::l2_normalize(x),
             FeatureNorm::SqrtL2 => sqrt_l2(x),
             FeatureNorm::Standardize { mean, std } => {
                 for ((v, m), s) in x.iter_mut().zip(mean).zip(std) {
@@ -168,7 +130,7 @@ impl FeatureNorm {
 /// Signed square root of each value, then unit length.
 pub fn sqrt_l2(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
-    crate::knn::l2_normalize(v);
+    crate::vector::l2_normalize(v);
 }
 
 /// Softmax regression on features: `p = softmax((W·norm(x) + b) / T)`.
@@ -243,7 +205,10 @@ impl LinearHead {
     /// Logits of conditioned features.
     pub fn logits_prepared(&self, x: &[f32]) -> Vec<f32> {
         (0..self.classes)
-            .map(|c| self.bias[c] + dot(&self.weights[c * self.dim..(c + 1) * self.dim], x))
+            .map(|c| {
+                self.bias[c]
+                    + crate::vector::dot(&self.weights[c * self.dim..(c + 1) * self.dim], x)
+            })
             .collect()
     }
 

@@ -59,14 +59,6 @@ pub struct Neighbor {
     pub distance: f32,
 }
 
-/// Scales `v` to unit length in place (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
-
 impl KnnStore {
     /// An empty store of `dim`-long embeddings.
     pub fn new(dim: usize, precision: Precision) -> Self {
@@ -113,7 +105,7 @@ impl KnnStore {
             )));
         }
         let mut v = embedding.to_vec();
-        l2_normalize(&mut v);
+        crate::vector::l2_normalize(&mut v);
         match &mut self.embeddings {
             Embeddings::F32(data) => data.extend_from_slice(&v),
             Embeddings::I8 { data, scales } => {
@@ -176,7 +168,7 @@ impl KnnStore {
     /// product.
     fn prepare(&self, query: &[f32]) -> Query {
         let mut unit = query.to_vec();
-        l2_normalize(&mut unit);
+        crate::vector::l2_normalize(&mut unit);
         match self.embeddings {
             Embeddings::F32(_) => Query::F32(unit),
             Embeddings::I8 { .. } => {
@@ -190,9 +182,11 @@ impl KnnStore {
     fn dot(&self, row: usize, query: &Query) -> f32 {
         let span = row * self.dim..(row + 1) * self.dim;
         match (&self.embeddings, query) {
-            (Embeddings::F32(data), Query::F32(q)) => crate::head::dot(&data[span], q),
+            (Embeddings::F32(data), Query::F32(q)) => crate::vector::dot(&data[span], q),
             (Embeddings::I8 { data, scales }, Query::I8 { values, scale }) => {
-                dot_i8(&data[span], values) as f32 * (scales[row] / 127.0) * (scale / 127.0)
+                crate::vector::dot_i8(&data[span], values) as f32
+                    * (scales[row] / 127.0)
+                    * (scale / 127.0)
             }
             // `prepare` makes the query in the store's precision.
             _ => 0.0,
@@ -269,47 +263,6 @@ fn quantize_i8(v: &[f32]) -> (Vec<i8>, f32) {
     (values, amax)
 }
 
-/// int8 · int8 with 32-bit sums. Sixteen independent accumulators over fixed-size chunks is the
-/// form the compiler turns into SIMD multiply-adds of widened int8 (SSE2 on any x86-64, NEON on
-/// ARM); on x86-64 with AVX2 (checked at run time) the same loop is compiled for 256-bit lanes,
-/// about 1.7× faster. Values are at most 127 in magnitude (see [`quantize_i8`]), so a sum cannot
-/// overflow below 133 000 dimensions.
-#[allow(unsafe_code)] // calling the AVX2 copy of safe code once the CPU is known to have it
-pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { dot_i8_avx2(a, b) };
-    }
-    dot_i8_lanes(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-    dot_i8_lanes(a, b)
-}
-
-#[inline(always)]
-fn dot_i8_lanes(a: &[i8], b: &[i8]) -> i32 {
-    let n = a.len().min(b.len());
-    let (ca, cb) = (a[..n].chunks_exact(16), b[..n].chunks_exact(16));
-    let tail: i32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum();
-    let mut acc = [0i32; 16];
-    for (x, y) in ca.zip(cb) {
-        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
-            *s += i32::from(p) * i32::from(q);
-        }
-    }
-    acc.iter().sum::<i32>() + tail
-}
-
 /// Keeps the `width`-long rows of `v` whose flag is set.
 fn retain_by<T>(v: &mut Vec<T>, width: usize, flags: &[bool]) {
     let mut i = 0usize;
@@ -349,27 +302,6 @@ mod tests {
         *state ^= *state >> 17;
         *state ^= *state << 5;
         *state
-    }
-
-    #[test]
-    fn int8_dot_is_exact() {
-        // Against a plain i64 sum, at the extremes and for lengths around the chunk size.
-        let mut seed = 7u32;
-        let mut next = || (xorshift(&mut seed) % 255) as i32 - 127;
-        for n in [0usize, 1, 15, 16, 17, 1280, 1283] {
-            let a: Vec<i8> = (0..n).map(|_| next() as i8).collect();
-            let b: Vec<i8> = (0..n).map(|_| next() as i8).collect();
-            let want: i64 = a
-                .iter()
-                .zip(&b)
-                .map(|(&x, &y)| i64::from(x) * i64::from(y))
-                .sum();
-            assert_eq!(i64::from(dot_i8(&a, &b)), want, "length {n}");
-        }
-        let max = vec![127i8; 1280];
-        let min = vec![-127i8; 1280];
-        assert_eq!(dot_i8(&max, &max), 1280 * 127 * 127);
-        assert_eq!(dot_i8(&max, &min), -1280 * 127 * 127);
     }
 
     #[test]

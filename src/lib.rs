@@ -5,8 +5,8 @@
 //! The board binary `glance` and the host workbench `glance-host` share every module here, so
 //! what is measured on the host is what runs on the board.
 //!
-//! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] →
-//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`]
+//! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] (both on
+//! [`vector`]) → [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`]
 //! drives it for `glance run`. The workbench (`host`, behind the cargo feature of that name) fits
 //! heads and packs bundles on the same modules.
 
@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod vector;
 
 pub use error::{Error, Result};
 

@@ -112,7 +112,7 @@ impl Problem<'_> {
                             let xi = self.x.row(i);
                             for k in 0..c {
                                 let wk = &w[k * d..(k + 1) * d];
-                                z[k] = f64::from(crate::head::dot(wk, xi)) + b[k];
+                                z[k] = f64::from(crate::vector::dot(wk, xi)) + b[k];
                             }
                             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                             let sum: f64 = z.iter().map(|v| (v - m).exp()).sum();
