@@ -171,11 +171,25 @@ impl Default for ClassifierConfig {
 /// the backbone's ImageNet logits → softmax → top-k.
 #[derive(Debug)]
 pub struct Classifier {
-    backbone: Option<Backbone>,
+    mode: Mode,
     labels: Vec<String>,
     thresholds: Thresholds,
-    config: ClassifierConfig,
+    top_k: usize,
+    limits: DecodeLimits,
+    with_features: bool,
     preparer: Preparer,
+}
+
+/// What a classifier runs; each state holds exactly what it needs, so no path has to check at
+/// run time for a backbone or a bundle that is not there.
+#[derive(Debug)]
+enum Mode {
+    /// No bundle: the backbone's ImageNet logits → softmax → top-k.
+    ImageNet(Backbone),
+    /// A bundle on the backbone's deep features.
+    Deep(Backbone, Box<Bundle>),
+    /// A bundle on raw pixels: no backbone at all.
+    Raw(Box<Bundle>),
 }
 
 /// One frame made ready for the model: decoded, cropped, resized and normalised (or reduced to
@@ -279,61 +293,73 @@ fn ms(since: Instant) -> f64 {
 impl Classifier {
     /// Loads the backbone and the labels (the bundle's, or ImageNet's).
     pub fn new(config: ClassifierConfig) -> Result<Self> {
-        if let Some((bundle, path)) = &config.bundle {
-            let model_file = match &config.model {
-                ModelSource::File(p) => Some(p.as_path()),
-                ModelSource::Embedded => None,
-            };
-            let backbone = match bundle.features {
-                FeatureKind::Deep => {
-                    Some(bundle.load_backbone(path, model_file, &config.engine)?)
+        let ClassifierConfig {
+            model,
+            engine,
+            top_k,
+            limits,
+            with_features,
+            bundle,
+        } = config;
+        let (mode, labels, thresholds, target) = match bundle {
+            Some((bundle, path)) => {
+                let model_file = match &model {
+                    ModelSource::File(p) => Some(p.as_path()),
+                    ModelSource::Embedded => None,
+                };
+                let labels = bundle.labels.clone();
+                let thresholds = bundle.thresholds.clone();
+                match bundle.features {
+                    FeatureKind::Deep => {
+                        let backbone = bundle.load_backbone(&path, model_file, &engine)?;
+                        let target = Target::Backbone(backbone.preprocess_spec().clone());
+                        (
+                            Mode::Deep(backbone, Box::new(bundle)),
+                            labels,
+                            thresholds,
+                            target,
+                        )
+                    }
+                    FeatureKind::Raw { size } => (
+                        Mode::Raw(Box::new(bundle)),
+                        labels,
+                        thresholds,
+                        Target::Raw(size),
+                    ),
                 }
-                FeatureKind::Raw { .. } => None,
-            };
-            let labels = bundle.labels.clone();
-            let thresholds = bundle.thresholds.clone();
-            let target = match (&backbone, &bundle.features) {
-                (Some(b), _) => Target::Backbone(b.preprocess_spec().clone()),
-                (None, FeatureKind::Raw { size }) => Target::Raw(*size),
-                (None, FeatureKind::Deep) => {
-                    return Err(Error::Inference("no backbone for deep features".into()))
-                }
-            };
-            let preparer = Preparer {
-                limits: config.limits,
-                target,
-            };
-            return Ok(Self {
-                backbone,
-                labels,
-                thresholds,
-                config,
-                preparer,
-            });
-        }
-        let backbone = Backbone::load(&config.model, &config.engine)?;
-        let labels = manifest::imagenet_labels();
-        if let Some(logits) = &backbone.entry().outputs.logits {
-            if logits.dim != labels.len() {
-                return Err(Error::Manifest(format!(
-                    "backbone has {} logits but {} ImageNet labels ship with it",
-                    logits.dim,
-                    labels.len()
-                )));
             }
-        } else {
-            return Err(Error::Manifest(format!(
-                "backbone `{}` has no logits output; classifying needs a bundle",
-                backbone.entry().name
-            )));
-        }
-        let preparer = Preparer::for_backbone(config.limits, backbone.preprocess_spec().clone());
+            None => {
+                let backbone = Backbone::load(&model, &engine)?;
+                let labels = manifest::imagenet_labels();
+                match &backbone.entry().outputs.logits {
+                    Some(logits) if logits.dim != labels.len() => {
+                        return Err(Error::Manifest(format!(
+                            "backbone has {} logits but {} ImageNet labels ship with it",
+                            logits.dim,
+                            labels.len()
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(Error::Manifest(format!(
+                            "backbone `{}` has no logits output; classifying needs a bundle",
+                            backbone.entry().name
+                        )))
+                    }
+                }
+                let target = Target::Backbone(backbone.preprocess_spec().clone());
+                let thresholds = Thresholds::accept_all(labels.len());
+                (Mode::ImageNet(backbone), labels, thresholds, target)
+            }
+        };
         Ok(Self {
-            backbone: Some(backbone),
-            thresholds: Thresholds::accept_all(labels.len()),
+            mode,
             labels,
-            config,
-            preparer,
+            thresholds,
+            top_k,
+            limits,
+            with_features,
+            preparer: Preparer { limits, target },
         })
     }
 
@@ -355,7 +381,10 @@ impl Classifier {
 
     /// The bundle, if any.
     pub fn bundle(&self) -> Option<&Bundle> {
-        self.config.bundle.as_ref().map(|(b, _)| b)
+        match &self.mode {
+            Mode::ImageNet(_) => None,
+            Mode::Deep(_, bundle) | Mode::Raw(bundle) => Some(bundle),
+        }
     }
 
     /// Classifies one captured frame (encoded bytes, or raw camera pixels).
@@ -370,35 +399,20 @@ impl Classifier {
 
     /// The loaded backbone (none for a raw-pixel bundle).
     pub fn backbone(&self) -> Option<&Backbone> {
-        self.backbone.as_ref()
+        match &self.mode {
+            Mode::ImageNet(backbone) | Mode::Deep(backbone, _) => Some(backbone),
+            Mode::Raw(_) => None,
+        }
     }
 
     /// Classifies an image file.
     pub fn classify_file(&self, path: &Path) -> Result<Prediction> {
-        self.decode_and_classify(path.display().to_string(), || {
-            preprocess::decode_file(path, self.config.limits)
-        })
-    }
-
-    /// Classifies encoded image bytes (a frame from a stream); `name` appears in messages.
-    pub fn classify_bytes(&self, bytes: &[u8], name: &str) -> Result<Prediction> {
-        self.decode_and_classify(name.to_owned(), || {
-            preprocess::decode_bytes(bytes, &PathBuf::from(name), self.config.limits)
-        })
-    }
-
-    /// Times `decode` as the decode stage, then classifies its image.
-    fn decode_and_classify(
-        &self,
-        source: String,
-        decode: impl FnOnce() -> Result<RgbImage>,
-    ) -> Result<Prediction> {
-        self.classify_prepared(self.preparer.prepare_decoded(source, decode)?)
-    }
-
-    /// Classifies an already-decoded RGB frame.
-    pub fn classify_image(&self, image: &RgbImage, source: String) -> Result<Prediction> {
-        self.classify_prepared(self.preparer.prepare_image(image, source)?)
+        let prepared = self
+            .preparer
+            .prepare_decoded(path.display().to_string(), || {
+                preprocess::decode_file(path, self.limits)
+            })?;
+        self.classify_prepared(prepared)
     }
 
     /// Classifies a prepared frame: backbone, then the head (the bundle's, or ImageNet's).
@@ -409,38 +423,47 @@ impl Classifier {
             decode_ms,
             preprocess_ms,
         } = prepared;
-        let mut p = match input {
-            Input::Raw(raw) => self.decide(raw, source, preprocess_ms, 0.0),
-            Input::Tensor(tensor) => self.classify_tensor(tensor, source, preprocess_ms),
+        let mut p = match (&self.mode, input) {
+            (Mode::Raw(bundle), Input::Raw(raw)) => {
+                self.decide(bundle, raw, source, preprocess_ms, 0.0)
+            }
+            (Mode::ImageNet(backbone), Input::Tensor(tensor)) => {
+                self.imagenet(backbone, tensor, source, preprocess_ms)
+            }
+            (Mode::Deep(backbone, bundle), Input::Tensor(tensor)) => {
+                let t = Instant::now();
+                let out = backbone.run(tensor)?;
+                self.decide(bundle, out.features, source, preprocess_ms, ms(t))
+            }
+            // A Prepared comes from this classifier's own Preparer, whose target matches its
+            // mode; one from another classifier is refused rather than misread.
+            _ => Err(Error::Inference(
+                "a frame prepared for another classifier".into(),
+            )),
         }?;
         p.timing_ms.decode = decode_ms;
         p.timing_ms.total += decode_ms;
         Ok(p)
     }
 
-    fn classify_tensor(
+    /// ImageNet's 1000 classes from the backbone's logits.
+    fn imagenet(
         &self,
+        backbone: &Backbone,
         tensor: Vec<f32>,
         source: String,
         preprocess_ms: f64,
     ) -> Result<Prediction> {
-        let backbone = self
-            .backbone
-            .as_ref()
-            .ok_or_else(|| Error::Inference("no backbone loaded".into()))?;
         let t = Instant::now();
         let out = backbone.run(tensor)?;
         let backbone_ms = ms(t);
-        if self.config.bundle.is_some() {
-            return self.decide(out.features, source, preprocess_ms, backbone_ms);
-        }
 
         let t = Instant::now();
         let logits = out
             .logits
             .ok_or_else(|| Error::Inference("backbone returned no logits".into()))?;
         let probs = head::softmax(&logits, 1.0);
-        let top_k = head::top_k(&probs, &self.labels, self.config.top_k);
+        let top_k = head::top_k(&probs, &self.labels, self.top_k);
         let head_ms = ms(t);
         let (class, label, score) = top_k
             .first()
@@ -461,7 +484,7 @@ impl Classifier {
             top_k,
             timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn: None,
-            features: self.config.with_features.then_some(out.features),
+            features: self.with_features.then_some(out.features),
             unknown,
             rejection,
         })
@@ -470,19 +493,15 @@ impl Classifier {
     /// The bundle's head, store and thresholds applied to one feature vector.
     fn decide(
         &self,
+        bundle: &Bundle,
         features: Vec<f32>,
         source: String,
         preprocess_ms: f64,
         backbone_ms: f64,
     ) -> Result<Prediction> {
-        let (bundle, _) = self
-            .config
-            .bundle
-            .as_ref()
-            .ok_or_else(|| Error::Inference("no bundle".into()))?;
         let t = Instant::now();
         let probs = bundle.head.predict_proba(&features);
-        let top_k = head::top_k(&probs, &self.labels, self.config.top_k);
+        let top_k = head::top_k(&probs, &self.labels, self.top_k);
         let best = top_k
             .first()
             .ok_or_else(|| Error::Inference("empty label list".into()))?;
@@ -523,7 +542,7 @@ impl Classifier {
             top_k,
             timing_ms: Timing::stages(preprocess_ms, backbone_ms, head_ms),
             knn,
-            features: self.config.with_features.then_some(features),
+            features: self.with_features.then_some(features),
             unknown,
             rejection,
         })
