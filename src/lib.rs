@@ -6,8 +6,8 @@
 //! what is measured on the host is what runs on the board.
 //!
 //! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] →
-//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`] drives it
-//! for `glance run`.
+//! [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`encode`] → [`sink`];
+//! [`runtime`] drives it for `glance run`.
 
 #![warn(missing_docs)]
 // Unsafe code is allowed only in the modules that say so (SIMD kernels, V4L2 ioctls and
@@ -19,6 +19,7 @@ pub mod board;
 pub mod bundle;
 pub mod control;
 pub mod decision;
+pub mod encode;
 pub mod envelope;
 pub mod error;
 pub mod fsutil;

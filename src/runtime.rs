@@ -19,11 +19,12 @@ use std::time::{Duration, Instant, SystemTime};
 use glance_proto::Command;
 
 use crate::decision::{Decided, Decider};
+use crate::encode::{self, Format, ReplyBody, StatusInfo};
 use crate::error::{Error, Result};
 use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
 use crate::knn::Precision;
 use crate::pipeline::{Classifier, ClassifierConfig, Prepared, Preparer};
-use crate::sink::{self, ControlEvent, Format, ReplyBody, Sink, SinkSpec, StatusInfo};
+use crate::sink::{self, ControlEvent, Sink, SinkSpec};
 use crate::source::latest::{Latest, Taken};
 use crate::source::mjpeg::MjpegSplitter;
 use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
@@ -583,7 +584,7 @@ struct Runner {
 
 impl Runner {
     fn reply(&mut self, id: Option<u16>, body: ReplyBody) -> std::io::Result<()> {
-        let bytes = sink::encode_reply(id, &body, self.format);
+        let bytes = encode::encode_reply(id, &body, self.format);
         self.sink.send(bytes)
     }
 
@@ -772,7 +773,7 @@ impl Runner {
                 self.reply(id, body)
             }
             Command::Status => {
-                let bytes = sink::encode_status(&self.status(dropped), self.format);
+                let bytes = encode::encode_status(&self.status(dropped), self.format);
                 self.sink.send(bytes)
             }
             Command::SetThreshold { label, value } => {
@@ -856,7 +857,7 @@ impl Runner {
         self.frames += 1;
         let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
         if self.emit == Emit::Every || changed {
-            let bytes = sink::encode_prediction(&decided, self.format, |l| self.label_id(l));
+            let bytes = encode::encode_prediction(&decided, self.format, |l| self.label_id(l));
             self.sink.send(bytes)?;
         }
         self.last_label = Some(decided.prediction.label.clone());
@@ -1064,7 +1065,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
             if let Some(at) = next_status {
                 if Instant::now() >= at {
-                    let bytes = sink::encode_status(&r.status(source.dropped()), r.format);
+                    let bytes = encode::encode_status(&r.status(source.dropped()), r.format);
                     r.sink.send(bytes)?;
                     next_status = config.heartbeat.map(|h| Instant::now() + h);
                 }
