@@ -31,6 +31,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
 pub mod runtime;
+pub mod serial;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
 use crate::knn::Precision;
 use crate::pipeline::{Classifier, ClassifierConfig, Prepared, Preparer};
-use crate::sink::{self, ControlEvent, Sink, SinkSpec};
+use crate::serial::SerialLink;
+use crate::sink::{ControlEvent, Sink, SinkSpec};
 use crate::source::latest::{Latest, Taken};
 use crate::source::mjpeg::MjpegSplitter;
 use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
@@ -930,12 +931,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let sink = match &config.output {
         SinkSpec::Stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
         SinkSpec::Serial { path, baud } => Sink::Serial(
-            sink::SerialLink::start(path.clone(), *baud, config.format, ctl_tx.clone()).map_err(
-                |e| Error::Io {
+            SerialLink::start(path.clone(), *baud, config.format, ctl_tx.clone()).map_err(|e| {
+                Error::Io {
                     path: path.clone(),
                     source: e,
-                },
-            )?,
+                }
+            })?,
         ),
     };
     if config.control_stdin {
