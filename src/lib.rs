@@ -19,6 +19,7 @@ pub mod board;
 pub mod bundle;
 pub mod control;
 pub mod decision;
+mod decode_ahead;
 pub mod encode;
 pub mod envelope;
 pub mod error;

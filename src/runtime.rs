@@ -13,23 +13,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
 use crate::decision::{Decided, Decider};
+use crate::decode_ahead::{FrameSource, Frames, Next, ReadyFrame};
 use crate::encode::{self, Format, ReplyBody, StatusInfo};
 use crate::error::{Error, Result};
 use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
 use crate::knn::Precision;
-use crate::pipeline::{Classifier, ClassifierConfig, Prepared, Preparer};
+use crate::pipeline::{Classifier, ClassifierConfig};
 use crate::serial::SerialLink;
 use crate::sink::{ControlEvent, Sink, SinkSpec};
-use crate::source::latest::{Latest, Taken};
 use crate::source::live::{start_camera, start_stdin_mjpeg};
 use crate::source::v4l2::CameraConfig;
-use crate::source::{Frame, FrameData};
 use crate::store::{Generation, Store};
 
 pub use crate::source::live::default_camera;
@@ -115,7 +113,7 @@ pub struct RunConfig {
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
     /// Decode and preprocess the next frame on a helper thread while the current one is
-    /// inferred (see [`Frames`]); `false`: on the main thread, between inferences.
+    /// inferred (the decode-ahead stage); `false`: on the main thread, between inferences.
     pub decode_ahead: bool,
 }
 
@@ -130,233 +128,6 @@ pub struct RunSummary {
     pub dropped: u64,
     /// From the first frame asked for to the end of the run (the model's loading excluded).
     pub elapsed: Duration,
-}
-
-/// What a source (or the stage preparing its frames) has next: `F` is a captured [`Frame`] or,
-/// after preparation, a [`ReadyFrame`].
-enum Next<F> {
-    Frame(F),
-    Failed(String),
-    Idle,
-    End,
-}
-
-impl<F> Next<F> {
-    fn map<G>(self, f: impl FnOnce(F) -> G) -> Next<G> {
-        match self {
-            Self::Frame(frame) => Next::Frame(f(frame)),
-            Self::Failed(why) => Next::Failed(why),
-            Self::Idle => Next::Idle,
-            Self::End => Next::End,
-        }
-    }
-}
-
-enum FrameSource {
-    Files {
-        items: Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>>,
-        next: usize,
-        looping: bool,
-    },
-    Live {
-        mailbox: Arc<Latest<Frame>>,
-    },
-}
-
-impl FrameSource {
-    fn next(&mut self, wait: Duration) -> Next<Frame> {
-        match self {
-            Self::Files {
-                items,
-                next,
-                looping,
-            } => {
-                if *next >= items.len() {
-                    if *looping && items.iter().any(|i| i.is_ok()) {
-                        *next = 0;
-                    } else {
-                        return Next::End;
-                    }
-                }
-                let item = &items[*next];
-                *next += 1;
-                match item {
-                    Ok(path) => match std::fs::read(path) {
-                        Ok(bytes) => Next::Frame(Frame {
-                            data: FrameData::Encoded(bytes),
-                            name: path.display().to_string(),
-                            captured: SystemTime::now(),
-                            path: Some(path.clone()),
-                        }),
-                        Err(e) => Next::Failed(format!("{}: {e}", path.display())),
-                    },
-                    Err((path, e)) => Next::Failed(format!("{}: {e}", path.display())),
-                }
-            }
-            Self::Live { mailbox } => match mailbox.take(wait) {
-                Taken::Value(f) => Next::Frame(f),
-                Taken::Timeout => Next::Idle,
-                Taken::Closed => Next::End,
-            },
-        }
-    }
-
-    fn dropped(&self) -> u64 {
-        match self {
-            Self::Files { .. } => 0,
-            Self::Live { mailbox } => mailbox.dropped(),
-        }
-    }
-}
-
-/// A frame decoded and preprocessed for the classifier (or why it could not be).
-struct ReadyFrame {
-    name: String,
-    time_ms: u64,
-    prepared: Result<Prepared>,
-}
-
-impl ReadyFrame {
-    fn of(frame: Frame, preparer: &Preparer) -> Self {
-        Self {
-            prepared: preparer.prepare_frame(&frame),
-            time_ms: frame.time_ms(),
-            name: frame.name,
-        }
-    }
-}
-
-/// Frames for the main loop, prepared on the main thread between inferences (`Inline`) or
-/// ahead, on a `prepare` thread, while the previous frame is inferred: the backbone then
-/// waits for no decoding (throughput: one frame per max(decode + preprocess, backbone + head)
-/// instead of their sum).
-///
-/// Ahead, files keep their order and none is skipped (a queue of one); a live source keeps
-/// its newest-frame-wins rule at both hand-overs: a prepared frame not yet taken is replaced
-/// by a newer one and counted as dropped, so a frame is never older than one capture interval
-/// plus its own preparation when inference starts. The cost is decoding frames that are then
-/// dropped, on a core the backbone is not using.
-enum Frames {
-    Inline {
-        source: FrameSource,
-        preparer: Preparer,
-    },
-    FilesAhead {
-        rx: Receiver<Next<ReadyFrame>>,
-        worker: JoinHandle<()>,
-    },
-    LiveAhead {
-        raw: Arc<Latest<Frame>>,
-        ready: Arc<Latest<ReadyFrame>>,
-        worker: JoinHandle<()>,
-    },
-}
-
-/// Closes the prepared-frame mailbox when the `prepare` thread ends, by returning or by a
-/// panic, so that the main loop sees the end of the stream instead of waiting forever.
-struct CloseOnDrop(Arc<Latest<ReadyFrame>>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-impl Frames {
-    fn start(
-        mut source: FrameSource,
-        preparer: Preparer,
-        ahead: bool,
-        stop: Arc<AtomicBool>,
-    ) -> Result<Self> {
-        if !ahead {
-            return Ok(Self::Inline { source, preparer });
-        }
-        let spawn_err = |e| Error::Io {
-            path: "<prepare thread>".into(),
-            source: e,
-        };
-        let thread = std::thread::Builder::new().name("prepare".into());
-        match &source {
-            FrameSource::Files { .. } => {
-                let (tx, rx) = mpsc::sync_channel::<Next<ReadyFrame>>(1);
-                let worker = thread
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            let step = match source.next(Duration::from_millis(100)) {
-                                Next::Idle => continue,
-                                Next::End => break,
-                                step => step.map(|frame| ReadyFrame::of(frame, &preparer)),
-                            };
-                            if tx.send(step).is_err() {
-                                break; // the main loop has finished
-                            }
-                        }
-                    })
-                    .map_err(spawn_err)?;
-                Ok(Self::FilesAhead { rx, worker })
-            }
-            FrameSource::Live { mailbox } => {
-                let raw = Arc::clone(mailbox);
-                let ready = Arc::new(Latest::new());
-                let out = CloseOnDrop(Arc::clone(&ready));
-                let worker = thread
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            match source.next(Duration::from_millis(100)) {
-                                Next::Frame(frame) => out.0.put(ReadyFrame::of(frame, &preparer)),
-                                Next::Failed(why) => log::error!("{why}"),
-                                Next::Idle => {}
-                                Next::End => break,
-                            }
-                        }
-                    })
-                    .map_err(spawn_err)?;
-                Ok(Self::LiveAhead { raw, ready, worker })
-            }
-        }
-    }
-
-    fn next(&mut self, wait: Duration) -> Next<ReadyFrame> {
-        match self {
-            Self::Inline { source, preparer } => source
-                .next(wait)
-                .map(|frame| ReadyFrame::of(frame, preparer)),
-            Self::FilesAhead { rx, .. } => match rx.recv_timeout(wait) {
-                Ok(step) => step,
-                Err(mpsc::RecvTimeoutError::Timeout) => Next::Idle,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Next::End,
-            },
-            Self::LiveAhead { ready, .. } => match ready.take(wait) {
-                Taken::Value(frame) => Next::Frame(frame),
-                Taken::Timeout => Next::Idle,
-                Taken::Closed => Next::End,
-            },
-        }
-    }
-
-    /// Frames the source (and, ahead, the hand-over to the main loop) replaced unseen.
-    fn dropped(&self) -> u64 {
-        match self {
-            Self::Inline { source, .. } => source.dropped(),
-            Self::FilesAhead { .. } => 0,
-            Self::LiveAhead { raw, ready, .. } => raw.dropped() + ready.dropped(),
-        }
-    }
-
-    /// An error if the `prepare` thread died of a panic (its stream then ended early).
-    fn into_outcome(self) -> Result<()> {
-        let worker = match self {
-            Self::Inline { .. } => return Ok(()),
-            Self::FilesAhead { worker, .. } | Self::LiveAhead { worker, .. } => worker,
-        };
-        if worker.is_finished() && worker.join().is_err() {
-            return Err(Error::Inference(
-                "the thread preparing frames panicked; the run stopped".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 fn start_stdin_control(tx: Sender<ControlEvent>) {
@@ -796,23 +567,15 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
 
     let source_health = Arc::new(SourceHealth::default());
     let source = match &config.source {
-        SourceSpec::Stdin => FrameSource::Live {
-            mailbox: start_stdin_mjpeg(Arc::clone(&stop))?,
-        },
-        SourceSpec::Camera(path) => FrameSource::Live {
-            mailbox: start_camera(
-                path.clone(),
-                config.camera.clone(),
-                config.camera_wait,
-                Arc::clone(&source_health),
-                Arc::clone(&stop),
-            )?,
-        },
-        SourceSpec::Files(spec) => FrameSource::Files {
-            items: crate::source::expand_source(spec),
-            next: 0,
-            looping: config.looping,
-        },
+        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(&stop))?),
+        SourceSpec::Camera(path) => FrameSource::live(start_camera(
+            path.clone(),
+            config.camera.clone(),
+            config.camera_wait,
+            Arc::clone(&source_health),
+            Arc::clone(&stop),
+        )?),
+        SourceSpec::Files(spec) => FrameSource::files(spec, config.looping),
     };
     let preparer = classifier.preparer().clone();
     let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
