@@ -8,7 +8,6 @@
 //! mailbox with a timeout).
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -17,15 +16,17 @@ use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
+use crate::control::interpret::Enrolling;
+use crate::control::{start_stdin_control, ControlEvent};
 use crate::decision::{Decided, Decider};
 use crate::decode_ahead::{FrameSource, Frames, Next, ReadyFrame};
-use crate::encode::{self, Format, ReplyBody, StatusInfo};
+use crate::encode::{self, Format, ReplyBody};
 use crate::error::{Error, Result};
-use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
+use crate::health::{DropWatch, SourceHealth, STALLED};
 use crate::knn::Precision;
 use crate::pipeline::{Classifier, ClassifierConfig};
 use crate::serial::SerialLink;
-use crate::sink::{ControlEvent, Sink, SinkSpec};
+use crate::sink::{Sink, SinkSpec};
 use crate::source::live::{start_camera, start_stdin_mjpeg};
 use crate::source::v4l2::CameraConfig;
 use crate::store::{Generation, Store};
@@ -130,153 +131,39 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-fn start_stdin_control(tx: Sender<ControlEvent>) {
-    let spawned = std::thread::Builder::new()
-        .name("stdin-control".into())
-        .spawn(move || {
-            let mut lines = crate::control::LineReader::default();
-            let mut buf = [0u8; 4096];
-            let mut stdin = std::io::stdin().lock();
-            let mut open = true;
-            let mut send = |line: std::result::Result<String, String>| {
-                let event = match line.and_then(|l| crate::control::parse_line(&l)) {
-                    Ok((id, c)) => ControlEvent::Command(id, c),
-                    Err(e) => ControlEvent::Invalid(None, e),
-                };
-                open &= tx.send(event).is_ok();
-            };
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => lines.push(&buf[..n], &mut send),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        log::warn!("stdin: {e}; no more commands from it");
-                        break;
-                    }
-                }
-            }
-            lines.finish(&mut send);
-            if open {
-                let _ = tx.send(ControlEvent::Closed);
-            }
-        });
-    if let Err(e) = spawned {
-        log::error!("cannot read commands from stdin: {e}");
-    }
-}
-
-struct Enrolling {
-    id: Option<u16>,
-    label: String,
-    remaining: u16,
-    added: u16,
-    evicted: u16,
-}
-
-/// The run loop's state.
-struct Runner {
-    classifier: Classifier,
-    decider: Decider,
-    store: Store,
-    store_path: Option<PathBuf>,
-    dirty: bool,
-    autosave: bool,
-    sink: Sink,
-    format: Format,
-    emit: Emit,
-    started: Instant,
-    frames: u64,
-    errors: u64,
-    bad_commands: u64,
-    last_label: Option<String>,
-    last_features: Option<(Vec<f32>, String)>,
-    enrolling: Option<Enrolling>,
-    pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
-    backbone_sha: String,
+/// The run loop's state: the classifier and the decision, the store and whether it holds
+/// changes not on disk, the output, and the counters a status report gives. The frame step is
+/// here; the command interpreter ([`crate::control::interpret`]) works on the same state.
+pub(crate) struct Runner {
+    pub(crate) classifier: Classifier,
+    pub(crate) decider: Decider,
+    pub(crate) store: Store,
+    pub(crate) store_path: Option<PathBuf>,
+    pub(crate) dirty: bool,
+    pub(crate) autosave: bool,
+    pub(crate) sink: Sink,
+    pub(crate) format: Format,
+    pub(crate) emit: Emit,
+    pub(crate) started: Instant,
+    pub(crate) frames: u64,
+    pub(crate) errors: u64,
+    pub(crate) bad_commands: u64,
+    pub(crate) last_label: Option<String>,
+    pub(crate) last_features: Option<(Vec<f32>, String)>,
+    pub(crate) enrolling: Option<Enrolling>,
+    pub(crate) pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
+    pub(crate) backbone_sha: String,
     /// A live source (camera, stdin stream): it can stall. Files cannot.
-    live: bool,
-    last_frame: Instant,
+    pub(crate) live: bool,
+    pub(crate) last_frame: Instant,
     /// What the capture thread reports (only a camera thread reports anything).
-    source_health: Arc<SourceHealth>,
+    pub(crate) source_health: Arc<SourceHealth>,
     /// Why the last save failed, while the store holds changes not on disk.
-    save_error: Option<String>,
-    sink_drops: DropWatch,
+    pub(crate) save_error: Option<String>,
+    pub(crate) sink_drops: DropWatch,
 }
 
 impl Runner {
-    fn reply(&mut self, id: Option<u16>, body: ReplyBody) -> std::io::Result<()> {
-        let bytes = encode::encode_reply(id, &body, self.format);
-        self.sink.send(bytes)
-    }
-
-    /// What is wrong now, most urgent first (see [`crate::health::problems`]).
-    fn problems(&mut self) -> Vec<String> {
-        let sink_dropped = self.sink.dropped();
-        self.sink_drops.observe(sink_dropped);
-        let trouble = self.source_health.current_trouble();
-        crate::health::problems(&Observations {
-            since_frame: self.live.then(|| self.last_frame.elapsed()),
-            source_trouble: trouble.as_deref(),
-            unsaved: self.save_error.as_deref().filter(|_| self.dirty),
-            sink_dropping: self
-                .sink_drops
-                .recent(crate::health::SINK_DROP_MEMORY)
-                .then_some(sink_dropped),
-        })
-    }
-
-    fn status(&mut self, dropped: u64) -> StatusInfo {
-        let problems = self.problems();
-        StatusInfo {
-            healthy: problems.is_empty(),
-            problems,
-            uptime_s: self.started.elapsed().as_secs(),
-            frames: self.frames,
-            dropped,
-            errors: self.errors,
-            store_len: self.store.len() as u64,
-            store_capacity: u64::from(self.store.capacity),
-            sink_dropped: self.sink.dropped(),
-            bad_commands: self.bad_commands + self.sink.bad_input(),
-            backbone: self.backbone_sha.clone(),
-        }
-    }
-
-    fn save(&mut self) -> std::result::Result<String, String> {
-        let Some(path) = &self.store_path else {
-            return Err("no --store file was given; the store lives in memory only".into());
-        };
-        if let Err(e) = self.store.save(path) {
-            let why = e.to_string();
-            self.save_error = Some(why.clone());
-            return Err(why);
-        }
-        self.save_error = None;
-        self.dirty = false;
-        Ok(format!(
-            "saved {} examples to {}",
-            self.store.len(),
-            path.display()
-        ))
-    }
-
-    /// Saves when autosaving; the error says what was not saved, for the reply of the command
-    /// that changed the store (a reply of success over a failed save would lose the user's
-    /// enrolments at the next restart without a word).
-    fn autosave(&mut self) -> std::result::Result<(), String> {
-        if self.autosave && self.store_path.is_some() {
-            if let Err(e) = self.save() {
-                log::error!("{e}");
-                return Err(format!(
-                    "saving the store failed ({e}); the change is in memory only until a save \
-                     succeeds"
-                ));
-            }
-        }
-        Ok(())
-    }
-
     fn label_id(&self, label: &str) -> u16 {
         let head = self.classifier.labels();
         if let Some(i) = head.iter().position(|l| l == label) {
@@ -286,172 +173,6 @@ impl Runner {
             Some(i) => (head.len() + i).min(usize::from(u16::MAX - 1)) as u16,
             None => glance_proto::UNKNOWN_LABEL_ID,
         }
-    }
-
-    /// Applies a threshold to `label` (`*`: all); returns what changed.
-    fn set_threshold(&mut self, label: &str, value: f32, distance: bool) -> ReplyBody {
-        // Every command source (text, JSON, postcard on serial) and the flags come through
-        // here, so the range rule is applied once for all of them.
-        if let Err(why) = crate::control::check_threshold(value, distance) {
-            return ReplyBody::Error(why);
-        }
-        let all = label == "*";
-        let head_index = self.classifier.labels().iter().position(|l| l == label);
-        let enrolled = self.store.label_index(label).is_some();
-        if !all && head_index.is_none() && !enrolled {
-            return ReplyBody::Error(format!("no class or enrolled label `{label}`"));
-        }
-        if all || head_index.is_some() {
-            self.classifier
-                .thresholds_mut()
-                .set(distance, head_index.filter(|_| !all), value);
-        }
-        if distance && (all || enrolled) {
-            self.decider
-                .set_enrolled_distance((!all).then_some(label), value);
-        }
-        let what = if distance {
-            "largest distance"
-        } else {
-            "least score"
-        };
-        ReplyBody::Ok(format!("{what} for {label} is now {value}"))
-    }
-
-    /// Runs one queued request (a command, or a line that did not parse).
-    fn request(
-        &mut self,
-        id: Option<u16>,
-        cmd: std::result::Result<Command, String>,
-        dropped: u64,
-    ) -> std::io::Result<()> {
-        match cmd {
-            Ok(c) => self.command(id, c, dropped),
-            Err(why) => {
-                self.bad_commands += 1;
-                self.reply(id, ReplyBody::Error(why))
-            }
-        }
-    }
-
-    /// Runs one command (enrollments of future frames start here and finish in `frame`).
-    fn command(&mut self, id: Option<u16>, cmd: Command, dropped: u64) -> std::io::Result<()> {
-        match cmd {
-            Command::Enroll { label, frames } => {
-                let label = label.to_string();
-                if label == "unknown" {
-                    return self.reply(id, ReplyBody::Error("`unknown` is reserved".into()));
-                }
-                if self.store.capacity == 0 {
-                    return self.reply(
-                        id,
-                        ReplyBody::Error("the store's capacity is 0 (--store-capacity)".into()),
-                    );
-                }
-                self.enrolling = Some(Enrolling {
-                    id,
-                    label,
-                    remaining: frames.max(1),
-                    added: 0,
-                    evicted: 0,
-                });
-                // `enroll LABEL` (0 frames) takes the frame just decided, when there is one;
-                // otherwise the next frame.
-                if frames == 0 {
-                    if let Some((features, source)) = self.last_features.take() {
-                        let done = self.enroll_frame(&features, &source);
-                        self.last_features = Some((features, source));
-                        return done;
-                    }
-                }
-                Ok(())
-            }
-            Command::Forget { label } => {
-                let n = self.store.forget(&label);
-                if n == 0 {
-                    return self.reply(
-                        id,
-                        ReplyBody::Error(format!("no enrolled examples of `{label}`")),
-                    );
-                }
-                self.dirty = true;
-                let body = match self.autosave() {
-                    Ok(()) => ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
-                    Err(why) => {
-                        ReplyBody::Error(format!("forgot {n} examples of `{label}`, but {why}"))
-                    }
-                };
-                self.reply(id, body)
-            }
-            Command::List => {
-                let list = self.store.counts();
-                self.reply(id, ReplyBody::List(list))
-            }
-            Command::Save => {
-                let body = match self.save() {
-                    Ok(m) => ReplyBody::Ok(m),
-                    Err(e) => ReplyBody::Error(e),
-                };
-                self.reply(id, body)
-            }
-            Command::Status => {
-                let bytes = encode::encode_status(&self.status(dropped), self.format);
-                self.sink.send(bytes)
-            }
-            Command::SetThreshold { label, value } => {
-                let body = self.set_threshold(&label, value, false);
-                self.reply(id, body)
-            }
-            Command::SetDistance { label, value } => {
-                let body = self.set_threshold(&label, value, true);
-                self.reply(id, body)
-            }
-        }
-    }
-
-    /// Adds the frame to an enrollment in progress; replies when it completes.
-    fn enroll_frame(&mut self, features: &[f32], source: &str) -> std::io::Result<()> {
-        let Some(e) = self.enrolling.as_mut() else {
-            return Ok(());
-        };
-        match self.store.add(&e.label, features, source.to_owned()) {
-            Ok(added) => {
-                e.added += 1;
-                e.evicted += u16::from(added.evicted.is_some());
-                e.remaining -= 1;
-                self.dirty = true;
-            }
-            Err(err) => {
-                let id = e.id;
-                self.enrolling = None;
-                return self.reply(id, ReplyBody::Error(err.to_string()));
-            }
-        }
-        if e.remaining > 0 {
-            return Ok(());
-        }
-        let Some(e) = self.enrolling.take() else {
-            return Ok(());
-        };
-        let saved = self.autosave();
-        let evicted = if e.evicted > 0 {
-            format!("; the store was full, {} older examples evicted", e.evicted)
-        } else {
-            String::new()
-        };
-        let msg = format!(
-            "enrolled {} frame{} as `{}` (store {}/{}){evicted}",
-            e.added,
-            if e.added == 1 { "" } else { "s" },
-            e.label,
-            self.store.len(),
-            self.store.capacity
-        );
-        let body = match saved {
-            Ok(()) => ReplyBody::Ok(msg),
-            Err(why) => ReplyBody::Error(format!("{msg}, but {why}")),
-        };
-        self.reply(e.id, body)
     }
 
     fn frame(&mut self, frame: ReadyFrame, dropped_since: u64) -> std::io::Result<()> {
@@ -653,20 +374,8 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 next_health = Instant::now() + Duration::from_secs(1);
             }
             // Commands: queued in order; one waits while an enrollment is collecting frames.
-            loop {
-                match ctl_rx.try_recv() {
-                    Ok(ControlEvent::Command(id, c)) => r.pending.push_back((id, Ok(c))),
-                    Ok(ControlEvent::Invalid(id, why)) => r.pending.push_back((id, Err(why))),
-                    Ok(ControlEvent::Closed) => stdin_closed = true,
-                    Err(_) => break,
-                }
-            }
-            while r.enrolling.is_none() {
-                let Some((id, c)) = r.pending.pop_front() else {
-                    break;
-                };
-                r.request(id, c, source.dropped())?;
-            }
+            stdin_closed |= r.take_commands(&ctl_rx);
+            r.run_queued(|| source.dropped())?;
             // The command script ended and everything it asked is done (and, with a frame
             // limit, that many frames were decided: whether the first frame is ready before the
             // script has been read must not decide whether a run sees any frame at all).
@@ -705,21 +414,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
                 }
                 Next::Idle => {}
                 Next::End => {
-                    if let Some(e) = r.enrolling.take() {
-                        r.reply(
-                            e.id,
-                            ReplyBody::Error(format!(
-                                "the source ended after {} of the frames to enroll as `{}`",
-                                e.added, e.label
-                            )),
-                        )?;
-                        // A failed save is logged; the final save below reports it again.
-                        let _ = r.autosave();
-                    }
-                    // Commands still queued can run without frames (except frame enrollments).
-                    while let Some((id, c)) = r.pending.pop_front() {
-                        r.request(id, c, source.dropped())?;
-                    }
+                    r.source_ended(|| source.dropped())?;
                     break;
                 }
             }

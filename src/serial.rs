@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use glance_proto::frame::FrameDecoder;
 use glance_proto::Message;
 
+use crate::control::ControlEvent;
 use crate::encode::Format;
-use crate::sink::ControlEvent;
 
 /// The serial I/O thread's handle.
 pub struct SerialLink {

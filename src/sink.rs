@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use glance_proto::Command;
-
-// The encoder and the serial link had their home here; their paths stay valid for code
-// written against them.
+// The encoder, the serial link and the control events had their home here; their paths stay
+// valid for code written against them.
+pub use crate::control::ControlEvent;
 pub use crate::encode::{
     encode_prediction, encode_reply, encode_status, Format, ReplyBody, StatusInfo,
 };
@@ -64,17 +63,6 @@ impl FromStr for SinkSpec {
             baud,
         })
     }
-}
-
-/// A command that arrived, or the end of a control channel.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ControlEvent {
-    /// A well-formed command with its request id.
-    Command(Option<u16>, Command),
-    /// A line or frame that could not be understood, and why.
-    Invalid(Option<u16>, String),
-    /// The control channel closed (stdin reached its end).
-    Closed,
 }
 
 /// The open output.
