@@ -2,12 +2,16 @@
 //! commands (enroll, forget, list, save, thresholds, status) from stdin or the serial link, a
 //! periodic status message, and the on-device store saved atomically.
 //!
-//! One loop on the calling thread does all the inference; capture (camera, stdin MJPEG),
-//! stdin commands and serial I/O each have a thread that only moves bytes, so a slow port or a
-//! burst of frames never blocks the loop and the loop never spins (it waits on the frame
-//! mailbox with a timeout).
+//! One loop on the calling thread does all the inference; capture (camera, stdin MJPEG:
+//! `source::live`), stdin commands ([`crate::control`]) and serial I/O
+//! ([`crate::serial`]) each have a thread that only moves bytes, so a slow port or a burst of
+//! frames never blocks the loop and the loop never spins (it waits on the frame mailbox with a
+//! timeout). Frames are decoded ahead of inference on a thread of their own unless told not
+//! to; the commands are carried out by the interpreter in [`crate::control`]; messages are
+//! encoded by [`crate::encode`].
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
+use crate::backbone::BackboneIdentity;
 use crate::control::interpret::Enrolling;
 use crate::control::{start_stdin_control, ControlEvent};
 use crate::decision::{Decided, Decider};
@@ -164,6 +169,55 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
+    fn new(
+        classifier: Classifier,
+        store: Store,
+        sink: Sink,
+        backbone_sha: String,
+        config: &RunConfig,
+        source_health: Arc<SourceHealth>,
+    ) -> Self {
+        Self {
+            classifier,
+            decider: Decider::new(config.enrolled_distance, config.smooth),
+            store,
+            store_path: config.store.clone(),
+            dirty: false,
+            autosave: config.autosave,
+            sink,
+            format: config.format,
+            emit: config.emit,
+            started: Instant::now(),
+            frames: 0,
+            errors: 0,
+            bad_commands: 0,
+            last_label: None,
+            last_features: None,
+            enrolling: None,
+            pending: VecDeque::new(),
+            backbone_sha,
+            live: !matches!(config.source, SourceSpec::Files(_)),
+            last_frame: Instant::now(),
+            source_health,
+            save_error: None,
+            sink_drops: DropWatch::default(),
+        }
+    }
+
+    /// Applies `--min-score` and `--max-distance` by the rule commands follow; a flag the rule
+    /// refuses is ignored with a warning.
+    fn apply_threshold_flags(&mut self, config: &RunConfig) {
+        for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
+            for (label, v) in list {
+                if let ReplyBody::Error(why) =
+                    self.set_threshold(label.as_deref().unwrap_or("*"), *v, distance)
+                {
+                    log::warn!("threshold flag: {why}; ignored");
+                }
+            }
+        }
+    }
+
     fn label_id(&self, label: &str) -> u16 {
         let head = self.classifier.labels();
         if let Some(i) = head.iter().position(|l| l == label) {
@@ -222,13 +276,58 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         ));
     }
     let classifier = Classifier::new(config.classifier.clone())?;
-    let backbone = classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
+    let backbone = deep_backbone(&classifier)?;
+    check_min_score_labels(&config, &classifier)?;
+    let store = open_store(&config, &backbone)?;
+
+    let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
+    let sink = open_sink(&config, &ctl_tx)?;
+    if config.control_stdin {
+        start_stdin_control(ctl_tx.clone());
+    }
+    drop(ctl_tx);
+
+    let source_health = Arc::new(SourceHealth::default());
+    let source = start_source(&config, &source_health, &stop)?;
+    let preparer = classifier.preparer().clone();
+    let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
+
+    let mut r = Runner::new(
+        classifier,
+        store,
+        sink,
+        backbone.sha256,
+        &config,
+        source_health,
+    );
+    r.apply_threshold_flags(&config);
+
+    let mut state = LoopState::start(&config);
+    let outcome: std::io::Result<()> = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            if state.step(&mut r, &mut source, &ctl_rx)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    state.notifier.stopping();
+    shut_down(r, source, &config, outcome)
+}
+
+/// The backbone's identity; `glance run` needs one (its store holds deep features).
+fn deep_backbone(classifier: &Classifier) -> Result<BackboneIdentity> {
+    classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
         Error::InvalidSetting(
             "`glance run` needs deep features; a raw-pixel bundle has no backbone".into(),
         )
-    })?;
-    // Flags are applied once the store is loaded (a distance may name an enrolled label); a
-    // least score must name a class of the head, checked before anything starts.
+    })
+}
+
+/// Threshold flags are applied once the store is loaded (a distance may name an enrolled
+/// label); a least score must name a class of the head, checked before anything starts.
+fn check_min_score_labels(config: &RunConfig, classifier: &Classifier) -> Result<()> {
     for (label, _) in &config.min_score {
         if let Some(l) = label {
             if !classifier.labels().contains(l) {
@@ -238,7 +337,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
         }
     }
+    Ok(())
+}
 
+/// The store from `--store` (its previous generation, or a new one, with a warning), or a new
+/// store in memory; never smaller than `--store-capacity`.
+fn open_store(config: &RunConfig, backbone: &BackboneIdentity) -> Result<Store> {
     let fresh = || {
         Store::new(
             &backbone.sha256,
@@ -247,182 +351,184 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             config.store_precision,
         )
     };
-    let store = match &config.store {
-        Some(path) => {
-            let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
-            for w in &loaded.warnings {
-                log::warn!("{w}");
-            }
-            match loaded.generation {
-                Generation::Previous => log::warn!(
-                    "{}: using the previous generation ({} examples)",
-                    path.display(),
-                    loaded.store.len()
-                ),
-                Generation::New => log::info!("{}: new store", path.display()),
-                Generation::Current => {}
-            }
-            let mut s = loaded.store;
-            s.capacity = s.capacity.max(config.store_capacity);
-            s
-        }
-        None => fresh(),
+    let Some(path) = &config.store else {
+        return Ok(fresh());
     };
+    let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    match loaded.generation {
+        Generation::Previous => log::warn!(
+            "{}: using the previous generation ({} examples)",
+            path.display(),
+            loaded.store.len()
+        ),
+        Generation::New => log::info!("{}: new store", path.display()),
+        Generation::Current => {}
+    }
+    let mut s = loaded.store;
+    s.capacity = s.capacity.max(config.store_capacity);
+    Ok(s)
+}
 
-    let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
-    let sink = match &config.output {
+/// Opens the output; a serial link sends the commands it reads to `commands`.
+fn open_sink(config: &RunConfig, commands: &Sender<ControlEvent>) -> Result<Sink> {
+    Ok(match &config.output {
         SinkSpec::Stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
         SinkSpec::Serial { path, baud } => Sink::Serial(
-            SerialLink::start(path.clone(), *baud, config.format, ctl_tx.clone()).map_err(|e| {
-                Error::Io {
+            SerialLink::start(path.clone(), *baud, config.format, commands.clone()).map_err(
+                |e| Error::Io {
                     path: path.clone(),
                     source: e,
-                }
-            })?,
+                },
+            )?,
         ),
-    };
-    if config.control_stdin {
-        start_stdin_control(ctl_tx.clone());
-    }
-    drop(ctl_tx);
+    })
+}
 
-    let source_health = Arc::new(SourceHealth::default());
-    let source = match &config.source {
-        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(&stop))?),
+/// Starts the source: a capture thread for a live one (which reports into `health` and ends
+/// when `stop` is set), the list of files otherwise.
+fn start_source(
+    config: &RunConfig,
+    health: &Arc<SourceHealth>,
+    stop: &Arc<AtomicBool>,
+) -> Result<FrameSource> {
+    Ok(match &config.source {
+        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(stop))?),
         SourceSpec::Camera(path) => FrameSource::live(start_camera(
             path.clone(),
             config.camera.clone(),
             config.camera_wait,
-            Arc::clone(&source_health),
-            Arc::clone(&stop),
+            Arc::clone(health),
+            Arc::clone(stop),
         )?),
         SourceSpec::Files(spec) => FrameSource::files(spec, config.looping),
-    };
-    let preparer = classifier.preparer().clone();
-    let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
+    })
+}
 
-    let mut r = Runner {
-        classifier,
-        decider: Decider::new(config.enrolled_distance, config.smooth),
-        store,
-        store_path: config.store.clone(),
-        dirty: false,
-        autosave: config.autosave,
-        sink,
-        format: config.format,
-        emit: config.emit,
-        started: Instant::now(),
-        frames: 0,
-        errors: 0,
-        bad_commands: 0,
-        last_label: None,
-        last_features: None,
-        enrolling: None,
-        pending: VecDeque::new(),
-        backbone_sha: backbone.sha256.clone(),
-        live: !matches!(config.source, SourceSpec::Files(_)),
-        last_frame: Instant::now(),
-        source_health: Arc::clone(&source_health),
-        save_error: None,
-        sink_drops: DropWatch::default(),
-    };
-    for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
-        for (label, v) in list {
-            if let ReplyBody::Error(why) =
-                r.set_threshold(label.as_deref().unwrap_or("*"), *v, distance)
-            {
-                log::warn!("threshold flag: {why}; ignored");
-            }
+/// What the loop keeps between its steps besides the [`Runner`]: the watchdog, the clocks of
+/// the health and status messages, and whether the command script has ended.
+///
+/// The watchdog is fed only while frames are being decided: a camera or stream that has given
+/// no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service instead
+/// of hearing that all is well while the camera thread retries. Files cannot stall. Other
+/// problems (a save that failed, an output dropping messages) are reported but keep the
+/// watchdog fed: a restart would not cure them and would lose unsaved enrolments.
+struct LoopState {
+    notifier: crate::notify::Notifier,
+    stall_reported: bool,
+    told_systemd: String,
+    next_health: Instant,
+    stdin_closed: bool,
+    heartbeat: Option<Duration>,
+    next_status: Option<Instant>,
+    max_frames: Option<u64>,
+    reported_drops: u64,
+}
+
+impl LoopState {
+    /// Tells systemd the service is ready and starts the clocks.
+    fn start(config: &RunConfig) -> Self {
+        let notifier = crate::notify::Notifier::from_env();
+        notifier.ready();
+        Self {
+            notifier,
+            stall_reported: false,
+            told_systemd: String::new(),
+            next_health: Instant::now(),
+            stdin_closed: false,
+            heartbeat: config.heartbeat,
+            next_status: config.heartbeat.map(|h| Instant::now() + h),
+            max_frames: config.max_frames,
+            reported_drops: 0,
         }
     }
 
-    let mut notifier = crate::notify::Notifier::from_env();
-    notifier.ready();
-    // The watchdog is fed only while frames are being decided: a camera or stream that has
-    // given no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service
-    // instead of hearing that all is well while the camera thread retries. Files cannot stall.
-    // Other problems (a save that failed, an output dropping messages) are reported but keep
-    // the watchdog fed: a restart would not cure them and would lose unsaved enrolments.
-    let mut stall_reported = false;
-    let mut told_systemd = String::new();
-    let mut next_health = Instant::now();
-    let mut stdin_closed = false;
-    let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
-    let mut reported_drops = 0u64;
-    let outcome: std::io::Result<()> = (|| {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if !r.live || r.last_frame.elapsed() < STALLED {
-                notifier.alive();
-                stall_reported = false;
-            } else if !stall_reported {
-                log::warn!(
-                    "no frame for {} s: the source is not delivering; the watchdog is no longer fed",
-                    STALLED.as_secs()
-                );
-                stall_reported = true;
-            }
-            if Instant::now() >= next_health {
-                // `systemctl status glance` shows the last STATUS= line.
-                let text = crate::health::summary(&r.problems());
-                if text != told_systemd {
-                    notifier.status(&text);
-                    told_systemd = text;
-                }
-                next_health = Instant::now() + Duration::from_secs(1);
-            }
-            // Commands: queued in order; one waits while an enrollment is collecting frames.
-            stdin_closed |= r.take_commands(&ctl_rx);
-            r.run_queued(|| source.dropped())?;
-            // The command script ended and everything it asked is done (and, with a frame
-            // limit, that many frames were decided: whether the first frame is ready before the
-            // script has been read must not decide whether a run sees any frame at all).
-            if stdin_closed
-                && r.pending.is_empty()
-                && r.enrolling.is_none()
-                && config.max_frames.is_none_or(|m| r.frames >= m)
-            {
-                break;
-            }
-            if let Some(at) = next_status {
-                if Instant::now() >= at {
-                    let bytes = encode::encode_status(&r.status(source.dropped()), r.format);
-                    r.sink.send(bytes)?;
-                    next_status = config.heartbeat.map(|h| Instant::now() + h);
-                }
-            }
-            // At the frame limit, finish what was asked before stopping.
-            if config.max_frames.is_some_and(|m| r.frames >= m)
-                && r.enrolling.is_none()
-                && r.pending.is_empty()
-            {
-                break;
-            }
-            match source.next(Duration::from_millis(100)) {
-                Next::Frame(frame) => {
-                    r.last_frame = Instant::now();
-                    let dropped = source.dropped();
-                    let since = dropped - reported_drops;
-                    reported_drops = dropped;
-                    r.frame(frame, since)?;
-                }
-                Next::Failed(why) => {
-                    r.errors += 1;
-                    log::error!("{why}");
-                }
-                Next::Idle => {}
-                Next::End => {
-                    r.source_ended(|| source.dropped())?;
-                    break;
-                }
+    /// One turn of the loop: the watchdog and health, the commands, the status message, then
+    /// one frame (or a wait of up to 100 ms for one). Breaks when the run is done.
+    fn step(
+        &mut self,
+        r: &mut Runner,
+        source: &mut Frames,
+        commands: &Receiver<ControlEvent>,
+    ) -> std::io::Result<ControlFlow<()>> {
+        self.watchdog(r);
+        // Commands: queued in order; one waits while an enrollment is collecting frames.
+        self.stdin_closed |= r.take_commands(commands);
+        r.run_queued(|| source.dropped())?;
+        let idle = r.pending.is_empty() && r.enrolling.is_none();
+        // The command script ended and everything it asked is done (and, with a frame limit,
+        // that many frames were decided: whether the first frame is ready before the script
+        // has been read must not decide whether a run sees any frame at all).
+        if self.stdin_closed && idle && self.max_frames.is_none_or(|m| r.frames >= m) {
+            return Ok(ControlFlow::Break(()));
+        }
+        if let Some(at) = self.next_status {
+            if Instant::now() >= at {
+                let bytes = encode::encode_status(&r.status(source.dropped()), r.format);
+                r.sink.send(bytes)?;
+                self.next_status = self.heartbeat.map(|h| Instant::now() + h);
             }
         }
-        Ok(())
-    })();
-    stop.store(true, Ordering::Relaxed);
-    notifier.stopping();
+        // At the frame limit, finish what was asked before stopping.
+        if self.max_frames.is_some_and(|m| r.frames >= m) && idle {
+            return Ok(ControlFlow::Break(()));
+        }
+        match source.next(Duration::from_millis(100)) {
+            Next::Frame(frame) => {
+                r.last_frame = Instant::now();
+                let dropped = source.dropped();
+                let since = dropped - self.reported_drops;
+                self.reported_drops = dropped;
+                r.frame(frame, since)?;
+            }
+            Next::Failed(why) => {
+                r.errors += 1;
+                log::error!("{why}");
+            }
+            Next::Idle => {}
+            Next::End => {
+                r.source_ended(|| source.dropped())?;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Feeds the watchdog unless a live source has stalled, and updates systemd's STATUS=
+    /// line (`systemctl status glance` shows the last one) once a second when it changed.
+    fn watchdog(&mut self, r: &mut Runner) {
+        if !r.live || r.last_frame.elapsed() < STALLED {
+            self.notifier.alive();
+            self.stall_reported = false;
+        } else if !self.stall_reported {
+            log::warn!(
+                "no frame for {} s: the source is not delivering; the watchdog is no longer fed",
+                STALLED.as_secs()
+            );
+            self.stall_reported = true;
+        }
+        if Instant::now() >= self.next_health {
+            let text = crate::health::summary(&r.problems());
+            if text != self.told_systemd {
+                self.notifier.status(&text);
+                self.told_systemd = text;
+            }
+            self.next_health = Instant::now() + Duration::from_secs(1);
+        }
+    }
+}
+
+/// The end of a run: the final save, the output flushed, and the first thing that went wrong
+/// (a panicked `prepare` thread, a camera given up on, a final save that failed, an output
+/// error other than a closed pipe), else the summary.
+fn shut_down(
+    mut r: Runner,
+    source: Frames,
+    config: &RunConfig,
+    outcome: std::io::Result<()>,
+) -> Result<RunSummary> {
     // A final save that fails ends the run with an error: what was enrolled since the last
     // good save is gone when the process exits.
     let final_save = if r.dirty && r.store_path.is_some() {
@@ -438,7 +544,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
     r.sink.finish(Duration::from_secs(2));
     source.into_outcome()?;
-    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, source_health.gave_up()) {
+    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, r.source_health.gave_up()) {
         return Err(Error::Camera {
             path: path.clone(),
             reason,
