@@ -6,9 +6,9 @@
 //! what is measured on the host is what runs on the board.
 //!
 //! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] (both on
-//! [`vector`]) → [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`sink`]; [`runtime`]
-//! drives it for `glance run`. The workbench (`host`, behind the cargo feature of that name) fits
-//! heads and packs bundles on the same modules.
+//! [`vector`]) → [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`encode`] →
+//! [`sink`]; [`runtime`] drives it for `glance run`. The workbench (`host`, behind the cargo
+//! feature of that name) fits heads and packs bundles on the same modules.
 
 #![warn(missing_docs)]
 // Unsafe code is allowed only in the items that say so (SIMD kernels and the AVX2 int8 dot,
@@ -20,6 +20,8 @@ pub mod board;
 pub mod bundle;
 pub mod control;
 pub mod decision;
+mod decode_ahead;
+pub mod encode;
 pub mod envelope;
 pub mod error;
 pub mod fsutil;
@@ -33,6 +35,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
 pub mod runtime;
+pub mod serial;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -2,33 +2,41 @@
 //! commands (enroll, forget, list, save, thresholds, status) from stdin or the serial link, a
 //! periodic status message, and the on-device store saved atomically.
 //!
-//! One loop on the calling thread does all the inference; capture (camera, stdin MJPEG),
-//! stdin commands and serial I/O each have a thread that only moves bytes, so a slow port or a
-//! burst of frames never blocks the loop and the loop never spins (it waits on the frame
-//! mailbox with a timeout).
+//! One loop on the calling thread does all the inference; capture (camera, stdin MJPEG:
+//! `source::live`), stdin commands ([`crate::control`]) and serial I/O
+//! ([`crate::serial`]) each have a thread that only moves bytes, so a slow port or a burst of
+//! frames never blocks the loop and the loop never spins (it waits on the frame mailbox with a
+//! timeout). Frames are decoded ahead of inference on a thread of their own unless told not
+//! to; the commands are carried out by the interpreter in [`crate::control`]; messages are
+//! encoded by [`crate::encode`].
 
 use std::collections::VecDeque;
-use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
+use crate::backbone::BackboneIdentity;
+use crate::control::interpret::Enrolling;
+use crate::control::{start_stdin_control, ControlEvent};
 use crate::decision::{Decided, Decider};
+use crate::decode_ahead::{FrameSource, Frames, Next, ReadyFrame};
+use crate::encode::{self, Format, ReplyBody};
 use crate::error::{Error, Result};
-use crate::health::{DropWatch, Observations, SourceHealth, STALLED};
+use crate::health::{DropWatch, SourceHealth, STALLED};
 use crate::knn::Precision;
-use crate::pipeline::{Classifier, ClassifierConfig, Prepared, Preparer};
-use crate::sink::{self, ControlEvent, Format, ReplyBody, Sink, SinkSpec, StatusInfo};
-use crate::source::latest::{Latest, Taken};
-use crate::source::mjpeg::MjpegSplitter;
-use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
-use crate::source::{Frame, FrameData};
+use crate::pipeline::{Classifier, ClassifierConfig};
+use crate::serial::SerialLink;
+use crate::sink::{Sink, SinkSpec};
+use crate::source::live::{start_camera, start_stdin_mjpeg};
+use crate::source::v4l2::CameraConfig;
 use crate::store::{Generation, Store};
+
+pub use crate::source::live::default_camera;
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +119,7 @@ pub struct RunConfig {
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
     /// Decode and preprocess the next frame on a helper thread while the current one is
-    /// inferred (see [`Frames`]); `false`: on the main thread, between inferences.
+    /// inferred (the decode-ahead stage); `false`: on the main thread, between inferences.
     pub decode_ahead: bool,
 }
 
@@ -128,530 +136,86 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-/// What a source (or the stage preparing its frames) has next: `F` is a captured [`Frame`] or,
-/// after preparation, a [`ReadyFrame`].
-enum Next<F> {
-    Frame(F),
-    Failed(String),
-    Idle,
-    End,
-}
-
-impl<F> Next<F> {
-    fn map<G>(self, f: impl FnOnce(F) -> G) -> Next<G> {
-        match self {
-            Self::Frame(frame) => Next::Frame(f(frame)),
-            Self::Failed(why) => Next::Failed(why),
-            Self::Idle => Next::Idle,
-            Self::End => Next::End,
-        }
-    }
-}
-
-enum FrameSource {
-    Files {
-        items: Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>>,
-        next: usize,
-        looping: bool,
-    },
-    Live {
-        mailbox: Arc<Latest<Frame>>,
-    },
-}
-
-impl FrameSource {
-    fn next(&mut self, wait: Duration) -> Next<Frame> {
-        match self {
-            Self::Files {
-                items,
-                next,
-                looping,
-            } => {
-                if *next >= items.len() {
-                    if *looping && items.iter().any(|i| i.is_ok()) {
-                        *next = 0;
-                    } else {
-                        return Next::End;
-                    }
-                }
-                let item = &items[*next];
-                *next += 1;
-                match item {
-                    Ok(path) => match std::fs::read(path) {
-                        Ok(bytes) => Next::Frame(Frame {
-                            data: FrameData::Encoded(bytes),
-                            name: path.display().to_string(),
-                            captured: SystemTime::now(),
-                            path: Some(path.clone()),
-                        }),
-                        Err(e) => Next::Failed(format!("{}: {e}", path.display())),
-                    },
-                    Err((path, e)) => Next::Failed(format!("{}: {e}", path.display())),
-                }
-            }
-            Self::Live { mailbox } => match mailbox.take(wait) {
-                Taken::Value(f) => Next::Frame(f),
-                Taken::Timeout => Next::Idle,
-                Taken::Closed => Next::End,
-            },
-        }
-    }
-
-    fn dropped(&self) -> u64 {
-        match self {
-            Self::Files { .. } => 0,
-            Self::Live { mailbox } => mailbox.dropped(),
-        }
-    }
-}
-
-/// A frame decoded and preprocessed for the classifier (or why it could not be).
-struct ReadyFrame {
-    name: String,
-    time_ms: u64,
-    prepared: Result<Prepared>,
-}
-
-impl ReadyFrame {
-    fn of(frame: Frame, preparer: &Preparer) -> Self {
-        Self {
-            prepared: preparer.prepare_frame(&frame),
-            time_ms: frame.time_ms(),
-            name: frame.name,
-        }
-    }
-}
-
-/// Frames for the main loop, prepared on the main thread between inferences (`Inline`) or
-/// ahead, on a `prepare` thread, while the previous frame is inferred: the backbone then
-/// waits for no decoding (throughput: one frame per max(decode + preprocess, backbone + head)
-/// instead of their sum).
-///
-/// Ahead, files keep their order and none is skipped (a queue of one); a live source keeps
-/// its newest-frame-wins rule at both hand-overs: a prepared frame not yet taken is replaced
-/// by a newer one and counted as dropped, so a frame is never older than one capture interval
-/// plus its own preparation when inference starts. The cost is decoding frames that are then
-/// dropped, on a core the backbone is not using.
-enum Frames {
-    Inline {
-        source: FrameSource,
-        preparer: Preparer,
-    },
-    FilesAhead {
-        rx: Receiver<Next<ReadyFrame>>,
-        worker: JoinHandle<()>,
-    },
-    LiveAhead {
-        raw: Arc<Latest<Frame>>,
-        ready: Arc<Latest<ReadyFrame>>,
-        worker: JoinHandle<()>,
-    },
-}
-
-/// Closes the prepared-frame mailbox when the `prepare` thread ends, by returning or by a
-/// panic, so that the main loop sees the end of the stream instead of waiting forever.
-struct CloseOnDrop(Arc<Latest<ReadyFrame>>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-impl Frames {
-    fn start(
-        mut source: FrameSource,
-        preparer: Preparer,
-        ahead: bool,
-        stop: Arc<AtomicBool>,
-    ) -> Result<Self> {
-        if !ahead {
-            return Ok(Self::Inline { source, preparer });
-        }
-        let spawn_err = |e| Error::Io {
-            path: "<prepare thread>".into(),
-            source: e,
-        };
-        let thread = std::thread::Builder::new().name("prepare".into());
-        match &source {
-            FrameSource::Files { .. } => {
-                let (tx, rx) = mpsc::sync_channel::<Next<ReadyFrame>>(1);
-                let worker = thread
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            let step = match source.next(Duration::from_millis(100)) {
-                                Next::Idle => continue,
-                                Next::End => break,
-                                step => step.map(|frame| ReadyFrame::of(frame, &preparer)),
-                            };
-                            if tx.send(step).is_err() {
-                                break; // the main loop has finished
-                            }
-                        }
-                    })
-                    .map_err(spawn_err)?;
-                Ok(Self::FilesAhead { rx, worker })
-            }
-            FrameSource::Live { mailbox } => {
-                let raw = Arc::clone(mailbox);
-                let ready = Arc::new(Latest::new());
-                let out = CloseOnDrop(Arc::clone(&ready));
-                let worker = thread
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            match source.next(Duration::from_millis(100)) {
-                                Next::Frame(frame) => out.0.put(ReadyFrame::of(frame, &preparer)),
-                                Next::Failed(why) => log::error!("{why}"),
-                                Next::Idle => {}
-                                Next::End => break,
-                            }
-                        }
-                    })
-                    .map_err(spawn_err)?;
-                Ok(Self::LiveAhead { raw, ready, worker })
-            }
-        }
-    }
-
-    fn next(&mut self, wait: Duration) -> Next<ReadyFrame> {
-        match self {
-            Self::Inline { source, preparer } => source
-                .next(wait)
-                .map(|frame| ReadyFrame::of(frame, preparer)),
-            Self::FilesAhead { rx, .. } => match rx.recv_timeout(wait) {
-                Ok(step) => step,
-                Err(mpsc::RecvTimeoutError::Timeout) => Next::Idle,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Next::End,
-            },
-            Self::LiveAhead { ready, .. } => match ready.take(wait) {
-                Taken::Value(frame) => Next::Frame(frame),
-                Taken::Timeout => Next::Idle,
-                Taken::Closed => Next::End,
-            },
-        }
-    }
-
-    /// Frames the source (and, ahead, the hand-over to the main loop) replaced unseen.
-    fn dropped(&self) -> u64 {
-        match self {
-            Self::Inline { source, .. } => source.dropped(),
-            Self::FilesAhead { .. } => 0,
-            Self::LiveAhead { raw, ready, .. } => raw.dropped() + ready.dropped(),
-        }
-    }
-
-    /// An error if the `prepare` thread died of a panic (its stream then ended early).
-    fn into_outcome(self) -> Result<()> {
-        let worker = match self {
-            Self::Inline { .. } => return Ok(()),
-            Self::FilesAhead { worker, .. } | Self::LiveAhead { worker, .. } => worker,
-        };
-        if worker.is_finished() && worker.join().is_err() {
-            return Err(Error::Inference(
-                "the thread preparing frames panicked; the run stopped".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
-    let mailbox = Arc::new(Latest::new());
-    let out = Arc::clone(&mailbox);
-    std::thread::Builder::new()
-        .name("stdin-mjpeg".into())
-        .spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut splitter = MjpegSplitter::default();
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut n_frames = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                match stdin.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => splitter.push(&buf[..n], |jpeg| {
-                        out.put(Frame {
-                            data: FrameData::Encoded(jpeg),
-                            name: format!("-#{n_frames}"),
-                            captured: SystemTime::now(),
-                            path: None,
-                        });
-                        n_frames += 1;
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::error!("stdin: {e}");
-                        break;
-                    }
-                }
-            }
-            if splitter.errors > 0 {
-                log::warn!(
-                    "stdin: skipped {} malformed or oversized stretches of the MJPEG stream",
-                    splitter.errors
-                );
-            }
-            if splitter.pending() > 0 {
-                log::warn!(
-                    "stdin: the stream ended in the middle of a frame; its {} bytes were dropped",
-                    splitter.pending()
-                );
-            }
-            out.close();
-        })
-        .map_err(|e| Error::Io {
-            path: "-".into(),
-            source: e,
-        })?;
-    Ok(mailbox)
-}
-
-fn start_camera(
-    path: PathBuf,
-    config: CameraConfig,
-    wait: Duration,
-    health: Arc<SourceHealth>,
-    stop: Arc<AtomicBool>,
-) -> Result<Arc<Latest<Frame>>> {
-    // A device that is there but is not a V4L2 capture device (a tty, /dev/null) never will
-    // be one: refuse it at start instead of retrying forever while the watchdog is fed. A
-    // camera that is missing or busy is waited for up to `wait` (a USB camera may still be
-    // enumerating at boot); one that opened once and then failed is retried with back-off
-    // forever, reported through `health` meanwhile.
-    if let Ok(false) = Camera::is_capture_device(&path) {
-        return Err(Error::Camera {
-            path: path.clone(),
-            reason: "not a camera: it is not a V4L2 device that captures video with streaming \
-                     I/O (`v4l2-ctl --list-devices` lists the cameras there are)"
-                .into(),
-        });
-    }
-    let mailbox = Arc::new(Latest::new());
-    let out = Arc::clone(&mailbox);
-    let thread_path = path.clone();
-    std::thread::Builder::new()
-        .name("camera".into())
-        .spawn(move || {
-            let path = thread_path;
-            let started = Instant::now();
-            let mut opened = false;
-            let mut backoff = Duration::from_millis(500);
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                match Camera::open(&path, &config) {
-                    Ok(mut cam) => {
-                        opened = true;
-                        health.fine();
-                        let (w, h, f) = cam.format();
-                        log::info!(
-                            "{}: streaming {w}×{h} {}",
-                            path.display(),
-                            String::from_utf8_lossy(&f.to_le_bytes())
-                        );
-                        backoff = Duration::from_millis(500);
-                        while !stop.load(Ordering::Relaxed) {
-                            match cam.capture(1000) {
-                                Ok(Some(c)) => {
-                                    let data = if c.pixelformat == PIX_YUYV {
-                                        FrameData::Yuyv {
-                                            data: c.data,
-                                            width: c.width,
-                                            height: c.height,
-                                            stride: c.stride,
-                                        }
-                                    } else {
-                                        FrameData::Encoded(c.data)
-                                    };
-                                    out.put(Frame {
-                                        data,
-                                        name: format!("{}#{n}", path.display()),
-                                        captured: SystemTime::now(),
-                                        path: None,
-                                    });
-                                    n += 1;
-                                }
-                                Ok(None) => {}
-                                Err(e) => {
-                                    log::warn!("{e}; reopening");
-                                    health.trouble(format!("{e}; reopening"));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if !opened && started.elapsed() >= wait => {
-                        health.give_up(format!(
-                            "{e}; it has not opened as a camera in the {} s since start \
-                             (--camera-wait)",
-                            wait.as_secs()
-                        ));
-                        break;
-                    }
-                    Err(e) => {
-                        log::warn!("{e}; retrying in {:.1} s", backoff.as_secs_f32());
-                        health.trouble(e.to_string());
-                        let until = Instant::now() + backoff;
-                        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        if !opened {
-                            // Give up at the deadline, not a whole back-off after it.
-                            backoff = backoff.min(wait.saturating_sub(started.elapsed()));
-                        }
-                    }
-                }
-            }
-            out.close();
-        })
-        .map_err(|e| Error::Io { path, source: e })?;
-    Ok(mailbox)
-}
-
-fn start_stdin_control(tx: Sender<ControlEvent>) {
-    let spawned = std::thread::Builder::new()
-        .name("stdin-control".into())
-        .spawn(move || {
-            let mut lines = crate::control::LineReader::default();
-            let mut buf = [0u8; 4096];
-            let mut stdin = std::io::stdin().lock();
-            let mut open = true;
-            let mut send = |line: std::result::Result<String, String>| {
-                let event = match line.and_then(|l| crate::control::parse_line(&l)) {
-                    Ok((id, c)) => ControlEvent::Command(id, c),
-                    Err(e) => ControlEvent::Invalid(None, e),
-                };
-                open &= tx.send(event).is_ok();
-            };
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => lines.push(&buf[..n], &mut send),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        log::warn!("stdin: {e}; no more commands from it");
-                        break;
-                    }
-                }
-            }
-            lines.finish(&mut send);
-            if open {
-                let _ = tx.send(ControlEvent::Closed);
-            }
-        });
-    if let Err(e) = spawned {
-        log::error!("cannot read commands from stdin: {e}");
-    }
-}
-
-struct Enrolling {
-    id: Option<u16>,
-    label: String,
-    remaining: u16,
-    added: u16,
-    evicted: u16,
-}
-
-/// The run loop's state.
-struct Runner {
-    classifier: Classifier,
-    decider: Decider,
-    store: Store,
-    store_path: Option<PathBuf>,
-    dirty: bool,
-    autosave: bool,
-    sink: Sink,
-    format: Format,
-    emit: Emit,
-    started: Instant,
-    frames: u64,
-    errors: u64,
-    bad_commands: u64,
-    last_label: Option<String>,
-    last_features: Option<(Vec<f32>, String)>,
-    enrolling: Option<Enrolling>,
-    pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
-    backbone_sha: String,
+/// The run loop's state: the classifier and the decision, the store and whether it holds
+/// changes not on disk, the output, and the counters a status report gives. The frame step is
+/// here; the command interpreter ([`crate::control::interpret`]) works on the same state.
+pub(crate) struct Runner {
+    pub(crate) classifier: Classifier,
+    pub(crate) decider: Decider,
+    pub(crate) store: Store,
+    pub(crate) store_path: Option<PathBuf>,
+    pub(crate) dirty: bool,
+    pub(crate) autosave: bool,
+    pub(crate) sink: Sink,
+    pub(crate) format: Format,
+    pub(crate) emit: Emit,
+    pub(crate) started: Instant,
+    pub(crate) frames: u64,
+    pub(crate) errors: u64,
+    pub(crate) bad_commands: u64,
+    pub(crate) last_label: Option<String>,
+    pub(crate) last_features: Option<(Vec<f32>, String)>,
+    pub(crate) enrolling: Option<Enrolling>,
+    pub(crate) pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
+    pub(crate) backbone_sha: String,
     /// A live source (camera, stdin stream): it can stall. Files cannot.
-    live: bool,
-    last_frame: Instant,
+    pub(crate) live: bool,
+    pub(crate) last_frame: Instant,
     /// What the capture thread reports (only a camera thread reports anything).
-    source_health: Arc<SourceHealth>,
+    pub(crate) source_health: Arc<SourceHealth>,
     /// Why the last save failed, while the store holds changes not on disk.
-    save_error: Option<String>,
-    sink_drops: DropWatch,
+    pub(crate) save_error: Option<String>,
+    pub(crate) sink_drops: DropWatch,
 }
 
 impl Runner {
-    fn reply(&mut self, id: Option<u16>, body: ReplyBody) -> std::io::Result<()> {
-        let bytes = sink::encode_reply(id, &body, self.format);
-        self.sink.send(bytes)
-    }
-
-    /// What is wrong now, most urgent first (see [`crate::health::problems`]).
-    fn problems(&mut self) -> Vec<String> {
-        let sink_dropped = self.sink.dropped();
-        self.sink_drops.observe(sink_dropped);
-        let trouble = self.source_health.current_trouble();
-        crate::health::problems(&Observations {
-            since_frame: self.live.then(|| self.last_frame.elapsed()),
-            source_trouble: trouble.as_deref(),
-            unsaved: self.save_error.as_deref().filter(|_| self.dirty),
-            sink_dropping: self
-                .sink_drops
-                .recent(crate::health::SINK_DROP_MEMORY)
-                .then_some(sink_dropped),
-        })
-    }
-
-    fn status(&mut self, dropped: u64) -> StatusInfo {
-        let problems = self.problems();
-        StatusInfo {
-            healthy: problems.is_empty(),
-            problems,
-            uptime_s: self.started.elapsed().as_secs(),
-            frames: self.frames,
-            dropped,
-            errors: self.errors,
-            store_len: self.store.len() as u64,
-            store_capacity: u64::from(self.store.capacity),
-            sink_dropped: self.sink.dropped(),
-            bad_commands: self.bad_commands + self.sink.bad_input(),
-            backbone: self.backbone_sha.clone(),
+    fn new(
+        classifier: Classifier,
+        store: Store,
+        sink: Sink,
+        backbone_sha: String,
+        config: &RunConfig,
+        source_health: Arc<SourceHealth>,
+    ) -> Self {
+        Self {
+            classifier,
+            decider: Decider::new(config.enrolled_distance, config.smooth),
+            store,
+            store_path: config.store.clone(),
+            dirty: false,
+            autosave: config.autosave,
+            sink,
+            format: config.format,
+            emit: config.emit,
+            started: Instant::now(),
+            frames: 0,
+            errors: 0,
+            bad_commands: 0,
+            last_label: None,
+            last_features: None,
+            enrolling: None,
+            pending: VecDeque::new(),
+            backbone_sha,
+            live: !matches!(config.source, SourceSpec::Files(_)),
+            last_frame: Instant::now(),
+            source_health,
+            save_error: None,
+            sink_drops: DropWatch::default(),
         }
     }
 
-    fn save(&mut self) -> std::result::Result<String, String> {
-        let Some(path) = &self.store_path else {
-            return Err("no --store file was given; the store lives in memory only".into());
-        };
-        if let Err(e) = self.store.save(path) {
-            let why = e.to_string();
-            self.save_error = Some(why.clone());
-            return Err(why);
-        }
-        self.save_error = None;
-        self.dirty = false;
-        Ok(format!(
-            "saved {} examples to {}",
-            self.store.len(),
-            path.display()
-        ))
-    }
-
-    /// Saves when autosaving; the error says what was not saved, for the reply of the command
-    /// that changed the store (a reply of success over a failed save would lose the user's
-    /// enrolments at the next restart without a word).
-    fn autosave(&mut self) -> std::result::Result<(), String> {
-        if self.autosave && self.store_path.is_some() {
-            if let Err(e) = self.save() {
-                log::error!("{e}");
-                return Err(format!(
-                    "saving the store failed ({e}); the change is in memory only until a save \
-                     succeeds"
-                ));
+    /// Applies `--min-score` and `--max-distance` by the rule commands follow; a flag the rule
+    /// refuses is ignored with a warning.
+    fn apply_threshold_flags(&mut self, config: &RunConfig) {
+        for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
+            for (label, v) in list {
+                if let ReplyBody::Error(why) =
+                    self.set_threshold(label.as_deref().unwrap_or("*"), *v, distance)
+                {
+                    log::warn!("threshold flag: {why}; ignored");
+                }
             }
         }
-        Ok(())
     }
 
     fn label_id(&self, label: &str) -> u16 {
@@ -663,172 +227,6 @@ impl Runner {
             Some(i) => (head.len() + i).min(usize::from(u16::MAX - 1)) as u16,
             None => glance_proto::UNKNOWN_LABEL_ID,
         }
-    }
-
-    /// Applies a threshold to `label` (`*`: all); returns what changed.
-    fn set_threshold(&mut self, label: &str, value: f32, distance: bool) -> ReplyBody {
-        // Every command source (text, JSON, postcard on serial) and the flags come through
-        // here, so the range rule is applied once for all of them.
-        if let Err(why) = crate::control::check_threshold(value, distance) {
-            return ReplyBody::Error(why);
-        }
-        let all = label == "*";
-        let head_index = self.classifier.labels().iter().position(|l| l == label);
-        let enrolled = self.store.label_index(label).is_some();
-        if !all && head_index.is_none() && !enrolled {
-            return ReplyBody::Error(format!("no class or enrolled label `{label}`"));
-        }
-        if all || head_index.is_some() {
-            self.classifier
-                .thresholds_mut()
-                .set(distance, head_index.filter(|_| !all), value);
-        }
-        if distance && (all || enrolled) {
-            self.decider
-                .set_enrolled_distance((!all).then_some(label), value);
-        }
-        let what = if distance {
-            "largest distance"
-        } else {
-            "least score"
-        };
-        ReplyBody::Ok(format!("{what} for {label} is now {value}"))
-    }
-
-    /// Runs one queued request (a command, or a line that did not parse).
-    fn request(
-        &mut self,
-        id: Option<u16>,
-        cmd: std::result::Result<Command, String>,
-        dropped: u64,
-    ) -> std::io::Result<()> {
-        match cmd {
-            Ok(c) => self.command(id, c, dropped),
-            Err(why) => {
-                self.bad_commands += 1;
-                self.reply(id, ReplyBody::Error(why))
-            }
-        }
-    }
-
-    /// Runs one command (enrollments of future frames start here and finish in `frame`).
-    fn command(&mut self, id: Option<u16>, cmd: Command, dropped: u64) -> std::io::Result<()> {
-        match cmd {
-            Command::Enroll { label, frames } => {
-                let label = label.to_string();
-                if label == "unknown" {
-                    return self.reply(id, ReplyBody::Error("`unknown` is reserved".into()));
-                }
-                if self.store.capacity == 0 {
-                    return self.reply(
-                        id,
-                        ReplyBody::Error("the store's capacity is 0 (--store-capacity)".into()),
-                    );
-                }
-                self.enrolling = Some(Enrolling {
-                    id,
-                    label,
-                    remaining: frames.max(1),
-                    added: 0,
-                    evicted: 0,
-                });
-                // `enroll LABEL` (0 frames) takes the frame just decided, when there is one;
-                // otherwise the next frame.
-                if frames == 0 {
-                    if let Some((features, source)) = self.last_features.take() {
-                        let done = self.enroll_frame(&features, &source);
-                        self.last_features = Some((features, source));
-                        return done;
-                    }
-                }
-                Ok(())
-            }
-            Command::Forget { label } => {
-                let n = self.store.forget(&label);
-                if n == 0 {
-                    return self.reply(
-                        id,
-                        ReplyBody::Error(format!("no enrolled examples of `{label}`")),
-                    );
-                }
-                self.dirty = true;
-                let body = match self.autosave() {
-                    Ok(()) => ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
-                    Err(why) => {
-                        ReplyBody::Error(format!("forgot {n} examples of `{label}`, but {why}"))
-                    }
-                };
-                self.reply(id, body)
-            }
-            Command::List => {
-                let list = self.store.counts();
-                self.reply(id, ReplyBody::List(list))
-            }
-            Command::Save => {
-                let body = match self.save() {
-                    Ok(m) => ReplyBody::Ok(m),
-                    Err(e) => ReplyBody::Error(e),
-                };
-                self.reply(id, body)
-            }
-            Command::Status => {
-                let bytes = sink::encode_status(&self.status(dropped), self.format);
-                self.sink.send(bytes)
-            }
-            Command::SetThreshold { label, value } => {
-                let body = self.set_threshold(&label, value, false);
-                self.reply(id, body)
-            }
-            Command::SetDistance { label, value } => {
-                let body = self.set_threshold(&label, value, true);
-                self.reply(id, body)
-            }
-        }
-    }
-
-    /// Adds the frame to an enrollment in progress; replies when it completes.
-    fn enroll_frame(&mut self, features: &[f32], source: &str) -> std::io::Result<()> {
-        let Some(e) = self.enrolling.as_mut() else {
-            return Ok(());
-        };
-        match self.store.add(&e.label, features, source.to_owned()) {
-            Ok(added) => {
-                e.added += 1;
-                e.evicted += u16::from(added.evicted.is_some());
-                e.remaining -= 1;
-                self.dirty = true;
-            }
-            Err(err) => {
-                let id = e.id;
-                self.enrolling = None;
-                return self.reply(id, ReplyBody::Error(err.to_string()));
-            }
-        }
-        if e.remaining > 0 {
-            return Ok(());
-        }
-        let Some(e) = self.enrolling.take() else {
-            return Ok(());
-        };
-        let saved = self.autosave();
-        let evicted = if e.evicted > 0 {
-            format!("; the store was full, {} older examples evicted", e.evicted)
-        } else {
-            String::new()
-        };
-        let msg = format!(
-            "enrolled {} frame{} as `{}` (store {}/{}){evicted}",
-            e.added,
-            if e.added == 1 { "" } else { "s" },
-            e.label,
-            self.store.len(),
-            self.store.capacity
-        );
-        let body = match saved {
-            Ok(()) => ReplyBody::Ok(msg),
-            Err(why) => ReplyBody::Error(format!("{msg}, but {why}")),
-        };
-        self.reply(e.id, body)
     }
 
     fn frame(&mut self, frame: ReadyFrame, dropped_since: u64) -> std::io::Result<()> {
@@ -856,7 +254,7 @@ impl Runner {
         self.frames += 1;
         let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
         if self.emit == Emit::Every || changed {
-            let bytes = sink::encode_prediction(&decided, self.format, |l| self.label_id(l));
+            let bytes = encode::encode_prediction(&decided, self.format, |l| self.label_id(l));
             self.sink.send(bytes)?;
         }
         self.last_label = Some(decided.prediction.label.clone());
@@ -878,13 +276,58 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         ));
     }
     let classifier = Classifier::new(config.classifier.clone())?;
-    let backbone = classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
+    let backbone = deep_backbone(&classifier)?;
+    check_min_score_labels(&config, &classifier)?;
+    let store = open_store(&config, &backbone)?;
+
+    let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
+    let sink = open_sink(&config, &ctl_tx)?;
+    if config.control_stdin {
+        start_stdin_control(ctl_tx.clone());
+    }
+    drop(ctl_tx);
+
+    let source_health = Arc::new(SourceHealth::default());
+    let source = start_source(&config, &source_health, &stop)?;
+    let preparer = classifier.preparer().clone();
+    let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
+
+    let mut r = Runner::new(
+        classifier,
+        store,
+        sink,
+        backbone.sha256,
+        &config,
+        source_health,
+    );
+    r.apply_threshold_flags(&config);
+
+    let mut state = LoopState::start(&config);
+    let outcome: std::io::Result<()> = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            if state.step(&mut r, &mut source, &ctl_rx)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    state.notifier.stopping();
+    shut_down(r, source, &config, outcome)
+}
+
+/// The backbone's identity; `glance run` needs one (its store holds deep features).
+fn deep_backbone(classifier: &Classifier) -> Result<BackboneIdentity> {
+    classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
         Error::InvalidSetting(
             "`glance run` needs deep features; a raw-pixel bundle has no backbone".into(),
         )
-    })?;
-    // Flags are applied once the store is loaded (a distance may name an enrolled label); a
-    // least score must name a class of the head, checked before anything starts.
+    })
+}
+
+/// Threshold flags are applied once the store is loaded (a distance may name an enrolled
+/// label); a least score must name a class of the head, checked before anything starts.
+fn check_min_score_labels(config: &RunConfig, classifier: &Classifier) -> Result<()> {
     for (label, _) in &config.min_score {
         if let Some(l) = label {
             if !classifier.labels().contains(l) {
@@ -894,7 +337,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
         }
     }
+    Ok(())
+}
 
+/// The store from `--store` (its previous generation, or a new one, with a warning), or a new
+/// store in memory; never smaller than `--store-capacity`.
+fn open_store(config: &RunConfig, backbone: &BackboneIdentity) -> Result<Store> {
     let fresh = || {
         Store::new(
             &backbone.sha256,
@@ -903,216 +351,184 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             config.store_precision,
         )
     };
-    let store = match &config.store {
-        Some(path) => {
-            let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
-            for w in &loaded.warnings {
-                log::warn!("{w}");
-            }
-            match loaded.generation {
-                Generation::Previous => log::warn!(
-                    "{}: using the previous generation ({} examples)",
-                    path.display(),
-                    loaded.store.len()
-                ),
-                Generation::New => log::info!("{}: new store", path.display()),
-                Generation::Current => {}
-            }
-            let mut s = loaded.store;
-            s.capacity = s.capacity.max(config.store_capacity);
-            s
-        }
-        None => fresh(),
+    let Some(path) = &config.store else {
+        return Ok(fresh());
     };
+    let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    match loaded.generation {
+        Generation::Previous => log::warn!(
+            "{}: using the previous generation ({} examples)",
+            path.display(),
+            loaded.store.len()
+        ),
+        Generation::New => log::info!("{}: new store", path.display()),
+        Generation::Current => {}
+    }
+    let mut s = loaded.store;
+    s.capacity = s.capacity.max(config.store_capacity);
+    Ok(s)
+}
 
-    let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
-    let sink = match &config.output {
+/// Opens the output; a serial link sends the commands it reads to `commands`.
+fn open_sink(config: &RunConfig, commands: &Sender<ControlEvent>) -> Result<Sink> {
+    Ok(match &config.output {
         SinkSpec::Stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
         SinkSpec::Serial { path, baud } => Sink::Serial(
-            sink::SerialLink::start(path.clone(), *baud, config.format, ctl_tx.clone()).map_err(
+            SerialLink::start(path.clone(), *baud, config.format, commands.clone()).map_err(
                 |e| Error::Io {
                     path: path.clone(),
                     source: e,
                 },
             )?,
         ),
-    };
-    if config.control_stdin {
-        start_stdin_control(ctl_tx.clone());
-    }
-    drop(ctl_tx);
+    })
+}
 
-    let source_health = Arc::new(SourceHealth::default());
-    let source = match &config.source {
-        SourceSpec::Stdin => FrameSource::Live {
-            mailbox: start_stdin_mjpeg(Arc::clone(&stop))?,
-        },
-        SourceSpec::Camera(path) => FrameSource::Live {
-            mailbox: start_camera(
-                path.clone(),
-                config.camera.clone(),
-                config.camera_wait,
-                Arc::clone(&source_health),
-                Arc::clone(&stop),
-            )?,
-        },
-        SourceSpec::Files(spec) => FrameSource::Files {
-            items: crate::source::expand_source(spec),
-            next: 0,
-            looping: config.looping,
-        },
-    };
-    let preparer = classifier.preparer().clone();
-    let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
+/// Starts the source: a capture thread for a live one (which reports into `health` and ends
+/// when `stop` is set), the list of files otherwise.
+fn start_source(
+    config: &RunConfig,
+    health: &Arc<SourceHealth>,
+    stop: &Arc<AtomicBool>,
+) -> Result<FrameSource> {
+    Ok(match &config.source {
+        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(stop))?),
+        SourceSpec::Camera(path) => FrameSource::live(start_camera(
+            path.clone(),
+            config.camera.clone(),
+            config.camera_wait,
+            Arc::clone(health),
+            Arc::clone(stop),
+        )?),
+        SourceSpec::Files(spec) => FrameSource::files(spec, config.looping),
+    })
+}
 
-    let mut r = Runner {
-        classifier,
-        decider: Decider::new(config.enrolled_distance, config.smooth),
-        store,
-        store_path: config.store.clone(),
-        dirty: false,
-        autosave: config.autosave,
-        sink,
-        format: config.format,
-        emit: config.emit,
-        started: Instant::now(),
-        frames: 0,
-        errors: 0,
-        bad_commands: 0,
-        last_label: None,
-        last_features: None,
-        enrolling: None,
-        pending: VecDeque::new(),
-        backbone_sha: backbone.sha256.clone(),
-        live: !matches!(config.source, SourceSpec::Files(_)),
-        last_frame: Instant::now(),
-        source_health: Arc::clone(&source_health),
-        save_error: None,
-        sink_drops: DropWatch::default(),
-    };
-    for (distance, list) in [(false, &config.min_score), (true, &config.max_distance)] {
-        for (label, v) in list {
-            if let ReplyBody::Error(why) =
-                r.set_threshold(label.as_deref().unwrap_or("*"), *v, distance)
-            {
-                log::warn!("threshold flag: {why}; ignored");
-            }
+/// What the loop keeps between its steps besides the [`Runner`]: the watchdog, the clocks of
+/// the health and status messages, and whether the command script has ended.
+///
+/// The watchdog is fed only while frames are being decided: a camera or stream that has given
+/// no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service instead
+/// of hearing that all is well while the camera thread retries. Files cannot stall. Other
+/// problems (a save that failed, an output dropping messages) are reported but keep the
+/// watchdog fed: a restart would not cure them and would lose unsaved enrolments.
+struct LoopState {
+    notifier: crate::notify::Notifier,
+    stall_reported: bool,
+    told_systemd: String,
+    next_health: Instant,
+    stdin_closed: bool,
+    heartbeat: Option<Duration>,
+    next_status: Option<Instant>,
+    max_frames: Option<u64>,
+    reported_drops: u64,
+}
+
+impl LoopState {
+    /// Tells systemd the service is ready and starts the clocks.
+    fn start(config: &RunConfig) -> Self {
+        let notifier = crate::notify::Notifier::from_env();
+        notifier.ready();
+        Self {
+            notifier,
+            stall_reported: false,
+            told_systemd: String::new(),
+            next_health: Instant::now(),
+            stdin_closed: false,
+            heartbeat: config.heartbeat,
+            next_status: config.heartbeat.map(|h| Instant::now() + h),
+            max_frames: config.max_frames,
+            reported_drops: 0,
         }
     }
 
-    let mut notifier = crate::notify::Notifier::from_env();
-    notifier.ready();
-    // The watchdog is fed only while frames are being decided: a camera or stream that has
-    // given no frame for STALLED is not healthy, and systemd (WatchdogSec) restarts the service
-    // instead of hearing that all is well while the camera thread retries. Files cannot stall.
-    // Other problems (a save that failed, an output dropping messages) are reported but keep
-    // the watchdog fed: a restart would not cure them and would lose unsaved enrolments.
-    let mut stall_reported = false;
-    let mut told_systemd = String::new();
-    let mut next_health = Instant::now();
-    let mut stdin_closed = false;
-    let mut next_status = config.heartbeat.map(|h| Instant::now() + h);
-    let mut reported_drops = 0u64;
-    let outcome: std::io::Result<()> = (|| {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if !r.live || r.last_frame.elapsed() < STALLED {
-                notifier.alive();
-                stall_reported = false;
-            } else if !stall_reported {
-                log::warn!(
-                    "no frame for {} s: the source is not delivering; the watchdog is no longer fed",
-                    STALLED.as_secs()
-                );
-                stall_reported = true;
-            }
-            if Instant::now() >= next_health {
-                // `systemctl status glance` shows the last STATUS= line.
-                let text = crate::health::summary(&r.problems());
-                if text != told_systemd {
-                    notifier.status(&text);
-                    told_systemd = text;
-                }
-                next_health = Instant::now() + Duration::from_secs(1);
-            }
-            // Commands: queued in order; one waits while an enrollment is collecting frames.
-            loop {
-                match ctl_rx.try_recv() {
-                    Ok(ControlEvent::Command(id, c)) => r.pending.push_back((id, Ok(c))),
-                    Ok(ControlEvent::Invalid(id, why)) => r.pending.push_back((id, Err(why))),
-                    Ok(ControlEvent::Closed) => stdin_closed = true,
-                    Err(_) => break,
-                }
-            }
-            while r.enrolling.is_none() {
-                let Some((id, c)) = r.pending.pop_front() else {
-                    break;
-                };
-                r.request(id, c, source.dropped())?;
-            }
-            // The command script ended and everything it asked is done (and, with a frame
-            // limit, that many frames were decided: whether the first frame is ready before the
-            // script has been read must not decide whether a run sees any frame at all).
-            if stdin_closed
-                && r.pending.is_empty()
-                && r.enrolling.is_none()
-                && config.max_frames.is_none_or(|m| r.frames >= m)
-            {
-                break;
-            }
-            if let Some(at) = next_status {
-                if Instant::now() >= at {
-                    let bytes = sink::encode_status(&r.status(source.dropped()), r.format);
-                    r.sink.send(bytes)?;
-                    next_status = config.heartbeat.map(|h| Instant::now() + h);
-                }
-            }
-            // At the frame limit, finish what was asked before stopping.
-            if config.max_frames.is_some_and(|m| r.frames >= m)
-                && r.enrolling.is_none()
-                && r.pending.is_empty()
-            {
-                break;
-            }
-            match source.next(Duration::from_millis(100)) {
-                Next::Frame(frame) => {
-                    r.last_frame = Instant::now();
-                    let dropped = source.dropped();
-                    let since = dropped - reported_drops;
-                    reported_drops = dropped;
-                    r.frame(frame, since)?;
-                }
-                Next::Failed(why) => {
-                    r.errors += 1;
-                    log::error!("{why}");
-                }
-                Next::Idle => {}
-                Next::End => {
-                    if let Some(e) = r.enrolling.take() {
-                        r.reply(
-                            e.id,
-                            ReplyBody::Error(format!(
-                                "the source ended after {} of the frames to enroll as `{}`",
-                                e.added, e.label
-                            )),
-                        )?;
-                        // A failed save is logged; the final save below reports it again.
-                        let _ = r.autosave();
-                    }
-                    // Commands still queued can run without frames (except frame enrollments).
-                    while let Some((id, c)) = r.pending.pop_front() {
-                        r.request(id, c, source.dropped())?;
-                    }
-                    break;
-                }
+    /// One turn of the loop: the watchdog and health, the commands, the status message, then
+    /// one frame (or a wait of up to 100 ms for one). Breaks when the run is done.
+    fn step(
+        &mut self,
+        r: &mut Runner,
+        source: &mut Frames,
+        commands: &Receiver<ControlEvent>,
+    ) -> std::io::Result<ControlFlow<()>> {
+        self.watchdog(r);
+        // Commands: queued in order; one waits while an enrollment is collecting frames.
+        self.stdin_closed |= r.take_commands(commands);
+        r.run_queued(|| source.dropped())?;
+        let idle = r.pending.is_empty() && r.enrolling.is_none();
+        // The command script ended and everything it asked is done (and, with a frame limit,
+        // that many frames were decided: whether the first frame is ready before the script
+        // has been read must not decide whether a run sees any frame at all).
+        if self.stdin_closed && idle && self.max_frames.is_none_or(|m| r.frames >= m) {
+            return Ok(ControlFlow::Break(()));
+        }
+        if let Some(at) = self.next_status {
+            if Instant::now() >= at {
+                let bytes = encode::encode_status(&r.status(source.dropped()), r.format);
+                r.sink.send(bytes)?;
+                self.next_status = self.heartbeat.map(|h| Instant::now() + h);
             }
         }
-        Ok(())
-    })();
-    stop.store(true, Ordering::Relaxed);
-    notifier.stopping();
+        // At the frame limit, finish what was asked before stopping.
+        if self.max_frames.is_some_and(|m| r.frames >= m) && idle {
+            return Ok(ControlFlow::Break(()));
+        }
+        match source.next(Duration::from_millis(100)) {
+            Next::Frame(frame) => {
+                r.last_frame = Instant::now();
+                let dropped = source.dropped();
+                let since = dropped - self.reported_drops;
+                self.reported_drops = dropped;
+                r.frame(frame, since)?;
+            }
+            Next::Failed(why) => {
+                r.errors += 1;
+                log::error!("{why}");
+            }
+            Next::Idle => {}
+            Next::End => {
+                r.source_ended(|| source.dropped())?;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Feeds the watchdog unless a live source has stalled, and updates systemd's STATUS=
+    /// line (`systemctl status glance` shows the last one) once a second when it changed.
+    fn watchdog(&mut self, r: &mut Runner) {
+        if !r.live || r.last_frame.elapsed() < STALLED {
+            self.notifier.alive();
+            self.stall_reported = false;
+        } else if !self.stall_reported {
+            log::warn!(
+                "no frame for {} s: the source is not delivering; the watchdog is no longer fed",
+                STALLED.as_secs()
+            );
+            self.stall_reported = true;
+        }
+        if Instant::now() >= self.next_health {
+            let text = crate::health::summary(&r.problems());
+            if text != self.told_systemd {
+                self.notifier.status(&text);
+                self.told_systemd = text;
+            }
+            self.next_health = Instant::now() + Duration::from_secs(1);
+        }
+    }
+}
+
+/// The end of a run: the final save, the output flushed, and the first thing that went wrong
+/// (a panicked `prepare` thread, a camera given up on, a final save that failed, an output
+/// error other than a closed pipe), else the summary.
+fn shut_down(
+    mut r: Runner,
+    source: Frames,
+    config: &RunConfig,
+    outcome: std::io::Result<()>,
+) -> Result<RunSummary> {
     // A final save that fails ends the run with an error: what was enrolled since the last
     // good save is gone when the process exits.
     let final_save = if r.dirty && r.store_path.is_some() {
@@ -1128,7 +544,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
     r.sink.finish(Duration::from_secs(2));
     source.into_outcome()?;
-    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, source_health.gave_up()) {
+    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, r.source_health.gave_up()) {
         return Err(Error::Camera {
             path: path.clone(),
             reason,
@@ -1149,14 +565,5 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             path: "<output>".into(),
             source: e,
         }),
-    }
-}
-
-/// The camera settings glance asks for by default.
-pub fn default_camera() -> CameraConfig {
-    CameraConfig {
-        size: (640, 480),
-        fps: 15,
-        formats: vec![PIX_MJPEG, PIX_YUYV],
     }
 }

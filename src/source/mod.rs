@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod files;
 pub mod latest;
+pub(crate) mod live;
 pub mod mjpeg;
 pub mod v4l2;
 

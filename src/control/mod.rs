@@ -1,0 +1,64 @@
+//! Commands a running `glance` accepts: parsed from text or JSON lines ([`parse_line`]; the
+//! postcard framing carries [`glance_proto::Command`] directly), delivered to the run loop as
+//! [`ControlEvent`]s by the control channels (stdin here, the serial link in
+//! [`crate::serial`]), and carried out by the run loop's command interpreter.
+
+use std::io::Read;
+use std::sync::mpsc::Sender;
+
+use glance_proto::Command;
+
+pub(crate) mod interpret;
+mod parse;
+
+pub use parse::*;
+
+/// A command that arrived, or the end of a control channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlEvent {
+    /// A well-formed command with its request id.
+    Command(Option<u16>, Command),
+    /// A line or frame that could not be understood, and why.
+    Invalid(Option<u16>, String),
+    /// The control channel closed (stdin reached its end).
+    Closed,
+}
+
+/// Starts the thread that reads command lines from stdin; it sends [`ControlEvent::Closed`]
+/// at the end of stdin (a command script that is done). A thread that cannot start is
+/// logged, and the run goes on without commands from stdin.
+pub(crate) fn start_stdin_control(tx: Sender<ControlEvent>) {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-control".into())
+        .spawn(move || {
+            let mut lines = LineReader::default();
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            let mut open = true;
+            let mut send = |line: std::result::Result<String, String>| {
+                let event = match line.and_then(|l| parse_line(&l)) {
+                    Ok((id, c)) => ControlEvent::Command(id, c),
+                    Err(e) => ControlEvent::Invalid(None, e),
+                };
+                open &= tx.send(event).is_ok();
+            };
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => lines.push(&buf[..n], &mut send),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("stdin: {e}; no more commands from it");
+                        break;
+                    }
+                }
+            }
+            lines.finish(&mut send);
+            if open {
+                let _ = tx.send(ControlEvent::Closed);
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot read commands from stdin: {e}");
+    }
+}

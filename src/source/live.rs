@@ -1,0 +1,184 @@
+//! Capture threads for live sources: an MJPEG stream on stdin and a V4L2 camera.
+//!
+//! Each thread only moves frames into a [`Latest`] mailbox (newest frame wins, the ones it
+//! replaced are counted) and closes the mailbox when its source ends, so a burst of frames
+//! never queues and the run loop never waits on capture. The camera thread reopens a camera
+//! that goes away, with back-off, and reports through [`SourceHealth`] meanwhile.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::health::SourceHealth;
+use crate::source::latest::Latest;
+use crate::source::mjpeg::MjpegSplitter;
+use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
+use crate::source::{Frame, FrameData};
+
+/// The camera settings glance asks for by default.
+pub fn default_camera() -> CameraConfig {
+    CameraConfig {
+        size: (640, 480),
+        fps: 15,
+        formats: vec![PIX_MJPEG, PIX_YUYV],
+    }
+}
+
+/// Starts the thread that cuts the MJPEG stream on stdin into frames; its mailbox closes at
+/// the end of the stream, on a read error, or when `stop` is set.
+pub(crate) fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
+    let mailbox = Arc::new(Latest::new());
+    let out = Arc::clone(&mailbox);
+    std::thread::Builder::new()
+        .name("stdin-mjpeg".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut splitter = MjpegSplitter::default();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n_frames = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => splitter.push(&buf[..n], |jpeg| {
+                        out.put(Frame {
+                            data: FrameData::Encoded(jpeg),
+                            name: format!("-#{n_frames}"),
+                            captured: SystemTime::now(),
+                            path: None,
+                        });
+                        n_frames += 1;
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::error!("stdin: {e}");
+                        break;
+                    }
+                }
+            }
+            if splitter.errors > 0 {
+                log::warn!(
+                    "stdin: skipped {} malformed or oversized stretches of the MJPEG stream",
+                    splitter.errors
+                );
+            }
+            if splitter.pending() > 0 {
+                log::warn!(
+                    "stdin: the stream ended in the middle of a frame; its {} bytes were dropped",
+                    splitter.pending()
+                );
+            }
+            out.close();
+        })
+        .map_err(|e| Error::Io {
+            path: "-".into(),
+            source: e,
+        })?;
+    Ok(mailbox)
+}
+
+/// Starts the camera thread for `path`; its mailbox closes when `stop` is set or when a
+/// camera that never opened is given up on (the reason is then in `health`).
+pub(crate) fn start_camera(
+    path: PathBuf,
+    config: CameraConfig,
+    wait: Duration,
+    health: Arc<SourceHealth>,
+    stop: Arc<AtomicBool>,
+) -> Result<Arc<Latest<Frame>>> {
+    // A device that is there but is not a V4L2 capture device (a tty, /dev/null) never will
+    // be one: refuse it at start instead of retrying forever while the watchdog is fed. A
+    // camera that is missing or busy is waited for up to `wait` (a USB camera may still be
+    // enumerating at boot); one that opened once and then failed is retried with back-off
+    // forever, reported through `health` meanwhile.
+    if let Ok(false) = Camera::is_capture_device(&path) {
+        return Err(Error::Camera {
+            path: path.clone(),
+            reason: "not a camera: it is not a V4L2 device that captures video with streaming \
+                     I/O (`v4l2-ctl --list-devices` lists the cameras there are)"
+                .into(),
+        });
+    }
+    let mailbox = Arc::new(Latest::new());
+    let out = Arc::clone(&mailbox);
+    let thread_path = path.clone();
+    std::thread::Builder::new()
+        .name("camera".into())
+        .spawn(move || {
+            let path = thread_path;
+            let started = Instant::now();
+            let mut opened = false;
+            let mut backoff = Duration::from_millis(500);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match Camera::open(&path, &config) {
+                    Ok(mut cam) => {
+                        opened = true;
+                        health.fine();
+                        let (w, h, f) = cam.format();
+                        log::info!(
+                            "{}: streaming {w}×{h} {}",
+                            path.display(),
+                            String::from_utf8_lossy(&f.to_le_bytes())
+                        );
+                        backoff = Duration::from_millis(500);
+                        while !stop.load(Ordering::Relaxed) {
+                            match cam.capture(1000) {
+                                Ok(Some(c)) => {
+                                    let data = if c.pixelformat == PIX_YUYV {
+                                        FrameData::Yuyv {
+                                            data: c.data,
+                                            width: c.width,
+                                            height: c.height,
+                                            stride: c.stride,
+                                        }
+                                    } else {
+                                        FrameData::Encoded(c.data)
+                                    };
+                                    out.put(Frame {
+                                        data,
+                                        name: format!("{}#{n}", path.display()),
+                                        captured: SystemTime::now(),
+                                        path: None,
+                                    });
+                                    n += 1;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    log::warn!("{e}; reopening");
+                                    health.trouble(format!("{e}; reopening"));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if !opened && started.elapsed() >= wait => {
+                        health.give_up(format!(
+                            "{e}; it has not opened as a camera in the {} s since start \
+                             (--camera-wait)",
+                            wait.as_secs()
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        log::warn!("{e}; retrying in {:.1} s", backoff.as_secs_f32());
+                        health.trouble(e.to_string());
+                        let until = Instant::now() + backoff;
+                        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        if !opened {
+                            // Give up at the deadline, not a whole back-off after it.
+                            backoff = backoff.min(wait.saturating_sub(started.elapsed()));
+                        }
+                    }
+                }
+            }
+            out.close();
+        })
+        .map_err(|e| Error::Io { path, source: e })?;
+    Ok(mailbox)
+}
