@@ -33,3 +33,9 @@ fi
 
 log "cargo test --workspace"
 cargo test --workspace --locked
+
+# What boards build: no workbench, no onnxruntime engine, no embedded backbone, the four camera
+# image formats. The tests that need more say so with cfg; the rest run against this build, the
+# default backbone passed as a file (tests/util.rs, glance_command).
+log "cargo test --workspace --no-default-features (the board's features)"
+cargo test --workspace --locked --no-default-features

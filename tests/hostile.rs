@@ -278,8 +278,7 @@ fn a_device_that_is_not_a_camera_is_refused_at_start_not_retried_forever() {
 fn a_camera_that_never_opens_is_given_up_after_the_wait() {
     // No such device, and never was: after --camera-wait the run ends with an error naming
     // it, instead of retrying forever while systemd hears that all is well.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glance"))
-        .args(["run", "--source", "/dev/video-glance-missing"])
+    let mut child = crate::util::glance_command(["run", "--source", "/dev/video-glance-missing"])
         .args(["--camera-wait", "2", "--heartbeat", "0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

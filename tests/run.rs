@@ -15,10 +15,6 @@ use serde_json::Value;
 
 use crate::util::{fixture, int8w};
 
-fn glance_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_glance")
-}
-
 fn need(tool: &str) {
     let ok = Command::new(tool)
         .arg("-h")
@@ -148,25 +144,24 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
     let photos = photos_dir();
     let store = tempfile::tempdir().unwrap();
     let store_file = store.path().join("board.store");
-    let mut child = Command::new(glance_bin())
-        .args([
-            "run",
-            "--loop",
-            "--format",
-            "postcard",
-            "--heartbeat",
-            "0.5",
-        ])
-        .arg("--source")
-        .arg(&photos)
-        .arg("--output")
-        .arg(format!("serial:{}@57600", pty.board.display()))
-        .arg("--store")
-        .arg(&store_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::glance_command([
+        "run",
+        "--loop",
+        "--format",
+        "postcard",
+        "--heartbeat",
+        "0.5",
+    ])
+    .arg("--source")
+    .arg(&photos)
+    .arg("--output")
+    .arg(format!("serial:{}@57600", pty.board.display()))
+    .arg("--store")
+    .arg(&store_file)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut peer = pty.open_peer();
     // Line noise first: garbage, a frame with a broken CRC, an oversized run; then commands.
     let encode = |id: u16, c: glance_proto::Command| {
@@ -300,16 +295,16 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
 fn serial_json_lines_and_the_host_monitor_through_a_pty() {
     let pty = PtyPair::new();
     let photos = photos_dir();
-    let mut child = Command::new(glance_bin())
-        .args(["run", "--loop", "--format", "json", "--heartbeat", "0"])
-        .arg("--source")
-        .arg(&photos)
-        .arg("--output")
-        .arg(format!("serial:{}", pty.board.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        crate::util::glance_command(["run", "--loop", "--format", "json", "--heartbeat", "0"])
+            .arg("--source")
+            .arg(&photos)
+            .arg("--output")
+            .arg(format!("serial:{}", pty.board.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     // glance-host monitor is the peer: it sends the commands and prints JSON lines.
     let monitor = Command::new(env!("CARGO_BIN_EXE_glance-host"))
         .arg("monitor")
@@ -387,21 +382,20 @@ fn an_ffmpeg_mjpeg_stream_on_stdin_is_classified_newest_frame_first() {
     ffmpeg_mjpeg(&fixture("photos/camera.png"), 15, &b);
     let mut stream = std::fs::read(&a).unwrap();
     stream.extend(std::fs::read(&b).unwrap());
-    let mut child = Command::new(glance_bin())
-        .args([
-            "run",
-            "--source",
-            "-",
-            "--format",
-            "json",
-            "--heartbeat",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::glance_command([
+        "run",
+        "--source",
+        "-",
+        "--format",
+        "json",
+        "--heartbeat",
+        "0",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     // Written in uneven chunks, as a pipe delivers them.
     let writer = std::thread::spawn(move || {
@@ -438,8 +432,7 @@ fn an_ffmpeg_mjpeg_stream_on_stdin_is_classified_newest_frame_first() {
 
 /// Runs glance with `args`, writes `input` to its stdin and closes it, and waits.
 fn glance_with_stdin<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(glance_bin())
-        .args(args)
+    let mut child = crate::util::glance_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -684,8 +677,7 @@ fn kill_9_during_saves_never_leaves_a_broken_store() {
     let mut seen = [0usize; 3];
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..15 {
-        let mut child = Command::new(glance_bin())
-            .args(RUN_WITH_STDIN_COMMANDS)
+        let mut child = crate::util::glance_command(RUN_WITH_STDIN_COMMANDS)
             .arg("--loop")
             .arg("--source")
             .arg(&coffee)
@@ -1000,16 +992,16 @@ fn a_serial_port_that_goes_away_is_reopened() {
     };
     let mut first = socat();
     let coffee = fixture("photos/coffee.png");
-    let mut child = Command::new(glance_bin())
-        .args(["run", "--loop", "--format", "json", "--heartbeat", "0"])
-        .arg("--source")
-        .arg(&coffee)
-        .arg("--output")
-        .arg(format!("serial:{}", board.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        crate::util::glance_command(["run", "--loop", "--format", "json", "--heartbeat", "0"])
+            .arg("--source")
+            .arg(&coffee)
+            .arg("--output")
+            .arg(format!("serial:{}", board.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     assert!(
         lines_from(&peer, 3).len() >= 3,
         "no predictions before the unplug"
@@ -1036,8 +1028,7 @@ fn a_serial_port_that_goes_away_is_reopened() {
 #[test]
 fn an_absent_serial_port_never_stalls_the_frame_loop() {
     let coffee = fixture("photos/coffee.png");
-    let out = Command::new(glance_bin())
-        .args(["run", "--loop", "--frames", "4", "--heartbeat", "0"])
+    let out = crate::util::glance_command(["run", "--loop", "--frames", "4", "--heartbeat", "0"])
         .arg("--source")
         .arg(&coffee)
         .args(["--output", "serial:/dev/glance-no-such-port"])
@@ -1082,8 +1073,7 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let coffee = fixture("photos/coffee.png");
-    let out = Command::new(glance_bin())
-        .args(["run", "--loop", "--frames", "6", "--heartbeat", "0"])
+    let out = crate::util::glance_command(["run", "--loop", "--frames", "6", "--heartbeat", "0"])
         .arg("--source")
         .arg(&coffee)
         .env("NOTIFY_SOCKET", &sock_path)
@@ -1117,23 +1107,22 @@ fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = Command::new(glance_bin())
-        .args([
-            "run",
-            "--source",
-            "-",
-            "--heartbeat",
-            "1",
-            "--format",
-            "json",
-        ])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::glance_command([
+        "run",
+        "--source",
+        "-",
+        "--heartbeat",
+        "1",
+        "--format",
+        "json",
+    ])
+    .env("NOTIFY_SOCKET", &sock_path)
+    .env("WATCHDOG_USEC", "400000")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     // One frame, then a stream that stays open and silent, as a camera pipe whose camera died.
     stdin

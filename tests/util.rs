@@ -67,11 +67,20 @@ pub fn fp32() -> &'static Backbone {
     })
 }
 
+/// The default backbone: the embedded copy, or in a build without it (`embedded-model` off, as
+/// boards build) the same file from models/.
+pub fn default_model() -> ModelSource {
+    if cfg!(feature = "embedded-model") {
+        ModelSource::Embedded
+    } else {
+        ModelSource::File(model_file("efficientnet_lite0_int8w.onnx"))
+    }
+}
+
 pub fn int8w() -> &'static Backbone {
     static B: OnceLock<Backbone> = OnceLock::new();
     B.get_or_init(|| {
-        Backbone::load(&ModelSource::Embedded, &Default::default())
-            .expect("embedded backbone loads")
+        Backbone::load(&default_model(), &Default::default()).expect("default backbone loads")
     })
 }
 
@@ -106,17 +115,40 @@ pub fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Runs the `glance` binary built for these tests.
+/// The `glance` binary built for these tests, with `args`. A build without the embedded
+/// backbone (`embedded-model` off, as boards build) is given the same file with `--model`
+/// wherever a command would have used the embedded one (no `--model`, no `--bundle`).
+pub fn glance_command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_glance"));
+    cmd.env("RUST_LOG", "warn");
+    let uses_default = !cfg!(feature = "embedded-model")
+        && args
+            .first()
+            .is_some_and(|c| ["classify", "run", "bench", "info"].iter().any(|s| c == s))
+        && !args.iter().any(|a| a == "--model" || a == "--bundle");
+    if uses_default {
+        cmd.arg(&args[0])
+            .arg("--model")
+            .arg(model_file("efficientnet_lite0_int8w.onnx"))
+            .args(&args[1..]);
+    } else {
+        cmd.args(&args);
+    }
+    cmd
+}
+
+/// Runs the `glance` binary built for these tests (see [`glance_command`]).
 pub fn glance<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_glance"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("glance runs")
+    glance_command(args).output().expect("glance runs")
 }
 
 pub fn stdout_json_lines(out: &Output) -> Vec<Value> {
