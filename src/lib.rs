@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod backbone;
+pub mod bench;
 pub mod board;
 pub mod bundle;
 pub mod control;

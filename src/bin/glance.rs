@@ -509,52 +509,10 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Eight distinct 640×480 JPEG frames drawn in memory (gradients, a moving disc, noise), so
-/// that `bench` runs on a board with no files.
-fn synthetic_frames() -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    for k in 0..8u32 {
-        let img = image::RgbImage::from_fn(640, 480, |x, y| {
-            let (cx, cy) = (120 + 50 * k, 240);
-            let d2 = (x as i64 - cx as i64).pow(2) + (y as i64 - cy as i64).pow(2);
-            let noise =
-                ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ k.wrapping_mul(31)) % 32) as u8;
-            if d2 < 90 * 90 {
-                image::Rgb([220, 40 + 20 * k as u8, 30])
-            } else {
-                image::Rgb([
-                    (x * 255 / 640) as u8 / 2 + noise,
-                    (y * 255 / 480) as u8 / 2 + noise,
-                    (64 + 16 * k) as u8,
-                ])
-            }
-        });
-        let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
-            .encode_image(&img)
-            .context("cannot encode a synthetic frame")?;
-        out.push(bytes);
-    }
-    Ok(out)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    use glance::source::{Frame, FrameData};
     let bundle = load_bundle(&args.bundle)?;
     let frames: Vec<(String, Vec<u8>)> = if args.images.is_empty() {
-        synthetic_frames()?
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (format!("synthetic#{i}"), b))
-            .collect()
+        glance::bench::synthetic_frames()?
     } else {
         let mut v = Vec::new();
         for item in glance::source::expand_paths(&args.images) {
@@ -564,11 +522,6 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         v
     };
-    if frames.is_empty() || args.frames == 0 {
-        anyhow::bail!(
-            "nothing to time: give images (or none for synthetic frames) and --frames > 0"
-        );
-    }
     let classifier = Classifier::new(ClassifierConfig {
         bundle,
         model: model_source(args.model),
@@ -576,85 +529,42 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ..ClassifierConfig::default()
     })
     .context("cannot set up the classifier")?;
-    let mut stages: [Vec<f64>; 5] = Default::default();
-    let mut wall = std::time::Duration::ZERO;
-    for i in 0..args.warmup + args.frames {
-        let (name, bytes) = &frames[i % frames.len()];
-        let frame = Frame {
-            data: FrameData::Encoded(bytes.clone()),
-            name: name.clone(),
-            captured: std::time::SystemTime::now(),
-            path: None,
-        };
-        let t = std::time::Instant::now();
-        let p = classifier
-            .classify_frame(&frame)
-            .with_context(|| format!("{name}: cannot classify"))?;
-        let took = t.elapsed();
-        if i >= args.warmup {
-            wall += took;
-            let tm = &p.timing_ms;
-            for (v, x) in
-                stages
-                    .iter_mut()
-                    .zip([tm.decode, tm.preprocess, tm.backbone, tm.head, tm.total])
-            {
-                v.push(x);
-            }
-        }
-    }
-    let engine = classifier
-        .backbone()
-        .map_or_else(|| "none (raw pixels)".to_owned(), |b| b.engine());
-    let names = ["decode", "preprocess", "backbone", "head", "total"];
-    let fps = args.frames as f64 / wall.as_secs_f64().max(1e-9);
-    let mut rows = Vec::new();
-    for (name, v) in names.iter().zip(stages.iter_mut()) {
-        v.sort_by(f64::total_cmp);
-        rows.push((
-            *name,
-            percentile(v, 50.0),
-            percentile(v, 90.0),
-            percentile(v, 99.0),
-        ));
-    }
+    let r = glance::bench::run(&classifier, &frames, args.warmup, args.frames)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let rows = glance::bench::STAGES.iter().zip(&r.stages);
     match args.format {
         Format::Json => {
             let stages: serde_json::Map<String, serde_json::Value> = rows
-                .iter()
-                .map(|(n, p50, p90, p99)| {
-                    (
-                        n.to_string(),
-                        serde_json::json!({"p50_ms": p50, "p90_ms": p90, "p99_ms": p99}),
-                    )
+                .map(|(n, p)| {
+                    let v = serde_json::json!({"p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99});
+                    (n.to_string(), v)
                 })
                 .collect();
             let v = serde_json::json!({
-                "frames": args.frames,
-                "distinct_frames": frames.len(),
-                "frames_per_second": fps,
+                "frames": r.frames,
+                "distinct_frames": r.distinct_frames,
+                "frames_per_second": r.frames_per_second,
                 "build_target": glance::BUILD_TARGET,
-                "engine": engine,
+                "engine": r.engine,
                 "threads": args.threads,
                 "stages": stages,
             });
             writeln!(out, "{v}")?;
         }
         Format::Text => {
+            let head = if args.bundle.is_some() {
+                "bundle"
+            } else {
+                "ImageNet head"
+            };
             writeln!(
                 out,
-                "{} frames ({} distinct), {} ({}), {}, {} thread(s)",
-                args.frames,
-                frames.len(),
-                if args.bundle.is_some() {
-                    "bundle"
-                } else {
-                    "ImageNet head"
-                },
+                "{} frames ({} distinct), {head} ({}), {}, {} thread(s)",
+                r.frames,
+                r.distinct_frames,
                 glance::BUILD_TARGET,
-                engine,
+                r.engine,
                 args.threads
             )?;
             writeln!(
@@ -662,10 +572,10 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "{:<11} {:>9} {:>9} {:>9}",
                 "stage", "p50 ms", "p90 ms", "p99 ms"
             )?;
-            for (n, p50, p90, p99) in &rows {
-                writeln!(out, "{n:<11} {p50:>9.2} {p90:>9.2} {p99:>9.2}")?;
+            for (n, p) in rows {
+                writeln!(out, "{n:<11} {:>9.2} {:>9.2} {:>9.2}", p.p50, p.p90, p.p99)?;
             }
-            writeln!(out, "{fps:.1} frames/s")?;
+            writeln!(out, "{:.1} frames/s", r.frames_per_second)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,158 @@
+//! `glance bench`: per-stage latency percentiles and frames per second of one classifier on a
+//! fixed set of encoded frames, the figure users time their board with. Frames are classified
+//! one after another on the calling thread, as `glance run` does with decode-ahead off.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::pipeline::Classifier;
+use crate::source::{Frame, FrameData};
+
+/// The stages every prediction times, in the order of [`Report::stages`].
+pub const STAGES: [&str; 5] = ["decode", "preprocess", "backbone", "head", "total"];
+
+/// One stage's latency percentiles over the timed frames, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// What a bench run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Timed frames (warm-up excluded).
+    pub frames: usize,
+    /// Distinct frames they were drawn from, in turn.
+    pub distinct_frames: usize,
+    /// Timed frames over the wall time they took.
+    pub frames_per_second: f64,
+    /// The engine that ran the backbone, or that there was none (a raw-pixel bundle).
+    pub engine: String,
+    /// Per stage, in the order of [`STAGES`].
+    pub stages: [Percentiles; 5],
+}
+
+/// The nearest-rank percentile `p` (0–100) of sorted values; 0 for none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Eight distinct 640×480 JPEG frames drawn in memory (gradients, a moving disc, noise), so
+/// that `bench` runs on a board with no files.
+pub fn synthetic_frames() -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for k in 0..8u32 {
+        let img = image::RgbImage::from_fn(640, 480, |x, y| {
+            let (cx, cy) = (120 + 50 * k, 240);
+            let d2 = (x as i64 - cx as i64).pow(2) + (y as i64 - cy as i64).pow(2);
+            let noise =
+                ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ k.wrapping_mul(31)) % 32) as u8;
+            if d2 < 90 * 90 {
+                image::Rgb([220, 40 + 20 * k as u8, 30])
+            } else {
+                image::Rgb([
+                    (x * 255 / 640) as u8 / 2 + noise,
+                    (y * 255 / 480) as u8 / 2 + noise,
+                    (64 + 16 * k) as u8,
+                ])
+            }
+        });
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
+            .encode_image(&img)
+            .map_err(|e| Error::Inference(format!("cannot encode a synthetic frame: {e}")))?;
+        out.push((format!("synthetic#{k}"), bytes));
+    }
+    Ok(out)
+}
+
+/// Classifies `warmup + count` frames, taking `frames` in turn, and times the last `count`.
+/// An error names the frame that could not be classified.
+pub fn run(
+    classifier: &Classifier,
+    frames: &[(String, Vec<u8>)],
+    warmup: usize,
+    count: usize,
+) -> Result<Report> {
+    if frames.is_empty() || count == 0 {
+        return Err(Error::InvalidSetting(
+            "nothing to time: give images (or none for synthetic frames) and --frames > 0".into(),
+        ));
+    }
+    let mut stages: [Vec<f64>; 5] = Default::default();
+    let mut wall = Duration::ZERO;
+    for i in 0..warmup + count {
+        let (name, bytes) = &frames[i % frames.len()];
+        let frame = Frame {
+            data: FrameData::Encoded(bytes.clone()),
+            name: name.clone(),
+            captured: SystemTime::now(),
+            path: None,
+        };
+        let t = Instant::now();
+        let p = classifier.classify_frame(&frame)?;
+        let took = t.elapsed();
+        if i >= warmup {
+            wall += took;
+            let tm = &p.timing_ms;
+            for (v, x) in
+                stages
+                    .iter_mut()
+                    .zip([tm.decode, tm.preprocess, tm.backbone, tm.head, tm.total])
+            {
+                v.push(x);
+            }
+        }
+    }
+    let stages = stages.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        Percentiles {
+            p50: percentile(&v, 50.0),
+            p90: percentile(&v, 90.0),
+            p99: percentile(&v, 99.0),
+        }
+    });
+    Ok(Report {
+        frames: count,
+        distinct_frames: frames.len(),
+        frames_per_second: count as f64 / wall.as_secs_f64().max(1e-9),
+        engine: classifier
+            .backbone()
+            .map_or_else(|| "none (raw pixels)".to_owned(), |b| b.engine()),
+        stages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=101).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 90.0), 91.0);
+        assert_eq!(percentile(&v, 99.0), 100.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn synthetic_frames_are_distinct_decodable_jpegs() {
+        let frames = synthetic_frames().unwrap();
+        assert_eq!(frames.len(), 8);
+        for (name, bytes) in &frames {
+            let img = image::load_from_memory(bytes).unwrap();
+            assert_eq!((img.width(), img.height()), (640, 480), "{name}");
+        }
+        assert_ne!(frames[0].1, frames[1].1);
+    }
+}
