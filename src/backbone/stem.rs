@@ -482,4 +482,61 @@ mod tests {
             }
         }
     }
+
+    /// Times the backbone with the stem as in the graph and lowered (im2col per frame counted),
+    /// in one process, frames alternating, two passes; prints medians. A measurement, not a
+    /// check (BENCHMARKS.md quotes it):
+    /// `cargo test --lib stem::tests::side_by_side_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn side_by_side_timing() {
+        use super::super::{tract_graph, Engine, GraphForm, TractEngine};
+        use std::time::{Duration, Instant};
+        use tract_onnx::prelude::IntoRunnable;
+        let shape = [1, 3, 224, 224];
+        let (warmup, runs) = (10, 150);
+        let image: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
+            .collect();
+        for file in [
+            "efficientnet_lite0_fp32.onnx",
+            "efficientnet_lite0_int8w.onnx",
+        ] {
+            let bytes = model(file);
+            let engine = |lower_stem| {
+                let form = GraphForm {
+                    lower_stem,
+                    fuse_clips: true,
+                };
+                let (graph, stem) = tract_graph(&bytes, shape, 1, form).unwrap();
+                let plan = graph.into_runnable().unwrap();
+                TractEngine { plan, stem }
+            };
+            let engines = [("as in the graph", engine(false)), ("lowered", engine(true))];
+            for pass in 1..=2 {
+                let mut times: Vec<Vec<Duration>> = vec![vec![]; engines.len()];
+                for run in 0..warmup + runs {
+                    for (i, (_, e)) in engines.iter().enumerate() {
+                        let t = Instant::now();
+                        e.run(&image, shape).unwrap();
+                        if run >= warmup {
+                            times[i].push(t.elapsed());
+                        }
+                    }
+                }
+                let ms = |t: &mut Vec<Duration>, q: usize| {
+                    t.sort();
+                    t[t.len() * q / 100].as_secs_f64() * 1e3
+                };
+                for ((name, _), t) in engines.iter().zip(&mut times) {
+                    eprintln!(
+                        "| {file} | {pass} | stem {name} | {:.2} | {:.2} | {:.2} |",
+                        ms(t, 50),
+                        ms(t, 10),
+                        ms(t, 90)
+                    );
+                }
+            }
+        }
+    }
 }
