@@ -237,7 +237,7 @@ mod tests {
         if !table_in_use() {
             return;
         }
-        crate::tests::shipped_backbone(1);
+        crate::optimize(crate::tests::shipped_backbone(1), &crate::Pieces::default()).unwrap();
         assert_eq!(unasked(), Vec::<(usize, usize, usize)>::new());
     }
 }
