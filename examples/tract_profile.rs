@@ -1,9 +1,9 @@
 //! Where tract spends a frame: runs the backbone as the tract engine prepares it (same graph
 //! passes) on one input, times every node over several runs with tract's own evaluation hook
 //! (`SimpleState::run_plan_with_eval`), and prints the time per operator kind and the slowest
-//! nodes. Single-threaded unless `--threads N`. With the stem lowered to glance's im2col (the
-//! default; `GLANCE_TRACT_STEM=off` keeps the graph's stem), the graph's input is the stem's patch
-//! tensor and the im2col itself (~0.14 ms here) is not among the nodes.
+//! nodes. Single-threaded unless `--threads N`. The kernels are the build's: on x86-64 with the feature `x86-kernels` (default),
+//! those of `crates/tract-x86-kernels` (its `examples/side_by_side.rs` times each of them against
+//! tract's own); without it, tract's own.
 //!
 //! ```text
 //! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--features-only] [--dump N]
@@ -110,12 +110,11 @@ fn main() -> TractResult<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
     writeln!(
         out,
-        "{model_path}: {} nodes, input {input_shape:?}, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), depthwise kernel: {}, matmul kernels: {}",
+        "{model_path}: {} nodes, input {input_shape:?}, median run {:.2} ms, {:.2} ms in nodes (mean); {threads} thread(s), kernels: {}",
         names.len(),
         median.as_secs_f64() * 1e3,
         ms(sum),
-        glance::backbone::tract_depthwise_kernel(),
-        glance::backbone::tract_mmm_tuning()
+        glance::backbone::tract_kernels()
     )?;
     let mut by_kind: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
     for (i, (_, kind)) in names.iter().enumerate() {

@@ -8,17 +8,13 @@
 //! Engines: tract (pure Rust, always built, the default) and, with the cargo feature `ort`,
 //! onnxruntime loaded at run time from `libonnxruntime.so` ([`EngineKind::Ort`]). Everything
 //! outside this module sees only [`Backbone`]; only `backbone.rs` knows tract and only
-//! `backbone/ort.rs` knows onnxruntime.
+//! `backbone/ort.rs` knows onnxruntime. This module uses tract's public model API only (load,
+//! declutter and optimise, run); on x86-64, with the cargo feature `x86-kernels` (default), the
+//! optimisation goes through `crates/tract-x86-kernels`, the one crate that touches tract's
+//! internals, and boards run tract's own kernels.
 
-#[cfg(target_arch = "x86_64")]
-mod depthwise;
-#[cfg(target_arch = "x86_64")]
-mod mmm;
 #[cfg(feature = "ort")]
 mod ort;
-#[cfg(target_arch = "x86_64")]
-mod rowmmm;
-mod stem;
 
 use std::path::{Path, PathBuf};
 
@@ -104,85 +100,35 @@ pub trait Engine: Send + Sync {
 
 /// tract's optimised graph for one fixed NCHW input shape, as the tract engine runs it
 /// (public for `examples/tract_profile.rs`). Only the first `outputs` outputs are kept.
-///
-/// Layout: tract moves a depthwise convolution's data channels-last by itself when tract-linalg
-/// has a channel-inner depthwise kernel for the machine (`suggested_axis_changes` of its `Conv`,
-/// applied while decluttering); it ships one for aarch64, and glance registers its own for
-/// x86-64 (`backbone/depthwise.rs`; see [`tract_depthwise_kernel`]). Measured here, that is the
-/// single largest gain for this backbone: the NCHW depthwise path spends most of its time on the
-/// border zones of 7×7 and 14×14 maps with 5×5 kernels (BENCHMARKS.md, "tract: where the time
-/// goes").
 #[doc(hidden)]
-///
-/// The stem convolution is lowered to glance's im2col + a 1×1 convolution when the graph allows
-/// it and `GLANCE_TRACT_STEM` is not `off` (`backbone/stem.rs`); the model's input is then the
-/// stem's patch tensor.
 pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
-    tract_graph(bytes, shape, outputs, GraphForm::from_env()).map(|(model, _)| model)
-}
-
-/// Which of glance's graph rewrites [`tract_graph`] applies; both on unless the environment
-/// turns one off, for comparison.
-#[derive(Debug, Clone, Copy)]
-struct GraphForm {
-    /// The stem as glance's im2col + a 1×1 convolution (`GLANCE_TRACT_STEM=off`: not).
-    lower_stem: bool,
-    /// Each depthwise convolution's ReLU6 fused into it, where glance's depthwise kernels run
-    /// (`GLANCE_TRACT_FUSE_CLIP=off`: not).
-    fuse_clips: bool,
-}
-
-impl GraphForm {
-    fn from_env() -> Self {
-        Self {
-            lower_stem: stem::enabled(),
-            fuse_clips: std::env::var("GLANCE_TRACT_FUSE_CLIP").map_or(true, |v| v != "off"),
-        }
-    }
-}
-
-/// [`tract_model`] in the given form, and the stem's geometry when it was lowered: the graph then
-/// takes the stem's patch tensor instead of the image.
-fn tract_graph(
-    bytes: &[u8],
-    shape: [usize; 4],
-    outputs: usize,
-    form: GraphForm,
-) -> TractResult<(TypedModel, Option<stem::Stem>)> {
     let mut reader = bytes;
     // The input shape is fixed below; intermediate shape hints in the file (value_info) may
     // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
     // writes them), and tract infers every shape anyway.
     let onnx = tract_onnx::onnx().with_ignore_value_info(true);
-    let mut proto = onnx.proto_model_for_read(&mut reader)?;
+    let proto = onnx.proto_model_for_read(&mut reader)?;
     check_graph(&proto)?;
-    let stem = match form.lower_stem {
-        true => stem::lower(&mut proto, shape),
-        false => None,
-    };
-    let input_shape = stem.as_ref().map_or(shape, stem::Stem::patch_shape);
     let mut model = onnx
         .model_for_proto_model(&proto)?
-        .with_input_fact(0, f32::fact(input_shape).into())?
+        .with_input_fact(0, f32::fact(shape).into())?
         .into_typed()?;
     // Outputs nobody reads are dropped before optimisation, and the nodes only they needed
     // with them (e.g. the 1000-way ImageNet classifier when a bundle brings its own head).
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
-    #[allow(unused_mut)]
-    let mut model = model.into_optimized()?;
-    // glance's depthwise kernels clamp the rows they write: the ReLU6 after each depthwise
-    // convolution joins it (`backbone/depthwise.rs`, `GLANCE_TRACT_FUSE_CLIP=off` to compare).
-    // Those kernels are x86-64's; elsewhere tract's own run the depthwise convolutions.
-    #[cfg(target_arch = "x86_64")]
-    if form.fuse_clips && depthwise::active().is_some() {
-        let fused = depthwise::fuse_clips(&mut model)?;
-        log::debug!("tract: {fused} depthwise convolutions clamp their output themselves");
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = form.fuse_clips;
-    Ok((model, stem))
+    optimize(model)
+}
+
+/// tract's declutter and optimisation (`into_optimized`), through the x86-64 kernel crate where
+/// it is built in: its depthwise kernel, matrix-product kernels and their table. Either way the
+/// graph computes the same to float rounding.
+fn optimize(model: TypedModel) -> TractResult<TypedModel> {
+    #[cfg(all(feature = "x86-kernels", target_arch = "x86_64"))]
+    return tract_x86_kernels::optimize(model, &tract_x86_kernels::Pieces::default());
+    #[cfg(not(all(feature = "x86-kernels", target_arch = "x86_64")))]
+    model.into_optimized()
 }
 
 /// Refuses a graph whose outputs or node inputs name a value that nothing defines: tract-onnx
@@ -227,34 +173,19 @@ fn check_graph(proto: &tract_onnx::pb::ModelProto) -> TractResult<()> {
     Ok(())
 }
 
-/// Which channel-inner depthwise kernel tract runs on this machine: one of glance's x86-64
-/// kernels, or `tract's own` (tract-linalg's, e.g. NEON on aarch64, or none, where tract keeps
-/// depthwise convolutions NCHW).
-pub fn tract_depthwise_kernel() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(name) = depthwise::active() {
-        return name;
-    }
-    "tract's own"
-}
-
-/// How glance steers tract-linalg's choice of matrix-product kernel on this machine
-/// (`backbone/mmm.rs`): its table of kernels measured fastest for this backbone's shapes on
-/// Intel AVX-512, tract's own choice elsewhere, or what `GLANCE_TRACT_MMM` says.
-pub fn tract_mmm_tuning() -> String {
-    #[cfg(target_arch = "x86_64")]
-    return mmm::describe();
-    #[cfg(not(target_arch = "x86_64"))]
-    "tract's own".to_string()
+/// Which kernels tract runs here beyond its own, in words: what `crates/tract-x86-kernels` does
+/// on this machine, or `tract's own` (other targets, or built without the feature `x86-kernels`).
+pub fn tract_kernels() -> String {
+    #[cfg(all(feature = "x86-kernels", target_arch = "x86_64"))]
+    return tract_x86_kernels::describe();
+    #[cfg(not(all(feature = "x86-kernels", target_arch = "x86_64")))]
+    "tract's own".to_owned()
 }
 
 /// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
     plan: Plan,
-    /// Set when the stem runs as glance's im2col + a 1×1 convolution: frames are turned into
-    /// its patch tensor before tract runs them.
-    stem: Option<stem::Stem>,
 }
 
 impl TractEngine {
@@ -264,20 +195,10 @@ impl TractEngine {
             path: origin.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        log::debug!("tract depthwise kernel: {}", tract_depthwise_kernel());
-        log::debug!("tract matrix-product kernels: {}", tract_mmm_tuning());
-        let (model, stem) =
-            tract_graph(bytes, shape, outputs, GraphForm::from_env()).map_err(load_err)?;
-        log::debug!(
-            "tract stem: {}",
-            stem.as_ref()
-                .map_or("as in the graph".to_owned(), |s| format!(
-                    "im2col to {:?} + 1x1 convolution",
-                    s.patch_shape()
-                ))
-        );
+        log::debug!("tract kernels: {}", tract_kernels());
+        let model = tract_model(bytes, shape, outputs).map_err(load_err)?;
         let plan = model.into_runnable().map_err(load_err)?;
-        Ok(Self { plan, stem })
+        Ok(Self { plan })
     }
 }
 
@@ -291,25 +212,8 @@ impl Engine for TractEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let input = match &self.stem {
-            Some(stem) if stem.input == shape && input.len() == shape.iter().product::<usize>() => {
-                let inference = |e: TractError| Error::Inference(format!("stem patches: {e:#}"));
-                let mut patches = Tensor::zero::<f32>(&stem.patch_shape()).map_err(inference)?;
-                let mut plain = patches.try_as_plain_ram_mut().map_err(inference)?;
-                stem.patches_into(input, plain.as_slice_mut::<f32>().map_err(inference)?);
-                patches
-            }
-            Some(stem) => {
-                return Err(Error::Inference(format!(
-                    "input of shape {shape:?} ({} values), the graph was prepared for {:?}",
-                    input.len(),
-                    stem.input
-                )))
-            }
-            None => {
-                Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?
-            }
-        };
+        let input =
+            Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?;
         let outputs = self
             .plan
             .run(tvec!(input.into()))
@@ -377,7 +281,8 @@ impl std::fmt::Debug for Backbone {
 /// Runs the backbone's matrix products on `threads` threads from now on (1: on the calling
 /// thread, tract's default). Process-wide, like tract's executor it sets.
 pub fn set_threads(threads: usize) -> Result<()> {
-    use tract_linalg::multithread::{set_default_executor, Executor};
+    // tract-core's prelude re-exports tract-linalg's executor: the public route to it.
+    use tract_onnx::prelude::multithread::{set_default_executor, Executor};
     if threads <= 1 {
         set_default_executor(Executor::SingleThread);
         return Ok(());

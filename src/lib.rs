@@ -3,7 +3,11 @@
 //! A pretrained ImageNet backbone (EfficientNet-Lite0, int8 weights, run by tract) turns a frame
 //! into 1280 deep features; a compact head and a kNN store turn features into a decision.
 //! The board binary `glance` and the host workbench `glance-host` share every module here, so
-//! what is measured on the host is what runs on the board.
+//! what is measured on the host is what runs on the board, with one exception: on x86-64 hosts,
+//! with the cargo feature `x86-kernels` (default), tract runs the kernels of
+//! `crates/tract-x86-kernels` (depthwise convolutions, matrix products), which boards never
+//! build. Results agree to float rounding (tested with the feature on and off); speed does not,
+//! so board speed is measured on the board (`glance bench`), not inferred from the host's.
 //!
 //! Data flows one way: [`source`] → [`preprocess`] → [`backbone`] → [`head`] and [`knn`] (both on
 //! [`vector`]) → [`pipeline`] → [`decision`] (with the on-device [`store`]) → [`encode`] →

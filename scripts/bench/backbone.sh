@@ -19,16 +19,9 @@ rows=()
 for pass in 1 2; do  # two interleaved passes: a noisy neighbour shows up as disagreement
   for m in fp32 int8w qdq; do
     f="models/efficientnet_lite0_$m.onnx"
+    # tract with the build's kernels (x86-64: crates/tract-x86-kernels; its examples/side_by_side.rs
+    # times each of its pieces against tract's own).
     rows+=("$("$LATENCY" --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")
-    if [ "$m" = fp32 ]; then
-      # The same binary without glance's matmul-kernel table (src/backbone/mmm.rs, its own kernels
-      # included), then also without its two graph rewrites (backbone/stem.rs, the depthwise
-      # ReLU6 fusion): what is left of glance's work is its depthwise kernel.
-      for off in "GLANCE_TRACT_MMM=off" "GLANCE_TRACT_MMM=off GLANCE_TRACT_STEM=off GLANCE_TRACT_FUSE_CLIP=off"; do
-        rows+=("$(env $off "$LATENCY" --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE" \
-          | sed "s/\"runtime\":\"tract\"/\"runtime\":\"tract, ${off// /, }\"/")")
-      done
-    fi
     rows+=("$("$VENV/bin/python" scripts/bench/backbone-ort.py "$f" "$IMAGE" "$RUNS" "$WARMUP")")
   done
 done

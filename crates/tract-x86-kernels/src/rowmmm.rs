@@ -1,4 +1,4 @@
-//! glance's AVX-512 f32 matrix-product kernels for tract, which store whole vectors: `24×16`
+//! AVX-512 f32 matrix-product kernels for tract, which store whole vectors: `24×16`
 //! holding the tile by rows, `32×8` and `32×7` holding it by columns, for the 1×1 convolutions
 //! where tract's own kernels are slowest.
 //!
@@ -16,20 +16,21 @@
 //! (which would divide every position count of this backbone and fill 28 of the 32 registers):
 //! tract packs 96-byte panels from channels-first activations with a plain copy, 112-byte ones
 //! element by element (0.19 ms against 0.09 on block 1). Measured per layer
-//! (`scripts/bench/tune-tract-mmm.py`, BENCHMARKS.md): block 1's expansion 1.22 ms with tract's pick,
-//! 0.68 with 28 rows, 0.63 with 24.
+//! (`scripts/tune-mmm.py`): block 1's expansion 1.22 ms with tract's pick, 0.68 with 28 rows,
+//! 0.63 with 24.
 //!
 //! The columns kernel (`32×8`) is tract's own layout, one pair of registers per column of 32
 //! rows, but it stores a column with two vector stores when the rows are contiguous: the
 //! projections of blocks 0–4 (channels-first outputs) and the expansions of blocks 6–11 (`m` =
 //! channels). Block 2's projection: 0.47 ms with tract's pick, 0.32 with it.
 //!
-//! They are registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost, so
-//! tract's own policy never picks them; glance's tier (`backbone/mmm.rs`) names one for the shapes it
-//! was measured faster on, and `GLANCE_TRACT_MMM=glance_avx512_rows_f32_24x16` (or
-//! `glance_avx512_cols_f32_32x8`, `_32x7`) forces one. They implement every f32 operation tract fuses into a kernel call; the integer ones
-//! (quantized products) and a packing or store type they do not declare answer an error, as
-//! tract's generic kernel does.
+//! They are registered in tract-linalg's kernel inventory (`MmmRoutine`) with a negative boost,
+//! so tract's own policy never picks them; this crate's tier (`mmm.rs`) names one for the shapes
+//! it was measured faster on, and [`crate::Matmul::Force`] forces one. They implement every f32
+//! operation tract fuses into a kernel call; the integer ones (quantized products) and a packing
+//! or store type they do not declare answer an error, as tract's generic kernel does. The match
+//! on `FusedKerSpec` is exhaustive on purpose: a tract release that adds an operation fails to
+//! compile here instead of running a kernel that ignores it.
 
 // Unsafe code here: AVX-512 kernels called by tract through raw tile pointers.
 #![allow(unsafe_code)]
@@ -43,7 +44,7 @@ use tract_linalg::pack::Packing;
 /// Columns of the tile (output channels): one AVX-512 register.
 const NR: usize = 16;
 
-/// The rows kernel's name, as tract and `GLANCE_TRACT_MMM` know it.
+/// The rows kernel's name, as tract and [`crate::Matmul::Force`] know it.
 pub const NAME_ROWS: &str = "glance_avx512_rows_f32_24x16";
 
 /// Rows of the rows kernel's tile.
@@ -58,7 +59,7 @@ pub fn kernel() -> DynKernel<ROWS, NR, f32> {
         f32::packing(NR),
     )
     .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
-    // Never tract's own pick: only glance's tier names it.
+    // Never tract's own pick: only this crate's tier names it.
     .with_boost(|| -1000);
     k.arch = Some(Arch::X86_64);
     k
@@ -78,6 +79,8 @@ unsafe fn run<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
 /// Loads one row of the tile's layout in `tile` (row `i`, 16 columns) whatever the strides.
 #[inline(always)]
 unsafe fn load_row(tile: &OutputStoreKer, i: usize) -> __m512 {
+    // SAFETY: `tile` is tract's description of a tile of `ROWS` × `NR` f32 it owns, valid for
+    // reads at every row and column stride it gives; `i < ROWS`.
     unsafe {
         let row = tile.ptr.offset(tile.row_byte_stride * i as isize);
         if tile.col_byte_stride == 4 {
@@ -101,6 +104,7 @@ unsafe fn add_mat_mul<const MR: usize>(
     pa: *const f32,
     pb: *const f32,
 ) -> [__m512; MR] {
+    // SAFETY: `pa` and `pb` are tract's packed panels of `k` steps of `MR` and `NR` f32.
     unsafe {
         for step in 0..k {
             let b = _mm512_loadu_ps(pb.add(NR * step));
@@ -115,6 +119,9 @@ unsafe fn add_mat_mul<const MR: usize>(
 
 #[target_feature(enable = "avx512f")]
 unsafe fn run_avx512<const MR: usize>(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: every pointer in `specs` is tract's, valid for one `MR` × `NR` tile (stores,
+    // loads), `MR` rows or `NR` columns (per-row, per-column operands) or `k` packed steps; the
+    // CPU has AVX-512F (this function is only reached through `run`).
     unsafe {
         let zero = _mm512_setzero_ps();
         let mut acc = [zero; MR];
@@ -284,6 +291,7 @@ unsafe fn run_cols<const MV: usize, const MR: usize, const NR_COLS: usize>(
 /// Loads rows `16·v ..` of column `j` of the tile in `tile`, whatever the strides.
 #[inline(always)]
 unsafe fn load_col(tile: &OutputStoreKer, j: usize, v: usize) -> __m512 {
+    // SAFETY: as `load_row`, for column `j < NR_COLS` and rows `16·v .. 16·v + 16 <= MR`.
     unsafe {
         let col = tile.ptr.offset(tile.col_byte_stride * j as isize);
         let first = col.offset(tile.row_byte_stride * (16 * v) as isize);
@@ -306,6 +314,7 @@ unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize, const NR_COLS: usiz
     pa: *const f32,
     pb: *const f32,
 ) -> [[__m512; MV]; NR_COLS] {
+    // SAFETY: as `add_mat_mul`, panels of `MR` and `NR_COLS` f32 per step.
     unsafe {
         for step in 0..k {
             let a: [__m512; MV] =
@@ -326,6 +335,7 @@ unsafe fn add_mat_mul_cols<const MV: usize, const MR: usize, const NR_COLS: usiz
 unsafe fn run_cols_avx512<const MV: usize, const MR: usize, const NR_COLS: usize>(
     specs: &[FusedKerSpec<f32>],
 ) -> isize {
+    // SAFETY: as `run_avx512`, for an `MR` × `NR_COLS` tile.
     unsafe {
         let zero = _mm512_setzero_ps();
         let mut acc = [[zero; MV]; NR_COLS];
@@ -447,9 +457,9 @@ unsafe fn run_cols_avx512<const MV: usize, const MR: usize, const NR_COLS: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_core::internal::*;
     use tract_linalg::mmm::{AsInputValue, FusedSpec, MatMatMul};
     use tract_linalg::BinOp;
-    use tract_onnx::prelude::*;
 
     /// A kernel's entry point, as tract calls it.
     type Kernel = unsafe fn(&[FusedKerSpec<f32>]) -> isize;
@@ -458,7 +468,7 @@ mod tests {
         let ok = is_x86_feature_detected!("avx512f");
         if !ok {
             eprintln!(
-                "SKIPPED: this CPU has no AVX-512F; glance's row-major kernel never runs here"
+                "SKIPPED: this CPU has no AVX-512F; the crate's matrix-product kernels never run here"
             );
         }
         ok
@@ -579,6 +589,8 @@ mod tests {
             FusedKerSpec::Store(row_major(out_loaded.as_mut_ptr())),
             FusedKerSpec::Done,
         ];
+        // SAFETY: every buffer above holds the `mr` × `nr` tile, `mr` or `nr` values, or `k`
+        // packed steps the specs describe; `usable()` checked AVX-512F.
         assert_eq!(unsafe { run(&specs) }, 0);
         for i in 0..mr {
             for j in 0..nr {
@@ -605,6 +617,7 @@ mod tests {
             FusedKerSpec::ShiftLeft(1),
             FusedKerSpec::Done,
         ];
+        // SAFETY: no pointer in these specs.
         assert_ne!(unsafe { run(&q) }, 0);
     }
 
@@ -645,6 +658,8 @@ mod tests {
             let shape = if transposed { [n, m] } else { [m, n] };
             let mut c = Tensor::zero::<f32>(&shape)?;
             let (m_axis, n_axis) = if transposed { (1, 0) } else { (0, 1) };
+            // SAFETY: `c` is an `m` × `n` (or transposed) f32 tensor that outlives the run, and
+            // the packed operands come from this kernel's own packings.
             unsafe {
                 let store = mmm.c_view(Some(m_axis), Some(n_axis)).wrap(&c.view_mut());
                 mmm.run(

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Measure which tract-linalg f32 matmul kernel is fastest for each matmul of the backbone.
 
-How the table in src/backbone/mmm.rs (TUNED) was made. For each candidate kernel, runs
-examples/tract_profile with GLANCE_TRACT_MMM=<kernel> (that kernel wherever it fits) and with
-GLANCE_TRACT_MMM=off (tract's own choice), for several rounds, then prints per layer the median
+How the table in src/mmm.rs (TUNED) is made. For each candidate kernel, runs
+examples/profile.rs with `--matmul <kernel>` (that kernel wherever it fits) and with
+`--matmul tract` (tract's own choice), for several rounds, then prints per layer the median
 time of its matmul plus its activation packing under each kernel, and per (m, k, n) shape the
 kernel that wins over all layers of that shape, kept only when it beats tract's choice by more
 than 5% in every round. Standard library only; builds the example in release mode first.
+From the crate's directory:
 
+<<<<<<<< HEAD:scripts/bench/tune-tract-mmm.py
     scripts/bench/tune-tract-mmm.py [--rounds 3] [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
+========
+    scripts/tune-mmm.py [--rounds 3] [--runs 40] [--model ../../models/efficientnet_lite0_fp32.onnx]
+>>>>>>>> tract-kernels:crates/tract-x86-kernels/scripts/tune-mmm.py
 """
 import argparse
 import collections
@@ -22,9 +27,9 @@ KERNELS = [
     "avx512_mmm_f32_16x12", "avx512_mmm_f32_16x8", "avx512_mmm_f32_32x6", "avx512_mmm_f32_32x5",
     "avx512_mmm_f32_48x4", "avx512_mmm_f32_64x3", "avx512_mmm_f32_80x2",
     "fma_mmm_f32_16x6", "fma_mmm_f32_24x4", "fma_mmm_f32_32x3", "fma_mmm_f32_40x2",
-    "glance_avx512_rows_f32_24x16", "glance_avx512_cols_f32_32x8", "glance_avx512_cols_f32_32x7",  # glance's, src/backbone/rowmmm.rs
+    "glance_avx512_rows_f32_24x16", "glance_avx512_cols_f32_32x8", "glance_avx512_cols_f32_32x7",  # this crate's, src/rowmmm.rs
 ]
-TRACT = "off"  # GLANCE_TRACT_MMM=off: tract's own choice
+TRACT = "tract"  # --matmul tract: tract's own choice
 
 
 def layer_of(node):
@@ -41,10 +46,9 @@ def layer_of(node):
 
 
 def profile(binary, model, runs, kernel):
-    env = dict(os.environ, GLANCE_TRACT_MMM=kernel)
     out = subprocess.run(
-        [binary, model, "--runs", str(runs), "--top", "1000", "--features-only"],
-        env=env, check=True, capture_output=True, text=True,
+        [binary, model, "--runs", str(runs), "--matmul", kernel],
+        check=True, capture_output=True, text=True,
     ).stdout
     times, shapes = collections.Counter(), {}
     for line in out.splitlines():
@@ -66,11 +70,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=40)
-    ap.add_argument("--model", default="models/efficientnet_lite0_fp32.onnx")
+    ap.add_argument("--model", default="../../models/efficientnet_lite0_fp32.onnx")
     args = ap.parse_args()
+<<<<<<<< HEAD:scripts/bench/tune-tract-mmm.py
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "tract_profile"], check=True)
     binary = "target/release/examples/tract_profile"
+========
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tract-x86-kernels", "--example", "profile"], check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", "../../target")
+    binary = os.path.join(target, "release", "examples", "profile")
+>>>>>>>> tract-kernels:crates/tract-x86-kernels/scripts/tune-mmm.py
 
     # samples[layer][kernel] = [ms per round]
     samples = collections.defaultdict(lambda: collections.defaultdict(list))
