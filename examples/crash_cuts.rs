@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use glance::bundle::Bundle;
-use glance::knn::Precision;
-use glance::store::{Generation, Store};
+use glance::Bundle;
+use glance::Precision;
+use glance::{Generation, Store};
 
 fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
@@ -56,13 +56,10 @@ fn big_store(sha: &str, n: usize) -> Store {
 }
 
 fn sha() -> String {
-    glance::backbone::Backbone::load(
-        &glance::backbone::ModelSource::Embedded,
-        &Default::default(),
-    )
-    .expect("embedded backbone")
-    .identity()
-    .sha256
+    glance::Backbone::load(&glance::ModelSource::Embedded, &Default::default())
+        .expect("embedded backbone")
+        .identity()
+        .sha256
 }
 
 fn store_cuts(dir: &Path, rounds: usize, rng: &mut Rng) -> Result<[usize; 2], String> {
@@ -124,7 +121,7 @@ fn store_cuts(dir: &Path, rounds: usize, rng: &mut Rng) -> Result<[usize; 2], St
 fn fit_cuts(dir: &Path, rounds: usize, rng: &mut Rng) -> Result<[usize; 2], String> {
     let data = dir.join("data");
     for (class, photo) in [("cat", "chelsea.png"), ("coffee", "coffee.png")] {
-        let img = glance::preprocess::decode_file(
+        let img = glance::decode_file(
             &root().join("tests/fixtures/photos").join(photo),
             Default::default(),
         )

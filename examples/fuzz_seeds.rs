@@ -9,12 +9,12 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use glance::backbone::BackboneIdentity;
-use glance::bundle::{Bundle, FeatureKind, Thresholds, TrainingInfo};
-use glance::head::{FeatureNorm, LinearHead};
-use glance::knn::{KnnStore, Precision};
-use glance::preprocess::{ChannelOrder, PreprocessSpec, ResizeMode};
-use glance::store::Store;
+use glance::BackboneIdentity;
+use glance::Store;
+use glance::{Bundle, FeatureKind, Thresholds, TrainingInfo};
+use glance::{ChannelOrder, PreprocessSpec, ResizeMode};
+use glance::{FeatureNorm, LinearHead};
+use glance::{KnnStore, Precision};
 use glance_proto::{frame, Command, Label, Message, Reply};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
@@ -105,7 +105,7 @@ fn bundle() -> Bundle {
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let body = |file: &[u8]| file[glance::envelope::HEADER_LEN..].to_vec();
+    let body = |file: &[u8]| file[glance::HEADER_LEN..].to_vec();
 
     // Bundles: the file (mode 0) and its body to be sealed as version 2 (mode 1).
     let dir = root.join("bundle_open");

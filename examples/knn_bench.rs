@@ -50,7 +50,7 @@ fn feature_like(rows: usize, dim: usize, seed: u32) -> Vec<f32> {
 }
 
 fn knn_bench(args: KnnBenchArgs) -> anyhow::Result<ExitCode> {
-    use glance::knn::{KnnStore, Precision};
+    use glance::{KnnStore, Precision};
     if args.rows == 0 || args.dim == 0 || args.queries == 0 {
         bail!("--rows, --dim and --queries must be positive");
     }

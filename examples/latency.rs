@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use glance::backbone::{Backbone, EngineOptions, ModelSource};
-use glance::preprocess::{self, DecodeLimits};
+use glance::DecodeLimits;
+use glance::{Backbone, EngineOptions, ModelSource};
 
 #[derive(clap::Parser, Debug)]
 /// Times the backbone alone on one image (one JSON object).
@@ -25,7 +25,7 @@ struct LatencyArgs {
     /// Inference engine: `tract` (built in) or `ort` (onnxruntime, loaded from
     /// libonnxruntime.so: --ort-library, else $ORT_DYLIB_PATH).
     #[arg(long, default_value = "tract", value_name = "ENGINE")]
-    engine: glance::backbone::EngineKind,
+    engine: glance::EngineKind,
     /// onnxruntime's shared library for `--engine ort`.
     #[arg(long, value_name = "FILE")]
     ort_library: Option<PathBuf>,
@@ -48,8 +48,8 @@ fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
     };
     let backbone = Backbone::load(&source, &engine).context("cannot load the backbone")?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    let image = preprocess::decode_file(&args.image, DecodeLimits::default())?;
-    let tensor = preprocess::tensor_from_image(&image, backbone.preprocess_spec())?;
+    let image = glance::decode_file(&args.image, DecodeLimits::default())?;
+    let tensor = glance::tensor_from_image(&image, backbone.preprocess_spec())?;
     for _ in 0..args.warmup {
         backbone.run(tensor.clone())?;
     }

@@ -1,12 +1,15 @@
 //! Where tract spends a frame: runs the backbone as the tract engine prepares it (same graph
 //! passes) on one input, times every node over several runs with tract's own evaluation hook
 //! (`SimpleState::run_plan_with_eval`), and prints the time per operator kind and the slowest
-//! nodes. Single-threaded unless `--threads N`. The kernels are the build's: on x86-64 with the feature `x86-kernels` (default),
-//! those of `crates/tract-x86-kernels` (its `examples/side_by_side.rs` times each of them against
-//! tract's own); without it, tract's own.
+//! nodes. Single-threaded unless `--threads N`. The kernels are the build's: on x86-64 with the
+//! feature `x86-kernels` (default), those of `crates/tract-x86-kernels` (its
+//! `examples/side_by_side.rs` times each of them against tract's own); without it, tract's own.
+//! There, `--matmul tract|table|KERNEL` picks the crate's matrix-product kernels instead: tract's
+//! own choice, the crate's table, or one kernel wherever it fits (the crate's
+//! `scripts/tune-mmm.py` makes its table from such runs).
 //!
 //! ```text
-//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--features-only] [--dump N]
+//! cargo run --release --example tract_profile -- models/efficientnet_lite0_fp32.onnx [--runs 30] [--top 15] [--threads 1] [--features-only] [--dump N] [--matmul KERNELS]
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,7 +25,15 @@ fn main() -> TractResult<()> {
     let (mut runs, mut top, mut threads) = (30usize, 15usize, 1usize);
     let mut dump = 0usize;
     let mut outputs = usize::MAX;
+    let mut matmul: Option<String> = None;
     while let Some(arg) = args.next() {
+        if arg == "--matmul" {
+            matmul = Some(
+                args.next()
+                    .ok_or_else(|| anyhow::anyhow!("--matmul needs a value"))?,
+            );
+            continue;
+        }
         let mut value = |name: &str| -> TractResult<usize> {
             let v = args
                 .next()
@@ -41,8 +52,15 @@ fn main() -> TractResult<()> {
     }
     let model_path = model_path.ok_or_else(|| anyhow::anyhow!("usage: tract_profile MODEL.onnx [--runs N] [--top N] [--threads N] [--features-only] [--dump N]"))?;
     let bytes = std::fs::read(&model_path).map_err(|e| anyhow::anyhow!("{model_path}: {e}"))?;
-    glance::backbone::set_threads(threads).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = glance::backbone::tract_model(&bytes, [1, 3, 224, 224], outputs)?;
+    glance::set_threads(threads).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shape = [1, 3, 224, 224];
+    let (model, kernels) = match matmul {
+        None => (
+            glance::tract_model(&bytes, shape, outputs)?,
+            glance::tract_kernels(),
+        ),
+        Some(choice) => with_matmul(glance::tract_typed(&bytes, shape, outputs)?, choice)?,
+    };
     let mut out = std::io::stdout().lock();
     for node in model.nodes.iter().take(dump) {
         writeln!(
@@ -114,7 +132,7 @@ fn main() -> TractResult<()> {
         names.len(),
         median.as_secs_f64() * 1e3,
         ms(sum),
-        glance::backbone::tract_kernels()
+        kernels
     )?;
     let mut by_kind: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
     for (i, (_, kind)) in names.iter().enumerate() {
@@ -159,4 +177,30 @@ fn main() -> TractResult<()> {
         )?;
     }
     Ok(())
+}
+
+/// The graph optimised with every piece of the kernel crate but the matrix-product kernels,
+/// which `choice` gives, and the kernels in words.
+#[cfg(all(feature = "x86-kernels", target_arch = "x86_64"))]
+fn with_matmul(model: TypedModel, choice: String) -> TractResult<(TypedModel, String)> {
+    use tract_x86_kernels::{Matmul, Pieces};
+    let matmul = match choice.as_str() {
+        "tract" => Matmul::Tract,
+        "table" => Matmul::Table,
+        _ => Matmul::Force(Box::leak(choice.clone().into_boxed_str())),
+    };
+    let pieces = Pieces {
+        matmul,
+        ..Pieces::default()
+    };
+    let model = tract_x86_kernels::optimize(model, &pieces)?;
+    Ok((
+        model,
+        format!("{}; matmul {choice}", tract_x86_kernels::describe()),
+    ))
+}
+
+#[cfg(not(all(feature = "x86-kernels", target_arch = "x86_64")))]
+fn with_matmul(_: TypedModel, _: String) -> TractResult<(TypedModel, String)> {
+    anyhow::bail!("--matmul needs the x86-64 kernel crate (feature `x86-kernels`, x86-64 only)")
 }

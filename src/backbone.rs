@@ -28,7 +28,7 @@ use crate::preprocess::PreprocessSpec;
 /// The default backbone, compiled into the binary (cargo feature `embedded-model`, on by default)
 /// so that `glance classify` works with no files; `None` in a build without it (board builds:
 /// 4.9 MB smaller; the bundle, or `--model`, brings the backbone).
-pub fn embedded_model() -> Option<&'static [u8]> {
+pub(crate) fn embedded_model() -> Option<&'static [u8]> {
     #[cfg(feature = "embedded-model")]
     return Some(include_bytes!("../models/efficientnet_lite0_int8w.onnx"));
     #[cfg(not(feature = "embedded-model"))]
@@ -89,7 +89,7 @@ impl EngineOptions {
 /// An inference engine with one prepared graph: one NCHW `f32` tensor in, the graph's outputs
 /// (flattened, in graph order) out. Implemented by tract and, with the `ort` feature, by
 /// onnxruntime; [`Backbone`] checks sizes and hashes around it.
-pub trait Engine: Send + Sync {
+pub(crate) trait Engine: Send + Sync {
     /// Engine name and version, e.g. `onnxruntime 1.32.0`.
     fn describe(&self) -> String;
     /// How many outputs the prepared graph has.
@@ -100,8 +100,13 @@ pub trait Engine: Send + Sync {
 
 /// tract's optimised graph for one fixed NCHW input shape, as the tract engine runs it
 /// (public for `examples/tract_profile.rs`). Only the first `outputs` outputs are kept.
-#[doc(hidden)]
 pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
+    optimize(tract_typed(bytes, shape, outputs)?)
+}
+
+/// The graph of [`tract_model`] before optimisation, for profilers that optimise it their own
+/// way (`examples/tract_profile.rs --matmul`).
+pub fn tract_typed(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
     let mut reader = bytes;
     // The input shape is fixed below; intermediate shape hints in the file (value_info) may
     // carry a symbolic batch `N` that tract cannot unify with 1 (onnxruntime's quantizer
@@ -118,7 +123,7 @@ pub fn tract_model(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResu
     if model.outputs.len() > outputs {
         model.outputs.truncate(outputs);
     }
-    optimize(model)
+    Ok(model)
 }
 
 /// tract's declutter and optimisation (`into_optimized`), through the x86-64 kernel crate where
@@ -193,7 +198,8 @@ impl TractEngine {
     fn new(bytes: &[u8], shape: [usize; 4], outputs: usize, origin: &Path) -> Result<Self> {
         let load_err = |e: TractError| Error::ModelLoad {
             path: origin.to_path_buf(),
-            reason: format!("{e:#}"),
+            reason: String::new(),
+            source: Some(e.into()),
         };
         log::debug!("tract kernels: {}", tract_kernels());
         let model = tract_model(bytes, shape, outputs).map_err(load_err)?;
@@ -212,12 +218,11 @@ impl Engine for TractEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let input =
-            Tensor::from_shape(&shape, input).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let input = Tensor::from_shape(&shape, input).map_err(|e| Error::inference_from("", e))?;
         let outputs = self
             .plan
             .run(tvec!(input.into()))
-            .map_err(|e| Error::Inference(format!("{e:#}")))?;
+            .map_err(|e| Error::inference_from("", e))?;
         outputs
             .iter()
             .enumerate()
@@ -225,7 +230,7 @@ impl Engine for TractEngine {
                 value
                     .to_plain_array_view::<f32>()
                     .map(|view| view.iter().copied().collect())
-                    .map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
+                    .map_err(|e| Error::inference_from(format!("output {i}"), e))
             })
             .collect()
     }
@@ -413,6 +418,7 @@ impl Backbone {
             return Err(Error::ModelLoad {
                 path: self.origin.clone(),
                 reason: format!("graph has {have} outputs, the manifest describes {want}"),
+                source: None,
             });
         }
         Ok(())
@@ -447,6 +453,66 @@ impl Backbone {
         &self.origin
     }
 
+    /// What `glance info --format json` prints: this build, this backbone, and the backbones
+    /// `manifest` knows.
+    pub fn info_json(&self, manifest: &Manifest) -> serde_json::Value {
+        let entry = &self.entry;
+        serde_json::json!({
+            "glance_version": env!("CARGO_PKG_VERSION"),
+            "build_target": crate::BUILD_TARGET,
+            "backbone": {
+                "name": entry.name,
+                "origin": self.origin.display().to_string(),
+                "engine": self.engine(),
+                "sha256": entry.sha256,
+                "bytes": entry.bytes,
+                "precision": entry.precision,
+                "input": entry.input,
+                "preprocess": entry.preprocess,
+                "outputs": entry.outputs,
+            },
+            "default_backbone": manifest.default,
+            "known_backbones": manifest.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+        })
+    }
+
+    /// What `glance info` prints for people: this build and this backbone, one fact a line.
+    pub fn info_text(&self) -> String {
+        let entry = &self.entry;
+        let p = &entry.preprocess;
+        let logits = entry
+            .outputs
+            .logits
+            .as_ref()
+            .map(|l| format!(", {} ({})", l.name, l.dim))
+            .unwrap_or_default();
+        format!(
+            "glance {} ({})\n\
+             backbone   {} from {}\n\
+             sha256     {}\n\
+             precision  {}\n\
+             size       {:.2} MB\n\
+             input      `{}` 1×3×{}×{} {:?}, resize {:?}, (x - {:?}) / {:?} on 0..255\n\
+             outputs    {} ({}){logits}\n",
+            env!("CARGO_PKG_VERSION"),
+            crate::BUILD_TARGET,
+            entry.name,
+            self.origin.display(),
+            entry.sha256,
+            entry.precision,
+            entry.bytes as f64 / 1e6,
+            entry.input,
+            p.height,
+            p.width,
+            p.channel_order,
+            p.resize,
+            p.mean,
+            p.std,
+            entry.outputs.features.name,
+            entry.outputs.features.dim,
+        )
+    }
+
     /// Runs one preprocessed NCHW tensor (length `3 × height × width`).
     pub fn run(&self, tensor: Vec<f32>) -> Result<BackboneOutput> {
         let spec = &self.entry.preprocess;
@@ -462,9 +528,9 @@ impl Backbone {
         let mut flat = |i: usize, dim: usize, what: &str| -> Result<Vec<f32>> {
             let values = outputs
                 .get_mut(i)
-                .ok_or_else(|| Error::Inference(format!("missing output {what}")))?;
+                .ok_or_else(|| Error::inference(format!("missing output {what}")))?;
             if values.len() != dim {
-                return Err(Error::Inference(format!(
+                return Err(Error::inference(format!(
                     "output {what} has {} values, expected {dim}",
                     values.len()
                 )));

@@ -37,6 +37,57 @@ pub struct Report {
     pub stages: [Percentiles; 5],
 }
 
+impl Report {
+    /// The report as one JSON object (`glance bench --format json`); `threads` is what the
+    /// backbone was given.
+    pub fn to_json(&self, threads: usize) -> serde_json::Value {
+        let stages: serde_json::Map<String, serde_json::Value> = STAGES
+            .iter()
+            .zip(&self.stages)
+            .map(|(n, p)| {
+                let v = serde_json::json!({"p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99});
+                (n.to_string(), v)
+            })
+            .collect();
+        serde_json::json!({
+            "frames": self.frames,
+            "distinct_frames": self.distinct_frames,
+            "frames_per_second": self.frames_per_second,
+            "build_target": crate::BUILD_TARGET,
+            "engine": self.engine,
+            "threads": threads,
+            "stages": stages,
+        })
+    }
+
+    /// The report as a table for people; `decider` names what decided ("bundle" or
+    /// "ImageNet head").
+    pub fn write_text(
+        &self,
+        out: &mut impl std::io::Write,
+        decider: &str,
+        threads: usize,
+    ) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{} frames ({} distinct), {decider} ({}), {}, {threads} thread(s)",
+            self.frames,
+            self.distinct_frames,
+            crate::BUILD_TARGET,
+            self.engine,
+        )?;
+        writeln!(
+            out,
+            "{:<11} {:>9} {:>9} {:>9}",
+            "stage", "p50 ms", "p90 ms", "p99 ms"
+        )?;
+        for (n, p) in STAGES.iter().zip(&self.stages) {
+            writeln!(out, "{n:<11} {:>9.2} {:>9.2} {:>9.2}", p.p50, p.p90, p.p99)?;
+        }
+        writeln!(out, "{:.1} frames/s", self.frames_per_second)
+    }
+}
+
 /// The nearest-rank percentile `p` (0–100) of sorted values; 0 for none.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -69,7 +120,7 @@ pub fn synthetic_frames() -> Result<Vec<(String, Vec<u8>)>> {
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
             .encode_image(&img)
-            .map_err(|e| Error::Inference(format!("cannot encode a synthetic frame: {e}")))?;
+            .map_err(|e| Error::inference_from("cannot encode a synthetic frame", e))?;
         out.push((format!("synthetic#{k}"), bytes));
     }
     Ok(out)

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// The profiles shipped in `targets/`, by name.
-pub const BUILT_IN: &[(&str, &str)] = &[
+pub(crate) const BUILT_IN: &[(&str, &str)] = &[
     ("rpi4", include_str!("../targets/rpi4.toml")),
     ("rpi5", include_str!("../targets/rpi5.toml")),
     ("rpi-armv7", include_str!("../targets/rpi-armv7.toml")),
@@ -77,6 +77,19 @@ pub struct BoardProfile {
 }
 
 impl BoardProfile {
+    /// Backbone threads on this machine: the profile's threads are for its board, so on a
+    /// machine with fewer cores they are cut to what it has, with a warning.
+    pub fn threads_here(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if self.threads > cores {
+            log::warn!(
+                "board profile asks for {} threads; this machine has {cores} cores",
+                self.threads
+            );
+        }
+        self.threads.clamp(1, cores)
+    }
+
     /// Parses profile text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let p: BoardProfile = toml::from_str(text)

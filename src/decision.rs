@@ -24,7 +24,7 @@ pub const DEFAULT_ENROLLED_DISTANCE: f32 = 0.25;
 /// Who made a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DecidedBy {
+pub(crate) enum DecidedBy {
     /// The linear head (or the ImageNet classifier).
     Head,
     /// An enrolled example in the on-device store.
@@ -34,7 +34,7 @@ pub enum DecidedBy {
 /// One decided frame, in the shape of the `glance run` JSON contract: `classify`'s fields plus
 /// `seq`, `time_ms`, `unknown`, `decided_by` and `dropped`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Decided {
+pub(crate) struct Decided {
     /// Frame number since start (0-based).
     pub seq: u64,
     /// Capture time, milliseconds since the Unix epoch.
@@ -54,7 +54,7 @@ pub struct Decided {
 
 /// Turns classifier output into decisions.
 #[derive(Debug)]
-pub struct Decider {
+pub(crate) struct Decider {
     enrolled_default: f32,
     enrolled_distance: HashMap<String, f32>,
     smooth: usize,
@@ -64,7 +64,7 @@ pub struct Decider {
 impl Decider {
     /// A decider accepting enrolled matches within `enrolled_default` and smoothing over
     /// `smooth` frames (0 or 1: none).
-    pub fn new(enrolled_default: f32, smooth: usize) -> Self {
+    pub(crate) fn new(enrolled_default: f32, smooth: usize) -> Self {
         Self {
             enrolled_default,
             enrolled_distance: HashMap::new(),
@@ -75,7 +75,7 @@ impl Decider {
 
     /// Sets the accepted distance of enrolled label `label` (`None`: every label, and the
     /// default for labels enrolled later).
-    pub fn set_enrolled_distance(&mut self, label: Option<&str>, value: f32) {
+    pub(crate) fn set_enrolled_distance(&mut self, label: Option<&str>, value: f32) {
         match label {
             Some(l) => {
                 self.enrolled_distance.insert(l.to_owned(), value);
@@ -88,7 +88,7 @@ impl Decider {
     }
 
     /// The accepted distance for enrolled label `label`.
-    pub fn enrolled_distance(&self, label: &str) -> f32 {
+    pub(crate) fn enrolled_distance(&self, label: &str) -> f32 {
         self.enrolled_distance
             .get(label)
             .copied()
@@ -96,7 +96,7 @@ impl Decider {
     }
 
     /// Decides one frame. `features` are the frame's backbone features (for the store search).
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         mut p: Prediction,
         features: &[f32],

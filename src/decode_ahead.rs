@@ -262,8 +262,8 @@ impl Frames {
             Self::FilesAhead { worker, .. } | Self::LiveAhead { worker, .. } => worker,
         };
         if worker.is_finished() && worker.join().is_err() {
-            return Err(Error::Inference(
-                "the thread preparing frames panicked; the run stopped".into(),
+            return Err(Error::inference(
+                "the thread preparing frames panicked; the run stopped",
             ));
         }
         Ok(())

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::bundle::printable;
 use crate::decision::Decided;
+use crate::pipeline::Prediction;
 
 /// How messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Format {
 
 /// A health report.
 #[derive(Debug, Clone, Serialize)]
-pub struct StatusInfo {
+pub(crate) struct StatusInfo {
     /// Seconds since start.
     pub uptime_s: u64,
     /// Frames decided.
@@ -56,7 +57,7 @@ pub struct StatusInfo {
 
 /// The answer to a command.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ReplyBody {
+pub(crate) enum ReplyBody {
     /// Done, with a sentence for people.
     Ok(String),
     /// Refused, and why.
@@ -95,7 +96,11 @@ fn frame_bytes(msg: &Message) -> Vec<u8> {
 }
 
 /// Encodes a decision; `label_id` maps a label to its wire id.
-pub fn encode_prediction(d: &Decided, format: Format, label_id: impl Fn(&str) -> u16) -> Vec<u8> {
+pub(crate) fn encode_prediction(
+    d: &Decided,
+    format: Format,
+    label_id: impl Fn(&str) -> u16,
+) -> Vec<u8> {
     let p = &d.prediction;
     match format {
         Format::Json => json_line(d),
@@ -177,6 +182,38 @@ pub fn encode_prediction(d: &Decided, format: Format, label_id: impl Fn(&str) ->
     }
 }
 
+/// One classified image as `glance classify` prints it: a JSON line, or a text line with the
+/// runners-up, the nearest stored example and the stage timings. The run loop's decisions go
+/// through [`encode_prediction`] instead.
+pub fn encode_classified(p: &Prediction, json: bool) -> Vec<u8> {
+    if json {
+        return json_line(p);
+    }
+    let mut line = format!("{}: {}", printable(&p.source), p.decision_text());
+    let others: Vec<String> = p
+        .top_k
+        .iter()
+        .skip(1)
+        .map(|r| format!("{} {:.1}%", printable(&r.label), r.score * 100.0))
+        .collect();
+    if !others.is_empty() {
+        line.push_str(&format!("  (then {})", others.join(", ")));
+    }
+    if let Some(k) = &p.knn {
+        line.push_str(&format!(
+            "  nearest example: {} at {:.3}",
+            printable(&k.label),
+            k.distance
+        ));
+    }
+    let t = &p.timing_ms;
+    line.push_str(&format!(
+        "  [{:.1} ms: decode {:.1}, preprocess {:.1}, backbone {:.1}]\n",
+        t.total, t.decode, t.preprocess, t.backbone
+    ));
+    line.into_bytes()
+}
+
 fn json_line(v: &impl Serialize) -> Vec<u8> {
     let mut out = serde_json::to_vec(v).unwrap_or_else(|e| {
         log::error!("cannot serialise a message: {e}");
@@ -187,7 +224,7 @@ fn json_line(v: &impl Serialize) -> Vec<u8> {
 }
 
 /// Encodes a status report.
-pub fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
+pub(crate) fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
     match format {
         Format::Json => json_line(&serde_json::json!({ "status": s })),
         Format::Text => {
@@ -230,7 +267,7 @@ pub fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
 }
 
 /// Encodes the reply to request `id`.
-pub fn encode_reply(id: Option<u16>, body: &ReplyBody, format: Format) -> Vec<u8> {
+pub(crate) fn encode_reply(id: Option<u16>, body: &ReplyBody, format: Format) -> Vec<u8> {
     match format {
         Format::Json => {
             let v = match body {

@@ -18,7 +18,7 @@ pub fn seal(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
 }
 
 /// The body inside a `kind` file (`bundle`, `store`), or why the file is refused.
-pub fn open<'a>(
+pub(crate) fn open<'a>(
     bytes: &'a [u8],
     magic: &[u8; 8],
     version: u32,
@@ -28,7 +28,7 @@ pub fn open<'a>(
 }
 
 /// The format version and body inside a `kind` file whose version is one of `versions`.
-pub fn open_versions<'a>(
+pub(crate) fn open_versions<'a>(
     bytes: &'a [u8],
     magic: &[u8; 8],
     versions: std::ops::RangeInclusive<u32>,

@@ -1,6 +1,14 @@
 //! The library's error type. Binaries wrap it with `anyhow` for context; the library never prints.
+//!
+//! An error that another library raised (the image decoders, tract, onnxruntime) is kept whole as
+//! the [`std::error::Error::source`] of glance's, not flattened into its text: glance's message
+//! says what failed and on which file, the source says why. Print the chain (`{:#}` through
+//! `anyhow`, or [`Error::report`]) to show both.
 
 use std::path::PathBuf;
+
+/// An error from a library glance calls, kept as the source of a glance error.
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong inside the glance library.
 ///
@@ -19,12 +27,14 @@ pub enum Error {
     },
 
     /// An image file exists but is not an image we can decode (truncated, empty, wrong format).
-    #[error("{}: cannot decode image: {reason}", path.display())]
+    #[error("{}: cannot decode image{}", path.display(), colon(reason))]
     Decode {
         /// The image file, or `-`/a description for in-memory frames.
         path: PathBuf,
-        /// The decoder's explanation.
+        /// glance's explanation (empty when the decoder's error says it all).
         reason: String,
+        /// The decoder's error.
+        source: Option<Cause>,
     },
 
     /// An image whose declared size or decoded memory exceeds the configured limits
@@ -58,18 +68,25 @@ pub enum Error {
         actual: String,
     },
 
-    /// tract could not load or optimise the model.
-    #[error("{}: cannot load ONNX model: {reason}", path.display())]
+    /// The engine (tract or onnxruntime) could not load or optimise the model.
+    #[error("{}: cannot load ONNX model{}", path.display(), colon(reason))]
     ModelLoad {
         /// The model file (or `<embedded>`).
         path: PathBuf,
-        /// tract's explanation, with its chain.
+        /// What glance was doing, or what is wrong with the graph.
         reason: String,
+        /// The engine's error.
+        source: Option<Cause>,
     },
 
     /// Running the network failed (shape mismatch, internal error).
-    #[error("inference failed: {0}")]
-    Inference(String),
+    #[error("inference failed{}", colon(reason))]
+    Inference {
+        /// What failed.
+        reason: String,
+        /// The engine's (or encoder's) error.
+        source: Option<Cause>,
+    },
 
     /// A bundle file that cannot be used (truncated, corrupted, other version or backbone).
     #[error("{}: bundle refused: {reason}", path.display())]
@@ -103,5 +120,75 @@ pub enum Error {
     InvalidSetting(String),
 }
 
+impl Error {
+    /// An inference error in glance's words, with no other library's error behind it.
+    pub(crate) fn inference(reason: impl Into<String>) -> Self {
+        Error::Inference {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An inference error caused by another library's error.
+    pub(crate) fn inference_from(reason: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::Inference {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// This error and its sources in one line, joined by `: ` (for status lines, replies and
+    /// logs, which show one string).
+    pub fn report(&self) -> String {
+        report(self)
+    }
+}
+
+/// `err` and its sources in one line, joined by `: `.
+pub(crate) fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+/// `: reason`, or nothing for an empty reason (the source then says it).
+fn colon(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
+}
+
 /// Shorthand used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_is_kept_typed_and_printed_once_in_the_report() {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad huffman code");
+        let e = Error::Decode {
+            path: "a.jpg".into(),
+            reason: String::new(),
+            source: Some(Box::new(io)),
+        };
+        assert_eq!(e.to_string(), "a.jpg: cannot decode image");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(e.report(), "a.jpg: cannot decode image: bad huffman code");
+        let plain = Error::inference("empty label list");
+        assert_eq!(plain.report(), "inference failed: empty label list");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+}

@@ -7,14 +7,14 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
 /// the target, fsync the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_inner(path, bytes, None)
 }
 
 /// Like [`write_atomic`], but first moves the current file (if any) to `previous`, so that two
 /// generations exist. A crash between the two renames leaves no `path` but an intact
 /// `previous`, which the reader falls back to.
-pub fn write_atomic_keep_previous(path: &Path, bytes: &[u8], previous: &Path) -> Result<()> {
+pub(crate) fn write_atomic_keep_previous(path: &Path, bytes: &[u8], previous: &Path) -> Result<()> {
     write_atomic_inner(path, bytes, Some(previous))
 }
 
@@ -62,7 +62,7 @@ fn write_atomic_inner(path: &Path, bytes: &[u8], previous: Option<&Path>) -> Res
 
 /// Removes temporary files that an interrupted [`write_atomic`] of `path` left behind (a crash
 /// between creating and renaming them). Only for files one process owns, such as the store.
-pub fn remove_stale_temps(path: &Path) {
+pub(crate) fn remove_stale_temps(path: &Path) {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

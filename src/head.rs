@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// Numerically stable softmax with a temperature (1.0 = plain softmax).
-pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+pub(crate) fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     let t = if temperature.is_finite() && temperature > 0.0 {
         temperature
     } else {
@@ -21,7 +21,8 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
 }
 
 /// Index of the largest value (the first on ties; 0 for an empty slice).
-pub fn argmax(v: &[f32]) -> usize {
+#[cfg(feature = "host")]
+pub(crate) fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
@@ -42,7 +43,7 @@ pub struct Ranked {
 }
 
 /// The `k` highest-scoring classes, best first; ties keep the lower index first.
-pub fn top_k(scores: &[f32], labels: &[String], k: usize) -> Vec<Ranked> {
+pub(crate) fn top_k(scores: &[f32], labels: &[String], k: usize) -> Vec<Ranked> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     idx.into_iter()
@@ -128,7 +129,7 @@ impl FeatureNorm {
 }
 
 /// Signed square root of each value, then unit length.
-pub fn sqrt_l2(v: &mut [f32]) {
+pub(crate) fn sqrt_l2(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
     crate::vector::l2_normalize(v);
 }

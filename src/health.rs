@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 /// How long a live source may give no frame before it counts as stalled (and the watchdog is
 /// no longer fed, so that systemd's `WatchdogSec` restarts the service).
-pub const STALLED: Duration = Duration::from_secs(10);
+pub(crate) const STALLED: Duration = Duration::from_secs(10);
 
 /// How long after a sink dropped a message it is still reported as dropping.
-pub const SINK_DROP_MEMORY: Duration = Duration::from_secs(60);
+pub(crate) const SINK_DROP_MEMORY: Duration = Duration::from_secs(60);
 
 /// What a capture thread reports to the run loop: its current trouble (a camera that vanished
 /// or cannot be opened), and whether it gave up for good.
 #[derive(Debug, Default)]
-pub struct SourceHealth {
+pub(crate) struct SourceHealth {
     state: Mutex<SourceState>,
 }
 
@@ -34,41 +34,41 @@ impl SourceHealth {
     }
 
     /// The source is in trouble for this reason (it keeps trying).
-    pub fn trouble(&self, why: String) {
+    pub(crate) fn trouble(&self, why: String) {
         self.with(|s| s.trouble = Some(why));
     }
 
     /// The source delivers again.
-    pub fn fine(&self) {
+    pub(crate) fn fine(&self) {
         self.with(|s| s.trouble = None);
     }
 
     /// The source stopped for good for this reason; the run ends with it as its error.
-    pub fn give_up(&self, why: String) {
+    pub(crate) fn give_up(&self, why: String) {
         self.with(|s| s.gave_up = Some(why));
     }
 
     /// The current trouble, if any.
-    pub fn current_trouble(&self) -> Option<String> {
+    pub(crate) fn current_trouble(&self) -> Option<String> {
         self.with(|s| s.trouble.clone())
     }
 
     /// Why the source gave up, if it did.
-    pub fn gave_up(&self) -> Option<String> {
+    pub(crate) fn gave_up(&self) -> Option<String> {
         self.with(|s| s.gave_up.clone())
     }
 }
 
 /// Remembers when a monotonically growing drop counter last grew.
 #[derive(Debug, Default)]
-pub struct DropWatch {
+pub(crate) struct DropWatch {
     seen: u64,
     grew: Option<Instant>,
 }
 
 impl DropWatch {
     /// Takes the counter's current value.
-    pub fn observe(&mut self, count: u64) {
+    pub(crate) fn observe(&mut self, count: u64) {
         if count > self.seen {
             self.seen = count;
             self.grew = Some(Instant::now());
@@ -76,14 +76,14 @@ impl DropWatch {
     }
 
     /// True when the counter grew within `window`.
-    pub fn recent(&self, window: Duration) -> bool {
+    pub(crate) fn recent(&self, window: Duration) -> bool {
         self.grew.is_some_and(|t| t.elapsed() < window)
     }
 }
 
 /// What the run loop knows when it is asked how it is.
 #[derive(Debug, Default)]
-pub struct Observations<'a> {
+pub(crate) struct Observations<'a> {
     /// Time since a live source's last frame (`None`: files, which cannot stall).
     pub since_frame: Option<Duration>,
     /// The capture thread's current trouble.
@@ -96,7 +96,7 @@ pub struct Observations<'a> {
 
 /// The one-line verdict status text and systemd's `STATUS=` both show: `healthy`, or
 /// `NOT HEALTHY: ` and the problems joined by `; `.
-pub fn summary(problems: &[String]) -> String {
+pub(crate) fn summary(problems: &[String]) -> String {
     if problems.is_empty() {
         "healthy".to_string()
     } else {
@@ -105,7 +105,7 @@ pub fn summary(problems: &[String]) -> String {
 }
 
 /// The problems in `o`, most urgent first; empty means healthy.
-pub fn problems(o: &Observations<'_>) -> Vec<String> {
+pub(crate) fn problems(o: &Observations<'_>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(since) = o.since_frame.filter(|s| *s >= STALLED) {
         let why = o.source_trouble.map_or_else(

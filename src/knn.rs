@@ -275,7 +275,7 @@ fn retain_by<T>(v: &mut Vec<T>, width: usize, flags: &[bool]) {
 
 /// The overall nearest class and its distance, from [`KnnStore::nearest_per_class`]'s output:
 /// the 1-NN over the whole store is the nearest of the per-class nearest examples.
-pub fn nearest_class(per_class: &[Option<f32>]) -> Option<(usize, f32)> {
+pub(crate) fn nearest_class(per_class: &[Option<f32>]) -> Option<(usize, f32)> {
     per_class
         .iter()
         .enumerate()

@@ -8,10 +8,10 @@ use crate::error::{Error, Result};
 use crate::preprocess::PreprocessSpec;
 
 /// The manifest shipped in `models/`, embedded at build time.
-pub const EMBEDDED_MANIFEST: &str = include_str!("../models/manifest.json");
+pub(crate) const EMBEDDED_MANIFEST: &str = include_str!("../models/manifest.json");
 
 /// The ImageNet-1k class names, one per line, in logit order.
-pub const IMAGENET_LABELS: &str = include_str!("../models/imagenet_labels.txt");
+pub(crate) const IMAGENET_LABELS: &str = include_str!("../models/imagenet_labels.txt");
 
 /// One named network output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,7 +115,7 @@ impl Manifest {
 }
 
 /// The ImageNet class names shipped with the backbone, in logit order.
-pub fn imagenet_labels() -> Vec<String> {
+pub(crate) fn imagenet_labels() -> Vec<String> {
     IMAGENET_LABELS
         .lines()
         .map(str::trim)

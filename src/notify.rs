@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// A connection to systemd's notification socket, if there is one.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, std::os::unix::net::SocketAddr)>,
     watchdog: Option<Duration>,
     last_ping: Option<Instant>,
@@ -16,7 +16,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Reads `NOTIFY_SOCKET` and `WATCHDOG_USEC` from the environment.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
             let path = path.to_string_lossy().into_owned();
             let addr = if let Some(name) = path.strip_prefix('@') {
@@ -49,12 +49,12 @@ impl Notifier {
     }
 
     /// Tells systemd the service is up.
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         self.send("READY=1");
     }
 
     /// Pings the watchdog, at most twice per watchdog period.
-    pub fn alive(&mut self) {
+    pub(crate) fn alive(&mut self) {
         let Some(period) = self.watchdog else { return };
         if self.last_ping.is_none_or(|t| t.elapsed() >= period / 2) {
             self.send("WATCHDOG=1");
@@ -63,13 +63,13 @@ impl Notifier {
     }
 
     /// Tells systemd what state the service is in, in words (`systemctl status` shows it).
-    pub fn status(&self, text: &str) {
+    pub(crate) fn status(&self, text: &str) {
         // One line: systemd reads the datagram as newline-separated assignments.
         self.send(&format!("STATUS={}", text.replace('\n', " ")));
     }
 
     /// Tells systemd the service is shutting down.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1");
     }
 }

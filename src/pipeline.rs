@@ -437,9 +437,7 @@ impl Classifier {
             }
             // A Prepared comes from this classifier's own Preparer, whose target matches its
             // mode; one from another classifier is refused rather than misread.
-            _ => Err(Error::Inference(
-                "a frame prepared for another classifier".into(),
-            )),
+            _ => Err(Error::inference("a frame prepared for another classifier")),
         }?;
         p.timing_ms.decode = decode_ms;
         p.timing_ms.total += decode_ms;
@@ -461,14 +459,14 @@ impl Classifier {
         let t = Instant::now();
         let logits = out
             .logits
-            .ok_or_else(|| Error::Inference("backbone returned no logits".into()))?;
+            .ok_or_else(|| Error::inference("backbone returned no logits"))?;
         let probs = head::softmax(&logits, 1.0);
         let top_k = head::top_k(&probs, &self.labels, self.top_k);
         let head_ms = ms(t);
         let (class, label, score) = top_k
             .first()
             .map(|r| (r.index, r.label.clone(), r.score))
-            .ok_or_else(|| Error::Inference("empty label list".into()))?;
+            .ok_or_else(|| Error::inference("empty label list"))?;
         let rejection = self
             .thresholds
             .verdict(class, score, None)
@@ -504,7 +502,7 @@ impl Classifier {
         let top_k = head::top_k(&probs, &self.labels, self.top_k);
         let best = top_k
             .first()
-            .ok_or_else(|| Error::Inference("empty label list".into()))?;
+            .ok_or_else(|| Error::inference("empty label list"))?;
         // One pass over the store gives both the overall nearest example and the nearest of
         // the decided class (which the unknown threshold needs).
         let (knn, own_distance) = match &bundle.store {

@@ -238,7 +238,7 @@ impl Runner {
             Ok(p) => p,
             Err(e) => {
                 self.errors += 1;
-                log::error!("{e}");
+                log::error!("{}", e.report());
                 return Ok(());
             }
         };

@@ -20,7 +20,7 @@ use crate::control::ControlEvent;
 use crate::encode::Format;
 
 /// The serial I/O thread's handle.
-pub struct SerialLink {
+pub(crate) struct SerialLink {
     path: PathBuf,
     tx: Option<SyncSender<Vec<u8>>>,
     dropped: Arc<AtomicU64>,
@@ -35,7 +35,7 @@ const QUEUE: usize = 64;
 impl SerialLink {
     /// Starts the I/O thread for `path` at `baud`. Commands read from the port (decoded per
     /// `format`: framed postcard, or text/JSON lines) go to `commands`.
-    pub fn start(
+    pub(crate) fn start(
         path: PathBuf,
         baud: u32,
         format: Format,

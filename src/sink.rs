@@ -9,14 +9,10 @@ use std::time::Duration;
 
 // The encoder, the serial link and the control events had their home here; their paths stay
 // valid for code written against them.
-pub use crate::control::ControlEvent;
-pub use crate::encode::{
-    encode_prediction, encode_reply, encode_status, Format, ReplyBody, StatusInfo,
-};
-pub use crate::serial::SerialLink;
+pub(crate) use crate::serial::SerialLink;
 
 /// Default serial speed.
-pub const DEFAULT_BAUD: u32 = 115_200;
+pub(crate) const DEFAULT_BAUD: u32 = 115_200;
 
 /// Where messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +62,7 @@ impl FromStr for SinkSpec {
 }
 
 /// The open output.
-pub enum Sink {
+pub(crate) enum Sink {
     /// Standard output, flushed per message.
     Stdout(io::BufWriter<io::Stdout>),
     /// A serial port behind its I/O thread.
@@ -84,7 +80,7 @@ impl std::fmt::Debug for Sink {
 
 impl Sink {
     /// Sends one encoded message. Only stdout can fail (a closed pipe ends the run).
-    pub fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+    pub(crate) fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
         match self {
             Self::Stdout(w) => {
                 w.write_all(&bytes)?;
@@ -98,7 +94,7 @@ impl Sink {
     }
 
     /// Messages dropped because the serial queue was full or the port away.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         match self {
             Self::Stdout(_) => 0,
             Self::Serial(l) => l.dropped(),
@@ -106,7 +102,7 @@ impl Sink {
     }
 
     /// Serial lines or frames that did not decode.
-    pub fn bad_input(&self) -> u64 {
+    pub(crate) fn bad_input(&self) -> u64 {
         match self {
             Self::Stdout(_) => 0,
             Self::Serial(l) => l.bad_input(),
@@ -114,7 +110,7 @@ impl Sink {
     }
 
     /// Flushes what is queued (serial: waits up to `timeout` for the I/O thread).
-    pub fn finish(self, timeout: Duration) {
+    pub(crate) fn finish(self, timeout: Duration) {
         match self {
             Self::Stdout(mut w) => {
                 let _ = w.flush();

@@ -332,7 +332,7 @@ impl Store {
                     });
                 }
                 Err(e) => {
-                    warnings.push(e.to_string());
+                    warnings.push(e.report());
                     refused.push(e);
                 }
             }
@@ -344,7 +344,7 @@ impl Store {
                     "no usable generation ({}); move the files away to start an empty store",
                     match &first {
                         Error::Store { reason, .. } => reason.clone(),
-                        e => e.to_string(),
+                        e => e.report(),
                     }
                 ),
             });
@@ -365,7 +365,7 @@ impl Store {
 
 /// The label rule of enrolled examples: [`crate::bundle::check_class_name`], and at most the
 /// wire's [`glance_proto::MAX_LABEL`] bytes.
-pub fn check_label(label: &str) -> Result<()> {
+pub(crate) fn check_label(label: &str) -> Result<()> {
     if label.len() > glance_proto::MAX_LABEL {
         return Err(Error::InvalidSetting(format!(
             "label `{}`: labels are at most {} bytes",

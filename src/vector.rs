@@ -6,7 +6,7 @@
 /// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
 /// (a single running f32 sum must be kept in order and cannot be vectorised). `a` may hold f32
 /// or int8 values (the int8 kNN store).
-pub fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
+pub(crate) fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
@@ -26,7 +26,7 @@ pub fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
 }
 
 /// Scales `v` to unit length in place (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
+pub(crate) fn l2_normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
@@ -39,7 +39,7 @@ pub fn l2_normalize(v: &mut [f32]) {
 /// about 1.7× faster. Values are at most 127 in magnitude (see [`quantize_i8`]), so a sum cannot
 /// overflow below 133 000 dimensions.
 #[allow(unsafe_code)] // calling the AVX2 copy of safe code once the CPU is known to have it
-pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use glance::preprocess::{decode_file, DecodeLimits};
 use glance::Error;
+use glance::{decode_file, DecodeLimits};
 
 use crate::util::*;
 
@@ -192,8 +192,8 @@ fn model_with_wrong_hash_is_refused() {
     bytes[mid] ^= 0x40;
     let model = dir.path().join("efficientnet_lite0_int8w.onnx");
     std::fs::write(&model, &bytes).expect("write");
-    let err = glance::backbone::Backbone::load(
-        &glance::backbone::ModelSource::File(model.clone()),
+    let err = glance::Backbone::load(
+        &glance::ModelSource::File(model.clone()),
         &Default::default(),
     )
     .expect_err("a flipped bit must be refused");

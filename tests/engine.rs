@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glance::backbone::{Backbone, EngineKind, EngineOptions, ModelSource};
+use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
 
 use crate::util::*;
 
@@ -34,9 +34,9 @@ fn load(model: &str, options: &EngineOptions) -> Backbone {
 }
 
 fn photo_tensor(path: &Path) -> Vec<f32> {
-    let image = glance::preprocess::decode_file(path, Default::default()).expect("decodes");
+    let image = glance::decode_file(path, Default::default()).expect("decodes");
     let spec = int8w().preprocess_spec();
-    glance::preprocess::tensor_from_image(&image, spec).expect("tensor")
+    glance::tensor_from_image(&image, spec).expect("tensor")
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn info_reports_the_embedded_backbone() {
     let bytes = std::fs::read(model_file("efficientnet_lite0_int8w.onnx")).expect("model");
     assert_eq!(
         v["backbone"]["sha256"].as_str(),
-        Some(glance::backbone::sha256_hex(&bytes).as_str())
+        Some(glance::sha256_hex(&bytes).as_str())
     );
     assert_eq!(v["backbone"]["preprocess"]["width"], 224);
     assert!(v["build_target"].as_str().is_some_and(|t| !t.is_empty()));

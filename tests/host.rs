@@ -9,9 +9,8 @@ use crate::util::*;
 
 /// Crops of one photo: different views of the same object, so that a class is learnable.
 fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {
-    let img =
-        glance::preprocess::decode_file(&fixture(&format!("photos/{photo}")), Default::default())
-            .expect("fixture decodes");
+    let img = glance::decode_file(&fixture(&format!("photos/{photo}")), Default::default())
+        .expect("fixture decodes");
     let (w, h) = img.dimensions();
     (0..n)
         .map(|i| {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use glance::bundle::{Bundle, FeatureKind};
+use glance::{Bundle, FeatureKind};
 
 use crate::util::*;
 
@@ -13,11 +13,8 @@ use crate::util::*;
 fn base_bundle(dir: &Path) -> Bundle {
     let data = dir.join("data");
     for (class, name) in [("cat", "chelsea.png"), ("coffee", "coffee.png")] {
-        let img = glance::preprocess::decode_file(
-            &fixture(&format!("photos/{name}")),
-            Default::default(),
-        )
-        .expect("fixture");
+        let img = glance::decode_file(&fixture(&format!("photos/{name}")), Default::default())
+            .expect("fixture");
         std::fs::create_dir_all(data.join(class)).expect("mkdir");
         for i in 0..4u32 {
             let s = 200 + 40 * i;
@@ -149,7 +146,7 @@ fn crafted_bundles_with_a_valid_crc_are_refused_not_panicked_on() {
         .rposition(|w| w == b"features")
         .expect("the graph's output is named `features`");
     onnx[at + 7] = b'z';
-    b.backbone.sha256 = glance::backbone::sha256_hex(&onnx);
+    b.backbone.sha256 = glance::sha256_hex(&onnx);
     b.onnx = Some(onnx);
     refused(dir, "dangling-output", &b, "is produced by no node");
 
@@ -171,8 +168,8 @@ fn crafted_bundles_with_a_valid_crc_are_refused_not_panicked_on() {
 
 #[test]
 fn labels_that_could_forge_lines_are_refused_on_enrol_and_escaped_in_text() {
-    use glance::knn::Precision;
-    use glance::store::Store;
+    use glance::Precision;
+    use glance::Store;
     let mut store = Store::new("x", 2, 10, Precision::F32);
     for bad in ["a\nb", "\u{1b}[31mred", "unknown", ""] {
         assert!(
@@ -181,8 +178,8 @@ fn labels_that_could_forge_lines_are_refused_on_enrol_and_escaped_in_text() {
         );
     }
     assert!(store.add("mug", &[1.0, 0.0], String::new()).is_ok());
-    assert_eq!(glance::bundle::printable("a\nb\u{1b}c"), "a\\nb\\u{1b}c");
-    assert_eq!(glance::bundle::printable("plain"), "plain");
+    assert_eq!(glance::printable("a\nb\u{1b}c"), "a\\nb\\u{1b}c");
+    assert_eq!(glance::printable("plain"), "plain");
 }
 
 #[test]
@@ -238,7 +235,7 @@ fn a_tiny_file_declaring_a_huge_image_is_refused_against_the_whole_decode_budget
     bytes[sof + 5..sof + 7].copy_from_slice(&16_000u16.to_be_bytes());
     bytes[sof + 7..sof + 9].copy_from_slice(&16_000u16.to_be_bytes());
     assert!(bytes.len() < 1000);
-    let err = glance::preprocess::decode_bytes(&bytes, Path::new("bomb.jpg"), Default::default())
+    let err = glance::decode_bytes(&bytes, Path::new("bomb.jpg"), Default::default())
         .expect_err("refused");
     let msg = err.to_string();
     assert!(
@@ -246,20 +243,20 @@ fn a_tiny_file_declaring_a_huge_image_is_refused_against_the_whole_decode_budget
         "{msg}"
     );
     // A board profile's smaller budget refuses what the default lets through.
-    let rpi = glance::board::BoardProfile::load("rpi-armv7").expect("profile");
+    let rpi = glance::BoardProfile::load("rpi-armv7").expect("profile");
     let budget = u64::from(rpi.decode_budget_mb.expect("budget")) << 20;
     let photo = std::fs::read(fixture("photos/china.jpg")).expect("photo");
     // china.jpg is 640×427 RGB: 820 kB decoded.
-    let tight = glance::preprocess::DecodeLimits {
+    let tight = glance::DecodeLimits {
         max_alloc: 512 << 10,
         ..Default::default()
     };
-    assert!(glance::preprocess::decode_bytes(&photo, Path::new("china.jpg"), tight).is_err());
-    let board = glance::preprocess::DecodeLimits {
+    assert!(glance::decode_bytes(&photo, Path::new("china.jpg"), tight).is_err());
+    let board = glance::DecodeLimits {
         max_alloc: budget,
         ..Default::default()
     };
-    assert!(glance::preprocess::decode_bytes(&photo, Path::new("china.jpg"), board).is_ok());
+    assert!(glance::decode_bytes(&photo, Path::new("china.jpg"), board).is_ok());
 }
 
 #[test]
@@ -318,6 +315,6 @@ fn an_exr_header_declaring_huge_tiles_is_refused_before_decoding() {
         "{err}"
     );
     let bytes = std::fs::read(fixture("hostile/exr-tile-bomb.exr")).expect("fixture");
-    let declared = glance::preprocess::exr_declared_bytes(&bytes).expect("a walkable header");
+    let declared = glance::exr_declared_bytes(&bytes).expect("a walkable header");
     assert!(declared > 2_000_000_000, "{declared}");
 }

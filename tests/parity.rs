@@ -3,7 +3,7 @@
 
 use crate::util::*;
 
-fn check(model_key: &str, backbone: &glance::backbone::Backbone, min_cosine: f64) {
+fn check(model_key: &str, backbone: &glance::Backbone, min_cosine: f64) {
     let tensors = reference()["tensors"].as_object().expect("tensors");
     assert!(tensors.len() >= 3, "fixture has too few tensors");
     for (name, models) in tensors {
@@ -62,17 +62,14 @@ fn centre_crop_resize_matches_pil() {
         } else {
             format!("{name}.png")
         };
-        let photo = glance::preprocess::decode_file(
+        let photo = glance::decode_file(
             &fixture(&format!("photos/{photo_name}")),
             Default::default(),
         )
         .expect("decodes");
-        let ours = glance::preprocess::resize(&photo, spec);
-        let pil = glance::preprocess::decode_file(
-            &fixture(&format!("tensors/{name}.png")),
-            Default::default(),
-        )
-        .expect("decodes");
+        let ours = glance::resize(&photo, spec);
+        let pil = glance::decode_file(&fixture(&format!("tensors/{name}.png")), Default::default())
+            .expect("decodes");
         assert_eq!(ours.dimensions(), pil.dimensions());
         let diff: f64 = ours
             .as_raw()

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use glance::knn::Precision;
-use glance::store::{Generation, Store};
+use glance::Precision;
+use glance::{Generation, Store};
 use glance_proto::frame::{self, FrameDecoder, MAX_ENCODED};
 use glance_proto::{Message, Reply};
 use serde_json::Value;
@@ -628,7 +628,7 @@ fn enroll_forget_and_save_round_trip_through_the_store_file() {
     let saved = Store::read(&store, &sha, 1280).unwrap();
     assert_eq!(saved.counts(), vec![("cup".to_string(), 1)]);
     // the previous generation is the one before the forget
-    let prev = Store::read(&glance::store::previous_path(&store), &sha, 1280).unwrap();
+    let prev = Store::read(&glance::previous_path(&store), &sha, 1280).unwrap();
     assert_eq!(prev.len(), 4);
 }
 
@@ -726,7 +726,7 @@ fn kill_9_during_saves_never_leaves_a_broken_store() {
 fn a_truncated_or_bit_flipped_store_falls_back_to_the_previous_generation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.store");
-    let prev = glance::store::previous_path(&path);
+    let prev = glance::previous_path(&path);
     let fresh = || Store::new("sha", 1280, 10, Precision::I8);
     let first = big_store("sha", 5, 0.0);
     let second = big_store("sha", 6, 0.5);
@@ -810,7 +810,7 @@ fn camera_formats_convert_like_ffmpeg() {
         .unwrap();
     assert!(st.success());
     let data = std::fs::read(&yuyv).unwrap();
-    let ours = glance::source::convert::yuyv_to_rgb(&data, w, h, 2 * w).unwrap();
+    let ours = glance::yuyv_to_rgb(&data, w, h, 2 * w).unwrap();
     let theirs = std::fs::read(&reference).unwrap();
     let diff: f64 = ours
         .as_raw()
@@ -838,14 +838,14 @@ fn camera_formats_convert_like_ffmpeg() {
     }
     stripped.extend_from_slice(&full[p..]);
     assert!(stripped.len() < full.len(), "the frame had tables to strip");
-    let limits = glance::preprocess::DecodeLimits::default();
+    let limits = glance::DecodeLimits::default();
     let name = Path::new("mjpeg");
-    assert!(glance::preprocess::decode_bytes(&stripped, name, limits).is_err());
-    let fixed = glance::source::convert::mjpeg_to_jpeg(&stripped);
-    let a = glance::preprocess::decode_bytes(&fixed, name, limits).unwrap();
-    let b = glance::preprocess::decode_bytes(&full, name, limits).unwrap();
+    assert!(glance::decode_bytes(&stripped, name, limits).is_err());
+    let fixed = glance::mjpeg_to_jpeg(&stripped);
+    let a = glance::decode_bytes(&fixed, name, limits).unwrap();
+    let b = glance::decode_bytes(&full, name, limits).unwrap();
     assert_eq!(a, b, "same pixels as the frame with its tables");
-    assert_eq!(&*glance::source::convert::mjpeg_to_jpeg(&full), &full[..]);
+    assert_eq!(&*glance::mjpeg_to_jpeg(&full), &full[..]);
 }
 
 #[test]
@@ -874,7 +874,7 @@ fn v4l2_declarations_match_the_kernel_header() {
             Some((k.to_owned(), v.parse().ok()?))
         })
         .collect();
-    let ours = glance::source::v4l2::abi();
+    let ours = glance::v4l2_abi();
     assert_eq!(c.len(), ours.len());
     for (name, v) in ours {
         assert_eq!(c.get(name), Some(&v), "{name}");
@@ -883,15 +883,15 @@ fn v4l2_declarations_match_the_kernel_header() {
 
 #[test]
 fn a_device_that_is_not_a_camera_is_refused_by_name() {
-    let cfg = glance::runtime::default_camera();
-    let e = glance::source::v4l2::Camera::open(Path::new("/dev/null"), &cfg)
+    let cfg = glance::default_camera();
+    let e = glance::Camera::open(Path::new("/dev/null"), &cfg)
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("/dev/null") && e.contains("not a V4L2 device"),
         "{e}"
     );
-    let e = glance::source::v4l2::Camera::open(Path::new("/dev/video-nope"), &cfg)
+    let e = glance::Camera::open(Path::new("/dev/video-nope"), &cfg)
         .unwrap_err()
         .to_string();
     assert!(

@@ -15,7 +15,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn photo(name: &str) -> RgbImage {
-    glance::preprocess::decode_file(&fixture(&format!("photos/{name}")), Default::default())
+    glance::decode_file(&fixture(&format!("photos/{name}")), Default::default())
         .expect("fixture decodes")
 }
 
@@ -68,15 +68,14 @@ fn encode(img: &RgbImage, exif: Option<Vec<u8>>, jpeg: bool) -> Vec<u8> {
 fn exif_orientation_is_applied_under_all_eight_tags() {
     let upright = photo("chelsea.png");
     let name = Path::new("phone.png");
-    let limits = glance::preprocess::DecodeLimits::default();
+    let limits = glance::DecodeLimits::default();
     let spec = int8w().preprocess_spec().clone();
     let features = |img: &RgbImage| {
-        let t = glance::preprocess::tensor_from_image(img, &spec).expect("tensor");
+        let t = glance::tensor_from_image(img, &spec).expect("tensor");
         int8w().run(t).expect("backbone").features
     };
     let upright_jpeg =
-        glance::preprocess::decode_bytes(&encode(&upright, None, true), name, limits)
-            .expect("decodes");
+        glance::decode_bytes(&encode(&upright, None, true), name, limits).expect("decodes");
     let reference = features(&upright_jpeg);
     for o in 1..=8u8 {
         let stored = stored_for(&upright, o);
@@ -89,14 +88,14 @@ fn exif_orientation_is_applied_under_all_eight_tags() {
         }
         // PNG is lossless: the decoded pixels are the upright photo's, exactly.
         let png = encode(&stored, Some(exif_orientation(o)), false);
-        let decoded = glance::preprocess::decode_bytes(&png, name, limits).expect("png decodes");
+        let decoded = glance::decode_bytes(&png, name, limits).expect("png decodes");
         assert!(
             decoded == upright,
             "PNG with orientation {o} is not upright after decoding"
         );
         // A phone's JPEG: the features match the upright photo's.
         let jpeg = encode(&stored, Some(exif_orientation(o)), true);
-        let decoded = glance::preprocess::decode_bytes(&jpeg, name, limits).expect("jpeg decodes");
+        let decoded = glance::decode_bytes(&jpeg, name, limits).expect("jpeg decodes");
         assert_eq!(
             decoded.dimensions(),
             upright.dimensions(),
@@ -114,11 +113,11 @@ fn exif_orientation_is_applied_under_all_eight_tags() {
 fn truncated_jpegs_are_refused_unless_allowed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let whole = encode(&photo("coffee.png"), None, true);
-    assert_eq!(glance::preprocess::jpeg_truncation(&whole), None);
+    assert_eq!(glance::jpeg_truncation(&whole), None);
     // Bytes after the end-of-image marker (camera trailers, USB padding) are allowed.
     let mut padded = whole.clone();
     padded.extend_from_slice(&[0u8; 64]);
-    assert_eq!(glance::preprocess::jpeg_truncation(&padded), None);
+    assert_eq!(glance::jpeg_truncation(&padded), None);
     for percent in [10usize, 50, 90] {
         let cut = &whole[..whole.len() * percent / 100];
         let path = tmp.path().join(format!("cut{percent}.jpg"));

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use glance::backbone::{Backbone, ModelSource};
+use glance::{Backbone, ModelSource};
 use serde_json::Value;
 
 pub fn root() -> PathBuf {
@@ -159,8 +159,8 @@ pub fn stdout_json_lines(out: &Output) -> Vec<Value> {
 }
 
 pub fn tensor_of(path: &Path) -> Vec<f32> {
-    let image = glance::preprocess::decode_file(path, Default::default()).expect("decodes");
-    glance::preprocess::normalize(&image, int8w().preprocess_spec()).expect("224×224 tensor")
+    let image = glance::decode_file(path, Default::default()).expect("decodes");
+    glance::normalize(&image, int8w().preprocess_spec()).expect("224×224 tensor")
 }
 
 /// onnxruntime's library for the `--engine ort` tests: `ORT_DYLIB_PATH` (scripts/test.sh sets it

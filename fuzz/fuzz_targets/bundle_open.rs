@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use glance::bundle::{Bundle, BUNDLE_MAGIC, BUNDLE_VERSION};
+use glance::{Bundle, BUNDLE_MAGIC, BUNDLE_VERSION};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let bytes = match mode % 3 {
         0 => body.to_vec(),
-        1 => glance::envelope::seal(&BUNDLE_MAGIC, BUNDLE_VERSION, body),
-        _ => glance::envelope::seal(&BUNDLE_MAGIC, 1, body),
+        1 => glance::seal(&BUNDLE_MAGIC, BUNDLE_VERSION, body),
+        _ => glance::seal(&BUNDLE_MAGIC, 1, body),
     };
     let Ok(bundle) = Bundle::from_bytes(&bytes, Path::new("fuzz.glb")) else {
         return;

@@ -3,7 +3,7 @@
 //! geometry must be refused, never read out of bounds or allocated without bound.
 #![no_main]
 
-use glance::source::convert::yuyv_to_rgb;
+use glance::yuyv_to_rgb;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! parses must satisfy the shared range rules, so no source can smuggle past them.
 #![no_main]
 
-use glance::control::{self, LineReader, MAX_COMMAND_LINE};
+use glance::commands::{self, LineReader, MAX_COMMAND_LINE};
 use glance_proto::Command;
 use libfuzzer_sys::fuzz_target;
 
@@ -11,13 +11,13 @@ fn check(cmd: &Command) {
     match cmd {
         Command::SetThreshold { label, value } => {
             assert!(
-                control::check_score(*value).is_ok(),
+                commands::check_score(*value).is_ok(),
                 "{label}: score {value} passed"
             );
         }
         Command::SetDistance { label, value } => {
             assert!(
-                control::check_distance(*value).is_ok(),
+                commands::check_distance(*value).is_ok(),
                 "{label}: distance {value} passed"
             );
         }
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let mut take = |line: Result<String, String>| {
         if let Ok(text) = line {
             assert!(text.len() <= MAX_COMMAND_LINE);
-            if let Ok((_, cmd)) = control::parse_line(&text) {
+            if let Ok((_, cmd)) = commands::parse_line(&text) {
                 check(&cmd);
                 parsed.push(cmd);
             }
@@ -53,8 +53,8 @@ fuzz_target!(|data: &[u8]| {
             _ => true,
         };
         if one_word {
-            let text = control::to_text(&cmd);
-            assert_eq!(control::parse_text(&text).as_ref(), Ok(&cmd), "`{text}`");
+            let text = commands::to_text(&cmd);
+            assert_eq!(commands::parse_text(&text).as_ref(), Ok(&cmd), "`{text}`");
         }
     }
     // Postcard commands as they come off the serial wire (inside a frame, see wire_stream):

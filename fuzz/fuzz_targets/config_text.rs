@@ -3,8 +3,8 @@
 //! parses into values the rest of the code may rely on, or is refused with an error.
 #![no_main]
 
-use glance::board::BoardProfile;
-use glance::manifest::Manifest;
+use glance::BoardProfile;
+use glance::Manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

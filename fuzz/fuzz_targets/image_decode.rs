@@ -5,10 +5,10 @@
 //! malloc limit a little above it: an image that decodes past its budget is a crash.
 #![no_main]
 
-use glance::manifest::Manifest;
-use glance::pipeline::Preparer;
-use glance::preprocess::DecodeLimits;
-use glance::source::{Frame, FrameData};
+use glance::DecodeLimits;
+use glance::Manifest;
+use glance::Preparer;
+use glance::{Frame, FrameData};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! the limit, the bytes held never exceed it, and chunking does not change the frames.
 #![no_main]
 
-use glance::source::mjpeg::MjpegSplitter;
+use glance::MjpegSplitter;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_FRAME: usize = 4096;

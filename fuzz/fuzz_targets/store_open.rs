@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use glance::store::{Store, STORE_MAGIC, STORE_VERSION};
+use glance::{Store, STORE_MAGIC, STORE_VERSION};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let bytes = if mode % 2 == 0 {
         body.to_vec()
     } else {
-        glance::envelope::seal(&STORE_MAGIC, STORE_VERSION, body)
+        glance::seal(&STORE_MAGIC, STORE_VERSION, body)
     };
     let Ok(mut store) = Store::from_bytes(&bytes, Path::new("fuzz.store")) else {
         return;

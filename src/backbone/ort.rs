@@ -86,30 +86,35 @@ pub(super) struct OrtEngine {
 impl OrtEngine {
     pub(super) fn new(bytes: &[u8], options: &EngineOptions, origin: &Path) -> Result<Self> {
         let (env, version) = environment(options)?;
-        let fail = |what: &str, e: &dyn std::fmt::Display| Error::ModelLoad {
+        let fail = |what: &str, e: ort::Error| Error::ModelLoad {
             path: origin.to_path_buf(),
-            reason: format!("onnxruntime: {what}: {e}"),
+            reason: format!("onnxruntime: {what}"),
+            source: Some(e.into()),
         };
         let threads = options.threads.max(1);
         let session = Session::builder(env)
-            .map_err(|e| fail("session options", &e))?
+            .map_err(|e| fail("session options", e))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| fail("optimisation level", &e))?
+            .map_err(|e| fail("optimisation level", e.into()))?
             .with_intra_threads(threads)
-            .map_err(|e| fail("threads", &e))?
+            .map_err(|e| fail("threads", e.into()))?
             .with_inter_threads(1)
-            .map_err(|e| fail("threads", &e))?
+            .map_err(|e| fail("threads", e.into()))?
             // A camera frame comes every 30–100 ms; threads spinning between frames would burn
             // the cores that capture and the rest of the board need.
             .with_intra_op_spinning(false)
-            .map_err(|e| fail("spinning", &e))?
+            .map_err(|e| fail("spinning", e.into()))?
             .commit_from_memory(bytes)
-            .map_err(|e| fail("loading the graph", &e))?;
+            .map_err(|e| fail("loading the graph", e))?;
         let input = session
             .inputs()
             .first()
             .map(|o| o.name().to_owned())
-            .ok_or_else(|| fail("graph", &"has no input"))?;
+            .ok_or_else(|| Error::ModelLoad {
+                path: origin.to_path_buf(),
+                reason: "onnxruntime: the graph has no input".into(),
+                source: None,
+            })?;
         let outputs = session
             .outputs()
             .iter()
@@ -160,13 +165,13 @@ impl Engine for OrtEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let err = |e: ort::Error| Error::Inference(format!("onnxruntime: {e}"));
+        let err = |e: ort::Error| Error::inference_from("onnxruntime", e);
         let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let tensor = TensorRef::from_array_view((shape, input)).map_err(err)?;
         let mut session = self
             .session
             .lock()
-            .map_err(|_| Error::Inference("onnxruntime session poisoned by a panic".to_owned()))?;
+            .map_err(|_| Error::inference("onnxruntime session poisoned by a panic"))?;
         let outputs = session
             .run(ort::inputs![self.input.as_str() => tensor])
             .map_err(err)?;
@@ -175,7 +180,7 @@ impl Engine for OrtEngine {
             .map(|name| {
                 let value = outputs
                     .get(name)
-                    .ok_or_else(|| Error::Inference(format!("onnxruntime: no output `{name}`")))?;
+                    .ok_or_else(|| Error::inference(format!("onnxruntime: no output `{name}`")))?;
                 let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
                 Ok(data.to_vec())
             })

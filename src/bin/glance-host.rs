@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
-use glance::backbone::EngineOptions;
 use glance::host::commands::{self, DataSpec, FeatureChoice, Format, HeadSpec, StorePrecision};
-use glance::host::workbench::{DeepNorm, RunOptions};
-use glance::preprocess::DecodeLimits;
+use glance::host::{DeepNorm, RunOptions};
+use glance::DecodeLimits;
+use glance::EngineOptions;
 
 /// Host workbench for glance: inspect a dataset, extract and cache deep features, fit a head on
 /// deep features or raw pixels, evaluate, query the kNN store, and pack bundles for the board.
@@ -137,7 +137,7 @@ struct RunArgs {
     /// libonnxruntime.so: --ort-library, else $ORT_DYLIB_PATH). Both give the same features
     /// (cosine 1.000000 on the test photos), so one cache serves both.
     #[arg(long, default_value = "tract", value_name = "ENGINE")]
-    engine: glance::backbone::EngineKind,
+    engine: glance::EngineKind,
     /// onnxruntime's shared library for `--engine ort`.
     #[arg(long, value_name = "FILE")]
     ort_library: Option<PathBuf>,
@@ -151,7 +151,7 @@ impl RunArgs {
                 kind: self.engine,
                 // onnxruntime runs one frame at a time on all the threads (its session is
                 // shared by the extraction workers); tract runs one frame per worker.
-                threads: if self.engine == glance::backbone::EngineKind::Ort {
+                threads: if self.engine == glance::EngineKind::Ort {
                     self.threads()
                 } else {
                     1
@@ -163,7 +163,7 @@ impl RunArgs {
             cache_dir: (!self.no_cache).then(|| {
                 self.cache
                     .clone()
-                    .unwrap_or_else(glance::host::extract::default_cache_dir)
+                    .unwrap_or_else(glance::host::default_cache_dir)
             }),
             threads: self.threads(),
             progress: !self.quiet,
@@ -356,19 +356,19 @@ struct FeaturesArgs {
 }
 
 fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
-    use glance::host::monitor::{self, MonitorOptions};
-    let spec: glance::sink::SinkSpec = format!("serial:{}", args.port)
+    use glance::host::MonitorOptions;
+    let spec: glance::SinkSpec = format!("serial:{}", args.port)
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
-    let glance::sink::SinkSpec::Serial { path, baud } = spec else {
+    let glance::SinkSpec::Serial { path, baud } = spec else {
         bail!("`{}` is not a serial device", args.port);
     };
     let opts = MonitorOptions {
         path,
         baud,
         framing: match args.framing {
-            Framing::Postcard => monitor::Framing::Postcard,
-            Framing::Json => monitor::Framing::Json,
+            Framing::Postcard => glance::host::Framing::Postcard,
+            Framing::Json => glance::host::Framing::Json,
         },
         json: args.format == Format::Json,
         send: args.send,
@@ -376,14 +376,14 @@ fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         count: args.count,
         timeout: match args.timeout {
             Some(t) => {
-                glance::control::check_seconds("--timeout", t).map_err(anyhow::Error::msg)?
+                glance::commands::check_seconds("--timeout", t).map_err(anyhow::Error::msg)?
             }
             None => None,
         },
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let summary = monitor::monitor(&opts, &mut out)?;
+    let summary = glance::host::monitor(&opts, &mut out)?;
     if summary.errors > 0 {
         eprintln!(
             "glance-host: {} message(s), {} undecodable frame(s) or line(s) skipped",
@@ -401,7 +401,7 @@ fn main() -> ExitCode {
         Command::Extract(a) => commands::extract(a.job()),
         Command::Fit(a) => commands::fit(a.job()),
         Command::Eval(a) => commands::eval(a.job()),
-        Command::Show(a) => glance::host::show::show(&a.bundle, a.format == Format::Json),
+        Command::Show(a) => glance::host::show(&a.bundle, a.format == Format::Json),
         Command::Query(a) => commands::query(a.job()),
         Command::Compare(a) => commands::compare(a.job()),
         Command::Features(a) => commands::features(a.job()),

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use glance::backbone::{Backbone, EngineKind, EngineOptions, ModelSource};
-use glance::bundle::printable;
-use glance::manifest::Manifest;
-use glance::pipeline::{Classifier, ClassifierConfig, Prediction};
-use glance::preprocess::DecodeLimits;
+use glance::encode_classified;
+use glance::DecodeLimits;
+use glance::Manifest;
+use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
+use glance::{Classifier, ClassifierConfig};
 
 /// Edge image classifier: an int8 EfficientNet-Lite0 backbone on tract, with a linear head and a
 /// kNN store from a bundle (or the 1000 ImageNet classes with none).
@@ -92,9 +92,9 @@ struct EngineArgs {
 impl EngineArgs {
     /// The engine options for `threads`; tract's threads are process-wide, so they are set here.
     fn options(&self, threads: usize) -> anyhow::Result<EngineOptions> {
-        let threads = glance::control::check_threads(threads).map_err(anyhow::Error::msg)?;
+        let threads = glance::commands::check_threads(threads).map_err(anyhow::Error::msg)?;
         if self.engine == EngineKind::Tract {
-            glance::backbone::set_threads(threads)?;
+            glance::set_threads(threads)?;
         }
         Ok(EngineOptions {
             kind: self.engine,
@@ -179,7 +179,7 @@ struct RunArgs {
     #[arg(long, value_name = "[LABEL=]V")]
     max_distance: Vec<String>,
     /// Cosine distance within which a frame matches an enrolled example.
-    #[arg(long, default_value_t = glance::decision::DEFAULT_ENROLLED_DISTANCE, value_name = "D")]
+    #[arg(long, default_value_t = glance::DEFAULT_ENROLLED_DISTANCE, value_name = "D")]
     enrolled_distance: f32,
     /// Number of classes in each decision's top-k.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -200,7 +200,7 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = PixelFormat::Auto)]
     pixel_format: PixelFormat,
     /// Refuse frames wider or taller than this many pixels.
-    #[arg(long, default_value_t = glance::preprocess::DEFAULT_MAX_SIDE, value_name = "PX")]
+    #[arg(long, default_value_t = glance::DEFAULT_MAX_SIDE, value_name = "PX")]
     max_side: u32,
     /// Decide JPEG frames and files that end before their end-of-image marker instead of
     /// refusing them as truncated.
@@ -277,7 +277,7 @@ struct ClassifyArgs {
     #[arg(long)]
     with_features: bool,
     /// Refuse images wider or taller than this many pixels.
-    #[arg(long, default_value_t = glance::preprocess::DEFAULT_MAX_SIDE, value_name = "PX")]
+    #[arg(long, default_value_t = glance::DEFAULT_MAX_SIDE, value_name = "PX")]
     max_side: u32,
     /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
     /// bundle's calibrated thresholds. Repeatable.
@@ -331,7 +331,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// enrolled label (checked once the store is loaded).
 fn parse_owned_threshold(flag: &str, distance: bool) -> anyhow::Result<(Option<String>, f32)> {
     let (label, value) =
-        glance::control::parse_threshold_flag(flag, distance).map_err(anyhow::Error::msg)?;
+        glance::commands::parse_threshold_flag(flag, distance).map_err(anyhow::Error::msg)?;
     Ok((label.map(str::to_owned), value))
 }
 
@@ -345,15 +345,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use glance::runtime::{self, Emit, RunConfig, SourceSpec};
-    use glance::sink::{self, SinkSpec};
-    use glance::source::v4l2::{PIX_MJPEG, PIX_YUYV};
+    use glance::{Emit, RunConfig, SinkSpec, SourceSpec};
+    use glance::{PIX_MJPEG, PIX_YUYV};
     use std::str::FromStr;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     let board = match &args.board {
-        Some(b) => Some(glance::board::BoardProfile::load(b)?),
+        Some(b) => Some(glance::BoardProfile::load(b)?),
         None => None,
     };
     let source = match (&args.source, &board) {
@@ -374,25 +373,11 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| board.as_ref().map(|b| b.camera.size.clone()))
         .unwrap_or_else(|| "640x480".into());
-    let size = size_text
-        .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-        .filter(|&(w, h)| w > 0 && h > 0)
-        .ok_or_else(|| anyhow::anyhow!("--size `{size_text}`: expected WIDTHxHEIGHT"))?;
-    // A board profile's threads are for its board: on a machine with fewer cores they are cut
-    // to what it has; a --threads flag beyond them is refused.
-    let threads = args.threads.unwrap_or_else(|| {
-        board.as_ref().map_or(1, |b| {
-            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-            if b.threads > cores {
-                log::warn!(
-                    "board profile asks for {} threads; this machine has {cores} cores",
-                    b.threads
-                );
-            }
-            b.threads.clamp(1, cores)
-        })
-    });
+    let size = glance::commands::parse_size(&size_text).map_err(anyhow::Error::msg)?;
+    // A --threads flag beyond this machine's cores is refused (EngineArgs::options).
+    let threads = args
+        .threads
+        .unwrap_or_else(|| board.as_ref().map_or(1, |b| b.threads_here()));
     let engine = args.engine.options(threads)?;
     let bundle = load_bundle(&args.bundle)?;
     if args.smooth == 0 {
@@ -401,7 +386,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=2.0).contains(&args.enrolled_distance) {
         anyhow::bail!("--enrolled-distance must be within 0..=2 (cosine distance)");
     }
-    let mut camera = runtime::default_camera();
+    let mut camera = glance::default_camera();
     camera.size = size;
     camera.fps = args
         .fps
@@ -416,7 +401,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         source: SourceSpec::parse(&source),
         looping: args.looping,
         camera,
-        camera_wait: glance::control::check_seconds("--camera-wait", args.camera_wait)
+        camera_wait: glance::commands::check_seconds("--camera-wait", args.camera_wait)
             .map_err(anyhow::Error::msg)?
             .unwrap_or_default(),
         classifier: ClassifierConfig {
@@ -430,9 +415,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
                 max_alloc: board
                     .as_ref()
                     .and_then(|b| b.decode_budget_mb)
-                    .map_or(glance::preprocess::DEFAULT_MAX_ALLOC, |mb| {
-                        u64::from(mb) << 20
-                    }),
+                    .map_or(glance::DEFAULT_MAX_ALLOC, |mb| u64::from(mb) << 20),
             },
             with_features: true,
         },
@@ -442,15 +425,15 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             .or_else(|| board.as_ref().map(|b| b.store.capacity))
             .unwrap_or(1000),
         store_precision: match args.store_precision {
-            StorePrecision::I8 => glance::knn::Precision::I8,
-            StorePrecision::F32 => glance::knn::Precision::F32,
+            StorePrecision::I8 => glance::Precision::I8,
+            StorePrecision::F32 => glance::Precision::F32,
         },
         autosave: !args.no_autosave,
         output,
         format: match args.format {
-            RunFormat::Text => sink::Format::Text,
-            RunFormat::Json => sink::Format::Json,
-            RunFormat::Postcard => sink::Format::Postcard,
+            RunFormat::Text => glance::Format::Text,
+            RunFormat::Json => glance::Format::Json,
+            RunFormat::Postcard => glance::Format::Postcard,
         },
         control_stdin: args.control == Control::Stdin,
         emit: match args.emit {
@@ -458,7 +441,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             EmitArg::OnChange => Emit::OnChange,
         },
         smooth: args.smooth,
-        heartbeat: glance::control::check_seconds("--heartbeat", args.heartbeat)
+        heartbeat: glance::commands::check_seconds("--heartbeat", args.heartbeat)
             .map_err(anyhow::Error::msg)?,
         decode_ahead: !args.no_decode_ahead,
         min_score: args
@@ -483,7 +466,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             .context("cannot install signal handlers")?;
     }
     let from_stdin = config.source == SourceSpec::Stdin;
-    let summary = runtime::run(config, stop)?;
+    let summary = glance::run(config, stop)?;
     let secs = summary.elapsed.as_secs_f64();
     log::info!(
         "{} frames in {secs:.2} s ({:.1} frames/s), {} errors, {} dropped",
@@ -515,7 +498,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         glance::bench::synthetic_frames()?
     } else {
         let mut v = Vec::new();
-        for item in glance::source::expand_paths(&args.images) {
+        for item in glance::expand_paths(&args.images) {
             let path = item.map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
             let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
             v.push((path.display().to_string(), bytes));
@@ -532,61 +515,24 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let r = glance::bench::run(&classifier, &frames, args.warmup, args.frames)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let rows = glance::bench::STAGES.iter().zip(&r.stages);
     match args.format {
-        Format::Json => {
-            let stages: serde_json::Map<String, serde_json::Value> = rows
-                .map(|(n, p)| {
-                    let v = serde_json::json!({"p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99});
-                    (n.to_string(), v)
-                })
-                .collect();
-            let v = serde_json::json!({
-                "frames": r.frames,
-                "distinct_frames": r.distinct_frames,
-                "frames_per_second": r.frames_per_second,
-                "build_target": glance::BUILD_TARGET,
-                "engine": r.engine,
-                "threads": args.threads,
-                "stages": stages,
-            });
-            writeln!(out, "{v}")?;
-        }
+        Format::Json => writeln!(out, "{}", r.to_json(args.threads))?,
         Format::Text => {
-            let head = if args.bundle.is_some() {
+            let decider = if args.bundle.is_some() {
                 "bundle"
             } else {
                 "ImageNet head"
             };
-            writeln!(
-                out,
-                "{} frames ({} distinct), {head} ({}), {}, {} thread(s)",
-                r.frames,
-                r.distinct_frames,
-                glance::BUILD_TARGET,
-                r.engine,
-                args.threads
-            )?;
-            writeln!(
-                out,
-                "{:<11} {:>9} {:>9} {:>9}",
-                "stage", "p50 ms", "p90 ms", "p99 ms"
-            )?;
-            for (n, p) in rows {
-                writeln!(out, "{n:<11} {:>9.2} {:>9.2} {:>9.2}", p.p50, p.p90, p.p99)?;
-            }
-            writeln!(out, "{:.1} frames/s", r.frames_per_second)?;
+            r.write_text(&mut out, decider, args.threads)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The `--bundle` file, loaded and checked, with its path.
-fn load_bundle(
-    path: &Option<PathBuf>,
-) -> anyhow::Result<Option<(glance::bundle::Bundle, PathBuf)>> {
+fn load_bundle(path: &Option<PathBuf>) -> anyhow::Result<Option<(glance::Bundle, PathBuf)>> {
     Ok(match path {
-        Some(p) => Some((glance::bundle::Bundle::load(p)?, p.clone())),
+        Some(p) => Some((glance::Bundle::load(p)?, p.clone())),
         None => None,
     })
 }
@@ -617,14 +563,14 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failures = 0usize;
-    for item in glance::source::expand_paths(&args.images) {
+    for item in glance::expand_paths(&args.images) {
         let result = match item {
             Ok(path) => classifier.classify_file(&path).map_err(anyhow::Error::from),
             Err((path, e)) => Err(anyhow::anyhow!("{}: {e}", path.display())),
         };
         match result {
             Ok(p) => {
-                write_prediction(&mut out, &p, args.format)?;
+                out.write_all(&encode_classified(&p, args.format == Format::Json))?;
                 out.flush()?;
             }
             Err(e) => {
@@ -642,103 +588,15 @@ fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_prediction(out: &mut impl Write, p: &Prediction, format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer(&mut *out, p)?;
-            writeln!(out)?;
-        }
-        Format::Text => {
-            let others: Vec<String> = p
-                .top_k
-                .iter()
-                .skip(1)
-                .map(|r| format!("{} {:.1}%", printable(&r.label), r.score * 100.0))
-                .collect();
-            write!(out, "{}: {}", printable(&p.source), p.decision_text())?;
-            if !others.is_empty() {
-                write!(out, "  (then {})", others.join(", "))?;
-            }
-            if let Some(k) = &p.knn {
-                write!(
-                    out,
-                    "  nearest example: {} at {:.3}",
-                    printable(&k.label),
-                    k.distance
-                )?;
-            }
-            writeln!(
-                out,
-                "  [{:.1} ms: decode {:.1}, preprocess {:.1}, backbone {:.1}]",
-                p.timing_ms.total, p.timing_ms.decode, p.timing_ms.preprocess, p.timing_ms.backbone
-            )?;
-        }
-    }
-    Ok(())
-}
-
 fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let source = model_source(args.model);
     let backbone =
         Backbone::load(&source, &args.engine.options(1)?).context("cannot load the backbone")?;
-    let manifest = Manifest::embedded()?;
-    let entry = backbone.entry();
-    let info = serde_json::json!({
-        "glance_version": env!("CARGO_PKG_VERSION"),
-        "build_target": glance::BUILD_TARGET,
-        "backbone": {
-            "name": entry.name,
-            "origin": backbone.origin().display().to_string(),
-            "engine": backbone.engine(),
-            "sha256": entry.sha256,
-            "bytes": entry.bytes,
-            "precision": entry.precision,
-            "input": entry.input,
-            "preprocess": entry.preprocess,
-            "outputs": entry.outputs,
-        },
-        "default_backbone": manifest.default,
-        "known_backbones": manifest.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
-    });
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match args.format {
-        Format::Json => writeln!(out, "{info}")?,
-        Format::Text => {
-            let p = &entry.preprocess;
-            writeln!(
-                out,
-                "glance {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                glance::BUILD_TARGET
-            )?;
-            writeln!(
-                out,
-                "backbone   {} from {}",
-                entry.name,
-                backbone.origin().display()
-            )?;
-            writeln!(out, "sha256     {}", entry.sha256)?;
-            writeln!(out, "precision  {}", entry.precision)?;
-            writeln!(out, "size       {:.2} MB", entry.bytes as f64 / 1e6)?;
-            writeln!(
-                out,
-                "input      `{}` 1×3×{}×{} {:?}, resize {:?}, (x - {:?}) / {:?} on 0..255",
-                entry.input, p.height, p.width, p.channel_order, p.resize, p.mean, p.std
-            )?;
-            writeln!(
-                out,
-                "outputs    {} ({}){}",
-                entry.outputs.features.name,
-                entry.outputs.features.dim,
-                entry
-                    .outputs
-                    .logits
-                    .as_ref()
-                    .map(|l| format!(", {} ({})", l.name, l.dim))
-                    .unwrap_or_default()
-            )?;
-        }
+        Format::Json => writeln!(out, "{}", backbone.info_json(&Manifest::embedded()?))?,
+        Format::Text => write!(out, "{}", backbone.info_text())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -119,7 +119,7 @@ impl Runner {
             return Err("no --store file was given; the store lives in memory only".into());
         };
         if let Err(e) = self.store.save(path) {
-            let why = e.to_string();
+            let why = e.report();
             self.save_error = Some(why.clone());
             return Err(why);
         }

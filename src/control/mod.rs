@@ -15,7 +15,7 @@ pub use parse::*;
 
 /// A command that arrived, or the end of a control channel.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ControlEvent {
+pub(crate) enum ControlEvent {
     /// A well-formed command with its request id.
     Command(Option<u16>, Command),
     /// A line or frame that could not be understood, and why.

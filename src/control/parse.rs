@@ -10,7 +10,8 @@ use glance_proto::{Command, Label};
 use serde::Deserialize;
 
 /// The usage line shown with every parse error.
-pub const USAGE: &str = "commands: enroll LABEL [N] | forget LABEL | list | save | status | \
+pub(crate) const USAGE: &str =
+    "commands: enroll LABEL [N] | forget LABEL | list | save | status | \
                          set-threshold LABEL|* VALUE | set-distance LABEL|* VALUE";
 
 fn label(s: &str) -> Result<Label, String> {
@@ -134,7 +135,7 @@ pub fn check_distance(v: f32) -> Result<f32, String> {
 }
 
 /// The range rule of a threshold: [`check_distance`] when `distance`, else [`check_score`].
-pub fn check_threshold(v: f32, distance: bool) -> Result<f32, String> {
+pub(crate) fn check_threshold(v: f32, distance: bool) -> Result<f32, String> {
     if distance {
         check_distance(v)
     } else {
@@ -163,7 +164,7 @@ pub fn parse_threshold_flag(flag: &str, distance: bool) -> Result<(Option<&str>,
 
 /// Longest period a flag may give, in seconds (one day): `Duration::from_secs_f64` panics on
 /// values it cannot hold, and a heartbeat of 1e20 s is a typo, not a wish.
-pub const MAX_SECONDS: f64 = 86_400.0;
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
 
 /// The range rule of a period in seconds (`--heartbeat`, `--timeout`): 0 means none; NaN,
 /// infinities, negative values and more than [`MAX_SECONDS`] are refused.
@@ -174,6 +175,14 @@ pub fn check_seconds(name: &str, v: f64) -> Result<Option<std::time::Duration>, 
         ));
     }
     Ok((v > 0.0).then(|| std::time::Duration::from_secs_f64(v)))
+}
+
+/// A camera size `WIDTHxHEIGHT` (`640x480`, `1280X720`), both sides above 0.
+pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    text.split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| format!("--size `{text}`: expected WIDTHxHEIGHT"))
 }
 
 /// The range rule of `--threads`: 1 up to the cores this machine has (more threads than cores

@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use image::{imageops, Rgb, RgbImage};
 
 /// Thumbnail side in pixels.
-pub const THUMB: u32 = 64;
+pub(super) const THUMB: u32 = 64;
 const GAP: u32 = 4;
 
 /// The last two parts of a path (`class/file.png`, or `file.idx#12`): enough to tell apart
 /// files of the same name in different class folders.
-pub fn short_name(path: &str) -> String {
+pub(super) fn short_name(path: &str) -> String {
     let parts: Vec<&str> = path.rsplit('/').take(2).collect();
     parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }
@@ -22,7 +22,14 @@ const LINE: u32 = 10;
 
 /// Draws `text` with its top-left corner at (`x`, `y`), `scale` pixels per font pixel, clipped
 /// to the image. Non-ASCII characters are drawn as `?`.
-pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, colour: Rgb<u8>, scale: u32) {
+pub(super) fn draw_text(
+    img: &mut RgbImage,
+    x: i64,
+    y: i64,
+    text: &str,
+    colour: Rgb<u8>,
+    scale: u32,
+) {
     let s = i64::from(scale.max(1));
     for (i, ch) in text.chars().enumerate() {
         let code = if ch.is_ascii() {
@@ -55,7 +62,7 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, colour: Rgb<u8>
 }
 
 /// Width in pixels of `text` at `scale`.
-pub fn text_width(text: &str, scale: u32) -> u32 {
+pub(super) fn text_width(text: &str, scale: u32) -> u32 {
     text.chars().count() as u32 * 8 * scale.max(1)
 }
 
@@ -80,7 +87,7 @@ fn clip_tail(text: &str, max: usize) -> String {
 }
 
 /// One picture of a contact sheet with the lines of its caption.
-pub struct Captioned {
+pub(super) struct Captioned {
     /// The picture (`None`: unreadable, drawn as a red cross).
     pub image: Option<RgbImage>,
     /// Caption lines (each clipped to the thumbnail's width).
@@ -94,7 +101,7 @@ const CAPTION_CHARS: u32 = 15;
 
 /// Lays out titled rows of captioned pictures as a grid and writes it as PNG: each row starts
 /// with its title, each picture has its caption lines under it.
-pub fn captioned_sheet(rows: &[(String, Vec<Captioned>)], out: &Path) -> Result<()> {
+pub(super) fn captioned_sheet(rows: &[(String, Vec<Captioned>)], out: &Path) -> Result<()> {
     let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(1) as u32;
     let lines = rows
         .iter()
@@ -175,7 +182,7 @@ fn fit_into(img: &RgbImage, side: u32) -> RgbImage {
 }
 
 /// Scales an image to fit in `THUMB × THUMB`.
-pub fn thumbnail(img: &RgbImage) -> RgbImage {
+pub(super) fn thumbnail(img: &RgbImage) -> RgbImage {
     fit_into(img, THUMB)
 }
 
@@ -183,7 +190,7 @@ pub fn thumbnail(img: &RgbImage) -> RgbImage {
 /// on the left), column = predicted (numbered on top, the numbers of the row names), colour =
 /// fraction of the row (white 0 → dark blue 1), the count in each cell, the diagonal outlined
 /// in green.
-pub fn confusion_png(confusion: &[Vec<usize>], labels: &[String], out: &Path) -> Result<()> {
+pub(super) fn confusion_png(confusion: &[Vec<usize>], labels: &[String], out: &Path) -> Result<()> {
     let c = confusion.len().max(1) as u32;
     let max_count = confusion.iter().flatten().copied().max().unwrap_or(0);
     let digits = max_count.to_string().len() as u32;
@@ -274,7 +281,7 @@ pub fn confusion_png(confusion: &[Vec<usize>], labels: &[String], out: &Path) ->
 }
 
 /// One line of a plot.
-pub struct Series<'a> {
+pub(super) struct Series<'a> {
     /// Its name in the legend.
     pub name: &'a str,
     /// Its colour.
@@ -286,7 +293,7 @@ pub struct Series<'a> {
 /// Line plots of fractions (y from 0 to 100 %) against a threshold (x from 0 to `x_max`), one
 /// panel per `(title, x axis name, series)`, stacked, with axes, ticks and a legend; written as
 /// PNG.
-pub fn curves_png(
+pub(super) fn curves_png(
     panels: &[(String, String, Vec<Series<'_>>)],
     x_max: f64,
     out: &Path,

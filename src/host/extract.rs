@@ -21,7 +21,7 @@ use super::dataset::Item;
 const CACHE_MAGIC: &[u8; 8] = b"GLFEAT01";
 
 /// How to turn an image into a feature vector.
-pub enum Extractor<'a> {
+pub(super) enum Extractor<'a> {
     /// Deep features from the backbone.
     Deep(&'a Backbone),
     /// Raw RGB pixels squashed to `size × size`, scaled to 0..1.
@@ -30,7 +30,7 @@ pub enum Extractor<'a> {
 
 impl<'a> Extractor<'a> {
     /// The extractor for `kind`; deep features need the backbone.
-    pub fn new(kind: FeatureKind, backbone: Option<&'a Backbone>) -> Result<Self> {
+    pub(super) fn new(kind: FeatureKind, backbone: Option<&'a Backbone>) -> Result<Self> {
         match (kind, backbone) {
             (FeatureKind::Deep, Some(b)) => Ok(Extractor::Deep(b)),
             (FeatureKind::Deep, None) => bail!("deep features need a backbone"),
@@ -39,7 +39,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// Feature length.
-    pub fn dim(&self) -> usize {
+    pub(super) fn dim(&self) -> usize {
         match self {
             Extractor::Deep(b) => b.entry().outputs.features.dim,
             Extractor::Raw(s) => 3 * (*s as usize) * (*s as usize),
@@ -47,7 +47,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// The bundle's description of these features.
-    pub fn kind(&self) -> FeatureKind {
+    pub(super) fn kind(&self) -> FeatureKind {
         match self {
             Extractor::Deep(_) => FeatureKind::Deep,
             Extractor::Raw(size) => FeatureKind::Raw { size: *size },
@@ -55,7 +55,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// Features of one decoded image.
-    pub fn features(&self, image: &image::RgbImage) -> crate::Result<Vec<f32>> {
+    pub(super) fn features(&self, image: &image::RgbImage) -> crate::Result<Vec<f32>> {
         match self {
             Extractor::Deep(b) => {
                 let t = preprocess::tensor_from_image(image, b.preprocess_spec())?;
@@ -87,7 +87,7 @@ impl<'a> Extractor<'a> {
     }
 }
 
-pub use crate::preprocess::raw_pixels;
+pub(super) use crate::preprocess::raw_pixels;
 
 /// The default cache folder: `$GLANCE_CACHE`, else `$XDG_CACHE_HOME/glance`, else `~/.cache/glance`.
 pub fn default_cache_dir() -> PathBuf {
@@ -103,13 +103,13 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// An append-only file of `(content key, feature vector)` records for one backbone + spec.
-pub struct FeatureCache {
+pub(super) struct FeatureCache {
     map: HashMap<[u8; 32], Vec<f32>>,
     writer: CacheWriter,
 }
 
 /// The appending half of a [`FeatureCache`].
-pub struct CacheWriter {
+pub(super) struct CacheWriter {
     path: PathBuf,
     dim: usize,
     writer: BufWriter<File>,
@@ -119,7 +119,7 @@ pub struct CacheWriter {
 impl FeatureCache {
     /// Opens (or creates) the cache file for `identity` in `dir`. A torn last record, left by an
     /// interrupted run, is cut off; every complete record is kept.
-    pub fn open(dir: &Path, identity: &str, dim: usize) -> Result<Self> {
+    pub(super) fn open(dir: &Path, identity: &str, dim: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
         let digest = Sha256::digest(identity.as_bytes());
@@ -200,7 +200,7 @@ impl CacheWriter {
     }
 
     /// Pushes buffered records to the file.
-    pub fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         self.writer
             .flush()
             .with_context(|| format!("{}: cannot write feature cache", self.path.display()))?;
@@ -210,7 +210,7 @@ impl CacheWriter {
 }
 
 /// Features of a list of examples. Unreadable ones are `None` and listed in `failures`.
-pub struct Extracted {
+pub(super) struct Extracted {
     /// One entry per example, in order.
     pub features: Vec<Option<Vec<f32>>>,
     /// `(example name, reason)` for every example that could not be read.
@@ -222,7 +222,7 @@ pub struct Extracted {
 }
 
 /// Settings for [`extract`].
-pub struct ExtractOptions<'a> {
+pub(super) struct ExtractOptions<'a> {
     /// Cache folder, or `None` for no cache.
     pub cache_dir: Option<&'a Path>,
     /// Worker threads.
@@ -234,7 +234,7 @@ pub struct ExtractOptions<'a> {
 }
 
 /// Extracts features for `items`, in parallel, through the cache.
-pub fn extract(
+pub(super) fn extract(
     items: &[&Item],
     extractor: &Extractor<'_>,
     opts: &ExtractOptions<'_>,
@@ -285,7 +285,7 @@ pub fn extract(
                     let image = payload.decode(opts.limits)?;
                     Ok((key, extractor.features(&image)?, false))
                 })();
-                if tx.send((i, result.map_err(|e| e.to_string()))).is_err() {
+                if tx.send((i, result.map_err(|e| e.report()))).is_err() {
                     break;
                 }
             });

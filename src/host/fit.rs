@@ -13,7 +13,7 @@ use crate::head::{FeatureNorm, LinearHead};
 
 /// A dense row-major matrix of conditioned features with labels.
 #[derive(Clone)]
-pub struct Matrix {
+pub(super) struct Matrix {
     /// Row-major `rows × dim`.
     pub data: Vec<f32>,
     /// Columns.
@@ -24,19 +24,19 @@ pub struct Matrix {
 
 impl Matrix {
     /// Rows.
-    pub fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         self.labels.len()
     }
 
     /// One row.
-    pub fn row(&self, i: usize) -> &[f32] {
+    pub(super) fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 }
 
 /// Fitting settings.
 #[derive(Debug, Clone)]
-pub struct FitOptions {
+pub(super) struct FitOptions {
     /// L2 penalty on the weights (λ/2·‖W‖²) added to the mean loss.
     pub l2: f64,
     /// Weight classes inversely to their frequency.
@@ -66,7 +66,7 @@ impl Default for FitOptions {
 
 /// What fitting reports.
 #[derive(Debug, Clone)]
-pub struct FitReport {
+pub(super) struct FitReport {
     /// L-BFGS iterations run.
     pub iterations: u64,
     /// Best validation log-loss (or training loss with no validation data).
@@ -194,7 +194,7 @@ fn head_from(p: &[f64], classes: usize, dim: usize, norm: FeatureNorm) -> Linear
 }
 
 /// Mean log-loss and accuracy of `head` on conditioned rows, at temperature `t`.
-pub fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
+pub(super) fn loss_and_accuracy(head: &LinearHead, x: &Matrix, t: f32) -> (f64, f64) {
     if x.rows() == 0 {
         return (f64::NAN, f64::NAN);
     }
@@ -218,7 +218,7 @@ const LN_T_PRIOR_SIGMA: f64 = 1.0;
 /// section on ln T in [1/20, 20]). Without the prior, a few held-out rows that are all right
 /// drive T to its lower bound and the head to near-certainty on anything, including images of
 /// no class; with many rows the prior's weight vanishes. No rows: 1.
-pub fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
+pub(super) fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
     let n = logits.len().min(labels.len());
     if n == 0 {
         return 1.0;
@@ -258,7 +258,7 @@ pub fn temperature_from_logits(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
 }
 
 /// Fits the head on `train`, stopping early on `val`'s log-loss; its temperature is 1.
-pub fn fit(
+pub(super) fn fit(
     train: &Matrix,
     val: &Matrix,
     classes: usize,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Per-class figures.
 #[derive(Debug, Clone, Serialize)]
-pub struct ClassRow {
+pub(super) struct ClassRow {
     /// Class name.
     pub label: String,
     /// Test examples of this class.
@@ -22,7 +22,7 @@ pub struct ClassRow {
 /// For the test images of one class: the mean distance to the nearest stored example of every
 /// class, and how often their own class was nearest.
 #[derive(Debug, Clone, Serialize)]
-pub struct RetrievalRow {
+pub(super) struct RetrievalRow {
     /// The test images' class.
     pub label: String,
     /// Test images of that class.
@@ -35,7 +35,7 @@ pub struct RetrievalRow {
 
 /// Everything `glance-host eval` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
+pub(super) struct Evaluation {
     /// Class names (rows and columns of `confusion`).
     pub labels: Vec<String>,
     /// Test examples evaluated.
@@ -77,7 +77,7 @@ pub struct Evaluation {
 }
 
 /// Inputs per test example.
-pub struct Scored {
+pub(super) struct Scored {
     /// True class.
     pub truth: usize,
     /// Calibrated probabilities.
@@ -91,7 +91,7 @@ pub struct Scored {
 }
 
 /// Computes every figure from scored test examples.
-pub fn evaluate(labels: &[String], scored: &[Scored], unreadable: usize) -> Evaluation {
+pub(super) fn evaluate(labels: &[String], scored: &[Scored], unreadable: usize) -> Evaluation {
     let c = labels.len();
     let n = scored.len().max(1) as f64;
     let mut confusion = vec![vec![0usize; c]; c];

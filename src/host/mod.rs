@@ -3,14 +3,19 @@
 //! board binary stays small.
 
 pub mod commands;
-pub mod dataset;
-pub mod draw;
-pub mod extract;
-pub mod fit;
-pub mod metrics;
-pub mod monitor;
-pub mod npy;
-pub mod openset;
-pub mod report;
-pub mod show;
-pub mod workbench;
+mod dataset;
+mod draw;
+mod extract;
+mod fit;
+mod metrics;
+mod monitor;
+mod npy;
+mod openset;
+mod report;
+mod show;
+mod workbench;
+
+pub use extract::default_cache_dir;
+pub use monitor::{monitor, Framing, MonitorOptions};
+pub use show::show;
+pub use workbench::{DeepNorm, RunOptions};

@@ -66,7 +66,7 @@ fn encode_command(framing: Framing, id: u16, text: &str) -> Result<Vec<u8>> {
 }
 
 /// A decoded message as one text line.
-pub fn describe(msg: &Message) -> String {
+pub(super) fn describe(msg: &Message) -> String {
     match msg {
         Message::Prediction(p) => {
             let mut s = format!(

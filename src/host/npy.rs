@@ -35,13 +35,13 @@ fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Result<(
 }
 
 /// Writes a row-major `rows × cols` f32 matrix.
-pub fn write_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
+pub(super) fn write_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(path, "<f4", &[rows, cols], &bytes)
 }
 
 /// Writes a vector of labels as int64.
-pub fn write_labels(path: &Path, labels: &[usize]) -> Result<()> {
+pub(super) fn write_labels(path: &Path, labels: &[usize]) -> Result<()> {
     let bytes: Vec<u8> = labels
         .iter()
         .flat_map(|&v| (v as i64).to_le_bytes())

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// One scored image for the open-set figures.
 #[derive(Debug, Clone, Copy)]
-pub struct OpenScored {
+pub(super) struct OpenScored {
     /// The head's best-class probability.
     pub score: f32,
     /// Distance to the best class's nearest stored example (`None`: no store).
@@ -26,7 +26,7 @@ impl OpenScored {
     /// How far inside the bundle's thresholds the image is: `min(p / t_s, t_d / d)`. The bundle
     /// rejects exactly when this is below 1, so ranking by it is the bundle's own rule with
     /// both thresholds scaled together.
-    pub fn slack(&self) -> f64 {
+    pub(super) fn slack(&self) -> f64 {
         let by_score = if self.min_score > 0.0 {
             f64::from(self.score) / f64::from(self.min_score)
         } else {
@@ -44,7 +44,7 @@ impl OpenScored {
 
 /// One row of the threshold sweep.
 #[derive(Debug, Clone, Serialize)]
-pub struct SweepRow {
+pub(super) struct SweepRow {
     /// The threshold applied to every class (the other kind stays at the bundle's values).
     pub threshold: f64,
     /// Known test images accepted and classified right.
@@ -57,7 +57,7 @@ pub struct SweepRow {
 
 /// What `eval --unknown` adds.
 #[derive(Debug, Clone, Serialize)]
-pub struct OpenSet {
+pub(super) struct OpenSet {
     /// Images of no class evaluated.
     pub unknown_examples: usize,
     /// Unknown images that could not be read.
@@ -84,7 +84,7 @@ pub struct OpenSet {
 
 /// Mann–Whitney AUROC: the chance that a known image ranks above an unknown one (`higher` is
 /// the known-ness), ties counting half. `None` when either side is empty.
-pub fn auroc(known: &[f64], unknown: &[f64]) -> Option<f64> {
+pub(super) fn auroc(known: &[f64], unknown: &[f64]) -> Option<f64> {
     if known.is_empty() || unknown.is_empty() {
         return None;
     }
@@ -112,7 +112,7 @@ pub fn auroc(known: &[f64], unknown: &[f64]) -> Option<f64> {
 
 /// Expected calibration error of the head's top-1 confidence over `bins` equal-width bins: the
 /// mean gap between confidence and accuracy, weighted by the bin's share of images.
-pub fn expected_calibration_error(confidence_correct: &[(f32, bool)], bins: usize) -> f64 {
+pub(super) fn expected_calibration_error(confidence_correct: &[(f32, bool)], bins: usize) -> f64 {
     let n = confidence_correct.len();
     if n == 0 || bins == 0 {
         return 0.0;
@@ -141,7 +141,7 @@ fn frac(n: usize, of: usize) -> f64 {
 }
 
 /// The open-set figures for known test images and images of no class.
-pub fn evaluate(known: &[OpenScored], unknown: &[OpenScored], unreadable: usize) -> OpenSet {
+pub(super) fn evaluate(known: &[OpenScored], unknown: &[OpenScored], unreadable: usize) -> OpenSet {
     let slack = |v: &[OpenScored]| -> Vec<f64> { v.iter().map(|s| s.slack()).collect() };
     let score = |v: &[OpenScored]| -> Vec<f64> { v.iter().map(|s| f64::from(s.score)).collect() };
     let has_store = known.iter().chain(unknown).all(|s| s.distance.is_some());

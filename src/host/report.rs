@@ -20,7 +20,7 @@ fn pct(v: f64) -> String {
 }
 
 /// The evaluation as text for a terminal.
-pub fn text(e: &Evaluation) -> String {
+pub(super) fn text(e: &Evaluation) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -139,7 +139,7 @@ fn file_caption(c: &Case) -> String {
 /// Writes `DIR/index.html` with the confusion heat map (each cell links to a gallery of its
 /// images), the open-set curve and galleries of confidently-wrong, hesitant and accepted
 /// unknown images.
-pub fn html(
+pub(super) fn html(
     e: &Evaluation,
     cases: &[Case],
     unknown: &[Case],
@@ -419,7 +419,7 @@ fn open_set_section(page: &mut String, o: &OpenSet, dir: &Path) -> Result<()> {
 /// nn_distance, unknown, reject_reason` (`predicted_label` is the head's class; `unknown` says
 /// whether the thresholds rejected it).
 /// Images of no class (`eval --unknown`) have an empty true label.
-pub fn predictions_csv(labels: &[String], cases: &[&Case], path: &Path) -> Result<()> {
+pub(super) fn predictions_csv(labels: &[String], cases: &[&Case], path: &Path) -> Result<()> {
     let mut w = csv::Writer::from_path(path)
         .with_context(|| format!("{}: cannot write", path.display()))?;
     let name = |i: usize| labels.get(i).cloned().unwrap_or_default();

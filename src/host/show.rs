@@ -41,7 +41,7 @@ fn stored_per_class(bundle: &Bundle) -> Vec<usize> {
 }
 
 /// The bundle as one JSON object.
-pub fn describe(bundle: &Bundle, path: &Path, file_bytes: u64) -> Value {
+pub(super) fn describe(bundle: &Bundle, path: &Path, file_bytes: u64) -> Value {
     let store_counts = stored_per_class(bundle);
     let classes: Vec<Value> = bundle
         .labels

@@ -23,6 +23,7 @@ pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: u32) -> Result<
                 "{} bytes cannot hold a {width}×{height} YUYV frame with stride {stride}",
                 data.len()
             ),
+            source: None,
         });
     }
     let mut out = vec![0u8; w * h * 3];
@@ -45,6 +46,7 @@ pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: u32) -> Result<
     RgbImage::from_raw(width, height, out).ok_or_else(|| Error::Decode {
         path: "<yuyv frame>".into(),
         reason: "buffer size mismatch".into(),
+        source: None,
     })
 }
 

@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 
 /// File extensions treated as images when a folder is expanded (case-insensitive).
-pub const IMAGE_EXTENSIONS: &[&str] = &[
+pub(crate) const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "pnm", "pbm", "pgm", "ppm", "tga",
     "ico", "qoi", "hdr",
 ];
 
 /// True when the path's extension is one of [`IMAGE_EXTENSIONS`].
-pub fn has_image_extension(path: &Path) -> bool {
+pub(crate) fn has_image_extension(path: &Path) -> bool {
     extension_in(path, IMAGE_EXTENSIONS)
 }
 
@@ -22,12 +22,12 @@ fn extension_in(path: &Path, list: &[&str]) -> bool {
 
 /// Photo formats that glance recognises by name but cannot decode (phones save HEIC by default;
 /// raw camera files): a folder's files of these kinds are reported, never silently skipped.
-pub const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &[
+pub(crate) const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &[
     "heic", "heif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2",
 ];
 
 /// True when the path's extension is one of [`UNSUPPORTED_IMAGE_EXTENSIONS`].
-pub fn has_unsupported_image_extension(path: &Path) -> bool {
+pub(crate) fn has_unsupported_image_extension(path: &Path) -> bool {
     extension_in(path, UNSUPPORTED_IMAGE_EXTENSIONS)
 }
 
@@ -96,7 +96,9 @@ fn walk(
 
 /// Expands one `--source` argument that names files: a glob pattern (`photos/*.jpg`), a folder
 /// or a file. A pattern that matches nothing is an error naming the pattern.
-pub fn expand_source(spec: &str) -> Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>> {
+pub(crate) fn expand_source(
+    spec: &str,
+) -> Vec<std::result::Result<PathBuf, (PathBuf, std::io::Error)>> {
     let path = Path::new(spec);
     let is_pattern = spec.contains(['*', '?', '[']) && !path.exists();
     if !is_pattern {

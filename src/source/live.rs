@@ -147,6 +147,7 @@ pub(crate) fn start_camera(
                                 }
                                 Ok(None) => {}
                                 Err(e) => {
+                                    let e = e.report();
                                     log::warn!("{e}; reopening");
                                     health.trouble(format!("{e}; reopening"));
                                     break;
@@ -163,8 +164,8 @@ pub(crate) fn start_camera(
                         break;
                     }
                     Err(e) => {
-                        log::warn!("{e}; retrying in {:.1} s", backoff.as_secs_f32());
-                        health.trouble(e.to_string());
+                        log::warn!("{}; retrying in {:.1} s", e.report(), backoff.as_secs_f32());
+                        health.trouble(e.report());
                         let until = Instant::now() + backoff;
                         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));

@@ -7,7 +7,7 @@
 //! counted in [`MjpegSplitter::errors`]; nothing here panics or grows without bound.
 
 /// Default largest frame accepted, in bytes (a 4K JPEG at high quality is ~5 MB).
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_FRAME: usize = 16 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

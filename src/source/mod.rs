@@ -2,20 +2,20 @@
 //! camera. Live sources never queue without bound: a capture thread keeps only the newest frame
 //! ([`latest::Latest`]) and counts the ones it replaced.
 
-pub mod convert;
-pub mod files;
-pub mod latest;
+pub(crate) mod convert;
+pub(crate) mod files;
+pub(crate) mod latest;
 pub(crate) mod live;
-pub mod mjpeg;
-pub mod v4l2;
+pub(crate) mod mjpeg;
+pub(crate) mod v4l2;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-pub use files::{
-    expand_paths, expand_source, has_image_extension, has_unsupported_image_extension,
-    IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS,
-};
+pub use files::expand_paths;
+#[cfg(feature = "host")]
+pub(crate) use files::has_image_extension;
+pub(crate) use files::{expand_source, has_unsupported_image_extension};
 
 /// The pixels of one frame, as the source delivered them.
 #[derive(Debug, Clone)]

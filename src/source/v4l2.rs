@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// A V4L2 four-character pixel format code.
-pub const fn fourcc(code: &[u8; 4]) -> u32 {
+pub(crate) const fn fourcc(code: &[u8; 4]) -> u32 {
     (code[0] as u32) | (code[1] as u32) << 8 | (code[2] as u32) << 16 | (code[3] as u32) << 24
 }
 

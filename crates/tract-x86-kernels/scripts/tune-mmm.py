@@ -1,19 +1,15 @@
 #!/usr/bin/env python3
 """Measure which tract-linalg f32 matmul kernel is fastest for each matmul of the backbone.
 
-How the table in src/mmm.rs (TUNED) is made. For each candidate kernel, runs
-examples/profile.rs with `--matmul <kernel>` (that kernel wherever it fits) and with
-`--matmul tract` (tract's own choice), for several rounds, then prints per layer the median
+How the table in src/mmm.rs (TUNED) is made. For each candidate kernel, runs glance's
+examples/tract_profile.rs (features only, every node) with `--matmul <kernel>` (that kernel
+wherever it fits) and with `--matmul tract` (tract's own choice), for several rounds, then prints per layer the median
 time of its matmul plus its activation packing under each kernel, and per (m, k, n) shape the
 kernel that wins over all layers of that shape, kept only when it beats tract's choice by more
 than 5% in every round. Standard library only; builds the example in release mode first.
 From the crate's directory:
 
-<<<<<<<< HEAD:scripts/bench/tune-tract-mmm.py
-    scripts/bench/tune-tract-mmm.py [--rounds 3] [--runs 40] [--model models/efficientnet_lite0_fp32.onnx]
-========
     scripts/tune-mmm.py [--rounds 3] [--runs 40] [--model ../../models/efficientnet_lite0_fp32.onnx]
->>>>>>>> tract-kernels:crates/tract-x86-kernels/scripts/tune-mmm.py
 """
 import argparse
 import collections
@@ -47,7 +43,7 @@ def layer_of(node):
 
 def profile(binary, model, runs, kernel):
     out = subprocess.run(
-        [binary, model, "--runs", str(runs), "--matmul", kernel],
+        [binary, model, "--runs", str(runs), "--matmul", kernel, "--features-only", "--top", "100000"],
         check=True, capture_output=True, text=True,
     ).stdout
     times, shapes = collections.Counter(), {}
@@ -72,23 +68,21 @@ def main():
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--model", default="../../models/efficientnet_lite0_fp32.onnx")
     args = ap.parse_args()
-<<<<<<<< HEAD:scripts/bench/tune-tract-mmm.py
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "tract_profile"], check=True)
-    binary = "target/release/examples/tract_profile"
-========
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tract-x86-kernels", "--example", "profile"], check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", "../../target")
-    binary = os.path.join(target, "release", "examples", "profile")
->>>>>>>> tract-kernels:crates/tract-x86-kernels/scripts/tune-mmm.py
+    # The model path is relative to the crate's directory; the example is glance's, built from
+    # the workspace root.
+    crate = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    model = os.path.join(crate, args.model)
+    root = os.path.join(crate, "..", "..")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "tract_profile"], cwd=root, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    binary = os.path.join(target, "release", "examples", "tract_profile")
 
     # samples[layer][kernel] = [ms per round]
     samples = collections.defaultdict(lambda: collections.defaultdict(list))
     shapes, totals = {}, collections.defaultdict(list)
     for r in range(args.rounds):
         for kernel in [TRACT] + KERNELS:
-            head, times, sh = profile(binary, args.model, args.runs, kernel)
+            head, times, sh = profile(binary, model, args.runs, kernel)
             shapes.update(sh)
             totals[kernel].append(float(re.search(r"median run ([\d.]+) ms", head).group(1)))
             for layer, ms in times.items():

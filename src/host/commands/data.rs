@@ -64,7 +64,7 @@ pub fn inspect(args: InspectJob) -> anyhow::Result<ExitCode> {
                             .source
                             .load(DecodeLimits::default())
                             .map(|img| img.dimensions());
-                        local.push((i, r.map_err(|e| e.to_string())));
+                        local.push((i, r.map_err(|e| e.report())));
                     }
                     local
                 })
