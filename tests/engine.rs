@@ -104,6 +104,15 @@ fn ort_runs_the_int8_qdq_model() {
     };
     let qdq = load("efficientnet_lite0_qdq.onnx", &ort_options(&lib));
     let fp32 = load("efficientnet_lite0_fp32.onnx", &ort_options(&lib));
+    // On x86-64 without VNNI, onnxruntime multiplies u8 × s8 with vpmaddubsw, whose 16-bit pair
+    // sums saturate: the features drift much further from fp32's (onnxruntime 1.32.0 on an
+    // AVX2-only EPYC: cosine 0.81–0.995, mean 0.946; with AVX-512 VNNI: every photo ≥ 0.97,
+    // mean ≥ 0.99). The ranking check below holds on both.
+    let (least, least_mean) = if x86_without_vnni() {
+        (0.75, 0.90)
+    } else {
+        (0.97, 0.99)
+    };
     let mut sum = 0.0;
     let photos = photos();
     for photo in &photos {
@@ -113,7 +122,7 @@ fn ort_runs_the_int8_qdq_model() {
         let c = cosine(&q.features, &f.features);
         eprintln!("qdq vs fp32 {}: feature cosine {c:.6}", photo.display());
         assert!(
-            c >= 0.97,
+            c >= least,
             "{}: QDQ feature cosine {c} vs fp32",
             photo.display()
         );
@@ -130,7 +139,17 @@ fn ort_runs_the_int8_qdq_model() {
         );
     }
     let mean = sum / photos.len() as f64;
-    assert!(mean >= 0.99, "mean QDQ feature cosine {mean}");
+    assert!(mean >= least_mean, "mean QDQ feature cosine {mean}");
+}
+
+/// An x86-64 CPU whose int8 dot products lack VNNI (AVX2-only Intel before Ice Lake, AMD before
+/// Zen 4).
+fn x86_without_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return !(std::arch::is_x86_feature_detected!("avx512vnni")
+        || std::arch::is_x86_feature_detected!("avxvnni"));
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[test]
