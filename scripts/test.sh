@@ -9,7 +9,7 @@ log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
 # Debian packages the tests use; each is installed only when missing.
 # socat: serial tests through a pty pair; ffmpeg: MJPEG streams and camera pixel formats;
 # gcc + linux-libc-dev: the V4L2 ABI check against <linux/videodev2.h>.
-PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev)
+PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -92,6 +92,8 @@ pub(crate) struct Observations<'a> {
     pub unsaved: Option<&'a str>,
     /// Messages the sink dropped in all, when it dropped one within [`SINK_DROP_MEMORY`].
     pub sink_dropping: Option<u64>,
+    /// Why the MQTT link is down, while it is.
+    pub mqtt_trouble: Option<&'a str>,
 }
 
 /// The one-line verdict status text and systemd's `STATUS=` both show: `healthy`, or
@@ -124,6 +126,9 @@ pub(crate) fn problems(o: &Observations<'_>) -> Vec<String> {
             "output dropping messages ({n} so far; the serial peer is slow or away)"
         ));
     }
+    if let Some(why) = o.mqtt_trouble {
+        out.push(format!("mqtt: {why}"));
+    }
     out
 }
 
@@ -147,6 +152,7 @@ mod tests {
             source_trouble: Some("/dev/video0: No such device"),
             unsaved: Some("No space left on device"),
             sink_dropping: Some(7),
+            mqtt_trouble: None,
         };
         let p = problems(&gone);
         assert_eq!(p.len(), 3, "{p:?}");
@@ -167,6 +173,14 @@ mod tests {
         assert_eq!(
             problems(&reopening),
             vec!["source: select timed out".to_string()]
+        );
+        let broker = Observations {
+            mqtt_trouble: Some("broker 10.0.0.2:1883 unreachable"),
+            ..Default::default()
+        };
+        assert_eq!(
+            problems(&broker),
+            vec!["mqtt: broker 10.0.0.2:1883 unreachable".to_string()]
         );
     }
 

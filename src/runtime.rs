@@ -22,13 +22,14 @@ use glance_proto::Command;
 
 use crate::backbone::BackboneIdentity;
 use crate::control::interpret::Enrolling;
-use crate::control::{start_stdin_control, ControlEvent};
+use crate::control::{start_stdin_control, ControlEvent, ReplyTo};
 use crate::decision::{Decided, Decider};
 use crate::decode_ahead::{FrameSource, Frames, Next, ReadyFrame};
 use crate::encode::{self, Format, ReplyBody};
 use crate::error::{Error, Result};
 use crate::health::{DropWatch, SourceHealth, STALLED};
 use crate::knn::Precision;
+use crate::mqtt::{MqttConfig, MqttLink};
 use crate::pipeline::{Classifier, ClassifierConfig};
 use crate::serial::SerialLink;
 use crate::sink::{Sink, SinkSpec};
@@ -100,6 +101,8 @@ pub struct RunConfig {
     pub autosave: bool,
     /// Output.
     pub output: SinkSpec,
+    /// MQTT beside the output (`--mqtt`).
+    pub mqtt: Option<MqttConfig>,
     /// Output format.
     pub format: Format,
     /// Read commands from stdin.
@@ -156,7 +159,7 @@ pub(crate) struct Runner {
     pub(crate) last_label: Option<String>,
     pub(crate) last_features: Option<(Vec<f32>, String)>,
     pub(crate) enrolling: Option<Enrolling>,
-    pub(crate) pending: VecDeque<(Option<u16>, std::result::Result<Command, String>)>,
+    pub(crate) pending: VecDeque<(ReplyTo, std::result::Result<Command, String>)>,
     pub(crate) backbone_sha: String,
     /// A live source (camera, stdin stream): it can stall. Files cannot.
     pub(crate) live: bool,
@@ -166,6 +169,8 @@ pub(crate) struct Runner {
     /// Why the last save failed, while the store holds changes not on disk.
     pub(crate) save_error: Option<String>,
     pub(crate) sink_drops: DropWatch,
+    /// The MQTT link, beside the sink.
+    pub(crate) mqtt: Option<MqttLink>,
 }
 
 impl Runner {
@@ -173,6 +178,7 @@ impl Runner {
         classifier: Classifier,
         store: Store,
         sink: Sink,
+        mqtt: Option<MqttLink>,
         backbone_sha: String,
         config: &RunConfig,
         source_health: Arc<SourceHealth>,
@@ -201,6 +207,7 @@ impl Runner {
             source_health,
             save_error: None,
             sink_drops: DropWatch::default(),
+            mqtt,
         }
     }
 
@@ -252,6 +259,9 @@ impl Runner {
             dropped_since,
         );
         self.frames += 1;
+        if let Some(m) = self.mqtt.as_mut() {
+            m.decision(&decided, self.last_label.as_deref());
+        }
         let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
         if self.emit == Emit::Every || changed {
             let bytes = encode::encode_prediction(&decided, self.format, |l| self.label_id(l));
@@ -282,6 +292,20 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
 
     let (ctl_tx, ctl_rx): (Sender<ControlEvent>, Receiver<ControlEvent>) = mpsc::channel();
     let sink = open_sink(&config, &ctl_tx)?;
+    let mqtt = match &config.mqtt {
+        Some(m) => Some(
+            MqttLink::start(
+                m.clone(),
+                decision_labels(&classifier, &store),
+                ctl_tx.clone(),
+            )
+            .map_err(|e| Error::Io {
+                path: "<mqtt>".into(),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     if config.control_stdin {
         start_stdin_control(ctl_tx.clone());
     }
@@ -296,6 +320,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         classifier,
         store,
         sink,
+        mqtt,
         backbone.sha256,
         &config,
         source_health,
@@ -314,6 +339,18 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     stop.store(true, Ordering::Relaxed);
     state.notifier.stopping();
     shut_down(r, source, &config, outcome)
+}
+
+/// The labels a decision can take besides `unknown`: the head's classes, then the enrolled
+/// labels that are not among them.
+pub(crate) fn decision_labels(classifier: &Classifier, store: &Store) -> Vec<String> {
+    let mut labels = classifier.labels().to_vec();
+    for (label, _) in store.counts() {
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels
 }
 
 /// The backbone's identity; `glance run` needs one (its store holds deep features).
@@ -466,8 +503,11 @@ impl LoopState {
         }
         if let Some(at) = self.next_status {
             if Instant::now() >= at {
-                let bytes = encode::encode_status(&r.status(source.dropped()), r.format);
-                r.sink.send(bytes)?;
+                let status = r.status(source.dropped());
+                r.sink.send(encode::encode_status(&status, r.format))?;
+                if let Some(m) = r.mqtt.as_mut() {
+                    m.stats(&status);
+                }
                 self.next_status = self.heartbeat.map(|h| Instant::now() + h);
             }
         }
@@ -543,6 +583,9 @@ fn shut_down(
         elapsed: r.started.elapsed(),
     };
     r.sink.finish(Duration::from_secs(2));
+    if let Some(m) = r.mqtt.take() {
+        m.finish(Duration::from_secs(2));
+    }
     source.into_outcome()?;
     if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, r.source_health.gave_up()) {
         return Err(Error::Camera {

@@ -14,6 +14,7 @@ mod golden;
 #[cfg(feature = "host")]
 mod host;
 mod hostile;
+mod mqtt;
 mod parity;
 mod quantized;
 mod run;

@@ -145,6 +145,17 @@ struct RunArgs {
     /// profile's port and baud.
     #[arg(long, default_value = "stdout", value_name = "SINK")]
     output: String,
+    /// Also publish to an MQTT broker and take commands from it:
+    /// `mqtt://[user:pass@]host[:port]/PREFIX` (topics PREFIX/state, /label, /event, /stats,
+    /// /availability, /cmd → /cmd/reply, /enroll).
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<String>,
+    /// Home Assistant's MQTT discovery prefix, or `off` for no discovery.
+    #[arg(long, default_value = "homeassistant", value_name = "PREFIX")]
+    mqtt_discovery: String,
+    /// This device's id in MQTT client id, unique ids and discovery [default: from the prefix].
+    #[arg(long, value_name = "ID")]
+    mqtt_node: Option<String>,
     /// Message format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
@@ -368,6 +379,20 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         (o, _) => o.to_owned(),
     };
     let output = SinkSpec::from_str(&output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
+    let mqtt = match &args.mqtt {
+        Some(url) => {
+            let spec =
+                glance::MqttSpec::from_str(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
+            let node = args.mqtt_node.as_deref().unwrap_or(&spec.prefix);
+            Some(glance::MqttConfig {
+                node_id: glance::MqttConfig::node_id_from(node),
+                discovery_prefix: (args.mqtt_discovery != "off")
+                    .then(|| args.mqtt_discovery.trim_end_matches('/').to_owned()),
+                spec,
+            })
+        }
+        None => None,
+    };
     let size_text = args
         .size
         .clone()
@@ -430,6 +455,7 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         autosave: !args.no_autosave,
         output,
+        mqtt,
         format: match args.format {
             RunFormat::Text => glance::Format::Text,
             RunFormat::Json => glance::Format::Json,

@@ -11,14 +11,14 @@ use std::sync::mpsc::Receiver;
 
 use glance_proto::Command;
 
-use crate::control::ControlEvent;
+use crate::control::{ControlEvent, Origin, ReplyTo};
 use crate::encode::{self, ReplyBody, StatusInfo};
 use crate::health::Observations;
 use crate::runtime::Runner;
 
 /// An enrollment collecting frames: each decided frame is added until `remaining` is 0.
 pub(crate) struct Enrolling {
-    id: Option<u16>,
+    id: ReplyTo,
     label: String,
     remaining: u16,
     added: u16,
@@ -32,8 +32,17 @@ impl Runner {
         let mut closed = false;
         while let Ok(event) = events.try_recv() {
             match event {
-                ControlEvent::Command(id, c) => self.pending.push_back((id, Ok(c))),
-                ControlEvent::Invalid(id, why) => self.pending.push_back((id, Err(why))),
+                ControlEvent::Command(id, c) => self.pending.push_back((ReplyTo::local(id), Ok(c))),
+                ControlEvent::Invalid(id, why) => {
+                    self.pending.push_back((ReplyTo::local(id), Err(why)))
+                }
+                ControlEvent::Mqtt(id, c) => self.pending.push_back((
+                    ReplyTo {
+                        origin: Origin::Mqtt,
+                        id,
+                    },
+                    c,
+                )),
                 ControlEvent::Closed => closed = true,
             }
         }
@@ -73,9 +82,25 @@ impl Runner {
     }
 
     /// Sends the reply to request `id`.
-    fn reply(&mut self, id: Option<u16>, body: ReplyBody) -> io::Result<()> {
-        let bytes = encode::encode_reply(id, &body, self.format);
+    fn reply(&mut self, to: ReplyTo, body: ReplyBody) -> io::Result<()> {
+        if to.origin == Origin::Mqtt {
+            if let Some(m) = &self.mqtt {
+                m.reply(to.id, &body);
+            }
+            return Ok(());
+        }
+        let bytes = encode::encode_reply(to.id, &body, self.format);
         self.sink.send(bytes)
+    }
+
+    /// The store's labels changed: MQTT's discovery lists them as event types.
+    fn labels_changed(&mut self) {
+        if let Some(m) = &self.mqtt {
+            m.set_labels(crate::runtime::decision_labels(
+                &self.classifier,
+                &self.store,
+            ));
+        }
     }
 
     /// What is wrong now, most urgent first (see [`crate::health::problems`]).
@@ -83,10 +108,12 @@ impl Runner {
         let sink_dropped = self.sink.dropped();
         self.sink_drops.observe(sink_dropped);
         let trouble = self.source_health.current_trouble();
+        let mqtt_trouble = self.mqtt.as_ref().and_then(|m| m.trouble());
         crate::health::problems(&Observations {
             since_frame: self.live.then(|| self.last_frame.elapsed()),
             source_trouble: trouble.as_deref(),
             unsaved: self.save_error.as_deref().filter(|_| self.dirty),
+            mqtt_trouble: mqtt_trouble.as_deref(),
             sink_dropping: self
                 .sink_drops
                 .recent(crate::health::SINK_DROP_MEMORY)
@@ -181,7 +208,7 @@ impl Runner {
     /// Runs one queued request (a command, or a line that did not parse).
     fn request(
         &mut self,
-        id: Option<u16>,
+        id: ReplyTo,
         cmd: std::result::Result<Command, String>,
         dropped: u64,
     ) -> io::Result<()> {
@@ -195,7 +222,7 @@ impl Runner {
     }
 
     /// Runs one command (enrollments of future frames start here and finish in `frame`).
-    fn command(&mut self, id: Option<u16>, cmd: Command, dropped: u64) -> io::Result<()> {
+    fn command(&mut self, id: ReplyTo, cmd: Command, dropped: u64) -> io::Result<()> {
         match cmd {
             Command::Enroll { label, frames } => {
                 let label = label.to_string();
@@ -235,6 +262,7 @@ impl Runner {
                     );
                 }
                 self.dirty = true;
+                self.labels_changed();
                 let body = match self.autosave() {
                     Ok(()) => ReplyBody::Ok(format!("forgot {n} examples of `{label}`")),
                     Err(why) => {
@@ -255,8 +283,14 @@ impl Runner {
                 self.reply(id, body)
             }
             Command::Status => {
-                let bytes = encode::encode_status(&self.status(dropped), self.format);
-                self.sink.send(bytes)
+                let status = self.status(dropped);
+                match (&self.mqtt, id.origin) {
+                    (Some(m), Origin::Mqtt) => {
+                        m.status_reply(&status);
+                        Ok(())
+                    }
+                    _ => self.sink.send(encode::encode_status(&status, self.format)),
+                }
             }
             Command::SetThreshold { label, value } => {
                 let body = self.set_threshold(&label, value, false);
@@ -294,6 +328,7 @@ impl Runner {
             return Ok(());
         };
         let saved = self.autosave();
+        self.labels_changed();
         let evicted = if e.evicted > 0 {
             format!("; the store was full, {} older examples evicted", e.evicted)
         } else {

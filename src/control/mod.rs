@@ -20,8 +20,37 @@ pub(crate) enum ControlEvent {
     Command(Option<u16>, Command),
     /// A line or frame that could not be understood, and why.
     Invalid(Option<u16>, String),
+    /// A command (or why a message was not one) from the MQTT `cmd` or `enroll` topic; its
+    /// reply goes back over MQTT.
+    Mqtt(Option<u16>, std::result::Result<Command, String>),
     /// The control channel closed (stdin reached its end).
     Closed,
+}
+
+/// Where a request came from, so that its reply goes back there: the main output (stdin and
+/// serial commands) or MQTT's `cmd/reply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// stdin or the serial link: the reply goes to the main output.
+    Local,
+    /// The MQTT broker.
+    Mqtt,
+}
+
+/// Whom a reply answers: the request's origin and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplyTo {
+    pub origin: Origin,
+    pub id: Option<u16>,
+}
+
+impl ReplyTo {
+    pub(crate) fn local(id: Option<u16>) -> Self {
+        Self {
+            origin: Origin::Local,
+            id,
+        }
+    }
 }
 
 /// Starts the thread that reads command lines from stdin; it sends [`ControlEvent::Closed`]
