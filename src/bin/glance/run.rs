@@ -1,42 +1,17 @@
-//! `glance`: the board runtime. Thin: parse arguments → run → exit code.
+//! `glance run`: its flags, and their mapping onto [`glance::RunConfig`].
 
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use glance::encode_classified;
-use glance::DecodeLimits;
-use glance::Manifest;
-use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
-use glance::{Classifier, ClassifierConfig};
+use clap::ValueEnum;
+use glance::{ClassifierConfig, DecodeLimits};
 
-/// Edge image classifier: an int8 EfficientNet-Lite0 backbone on tract, with a linear head and a
-/// kNN store from a bundle (or the 1000 ImageNet classes with none).
-#[derive(Parser, Debug)]
-#[command(name = "glance", version, about, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Classify image files (or folders of them) and print one result per image.
-    Classify(ClassifyArgs),
-    /// Classify live frames (camera, MJPEG on stdin, files) and send decisions to stdout or a
-    /// serial port; accepts enroll/forget/list/save/threshold/status commands.
-    Run(Box<RunArgs>),
-    /// Per-stage latency percentiles and frames/s on a fixed set of frames.
-    Bench(BenchArgs),
-    /// Show the backbone, its sha256, its input spec and the build target.
-    Info(InfoArgs),
-}
+use crate::{load_bundle, model_source, EngineArgs};
 
 /// Output format of `run`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum RunFormat {
+pub(crate) enum RunFormat {
     /// One line per message for people.
     Text,
     /// One JSON object per line.
@@ -47,7 +22,7 @@ enum RunFormat {
 
 /// Where `run` reads commands from (besides a serial output, which always accepts them).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum Control {
+pub(crate) enum Control {
     /// No command channel besides the serial link.
     None,
     /// Text or JSON command lines on stdin; the run ends when stdin closes and its commands
@@ -57,7 +32,7 @@ enum Control {
 
 /// When `run` writes a decision.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum EmitArg {
+pub(crate) enum EmitArg {
     /// Every frame.
     Every,
     /// Only when the decided label changes.
@@ -66,7 +41,7 @@ enum EmitArg {
 
 /// Camera pixel format.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum PixelFormat {
+pub(crate) enum PixelFormat {
     /// MJPEG if offered, else YUYV.
     Auto,
     /// Motion-JPEG only.
@@ -75,38 +50,8 @@ enum PixelFormat {
     Yuyv,
 }
 
-/// Which engine runs the backbone (shared by classify, run, bench and info).
 #[derive(clap::Args, Debug)]
-struct EngineArgs {
-    /// Inference engine: `tract` (built in) or `ort` (onnxruntime, loaded from
-    /// libonnxruntime.so at run time; see --ort-library).
-    #[arg(long, default_value = "tract", value_name = "ENGINE")]
-    engine: EngineKind,
-    /// onnxruntime's shared library for `--engine ort` [default: $ORT_DYLIB_PATH, else
-    /// libonnxruntime.so on the loader's path]. The onnxruntime wheel from PyPI has one in
-    /// site-packages/onnxruntime/capi/.
-    #[arg(long, value_name = "FILE")]
-    ort_library: Option<PathBuf>,
-}
-
-impl EngineArgs {
-    /// The engine options for `threads`; tract's threads are process-wide, so they are set here.
-    fn options(&self, threads: usize) -> anyhow::Result<EngineOptions> {
-        let threads = glance::commands::check_threads(threads).map_err(anyhow::Error::msg)?;
-        if self.engine == EngineKind::Tract {
-            glance::set_threads(threads)?;
-        }
-        Ok(EngineOptions {
-            kind: self.engine,
-            threads,
-            ort_library: self.ort_library.clone(),
-            features_only: false,
-        })
-    }
-}
-
-#[derive(clap::Args, Debug)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// A board profile (`rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file): its
     /// camera, serial port, store capacity and threads become the defaults; flags override.
     #[arg(long, value_name = "BOARD")]
@@ -221,121 +166,11 @@ struct RunArgs {
 
 /// Store precision.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum StorePrecision {
+pub(crate) enum StorePrecision {
     /// 1 byte per value and a scale per example.
     I8,
     /// 4 bytes per value.
     F32,
-}
-
-#[derive(clap::Args, Debug)]
-struct BenchArgs {
-    /// A bundle (head, store and thresholds are then part of the timing).
-    #[arg(long, value_name = "FILE")]
-    bundle: Option<PathBuf>,
-    /// Use this backbone ONNX file instead of the embedded one.
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    /// Frames to time (after the warm-up).
-    #[arg(long, default_value_t = 50)]
-    frames: usize,
-    /// Untimed frames first.
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    /// Threads for the backbone.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    #[command(flatten)]
-    engine: EngineArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Encoded images to cycle through (default: 8 synthetic 640×480 JPEG frames).
-    #[arg(value_name = "IMAGE")]
-    images: Vec<PathBuf>,
-}
-
-/// Output format.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    /// One line per image for people.
-    Text,
-    /// One JSON object per image per line, for programs.
-    Json,
-}
-
-#[derive(clap::Args, Debug)]
-struct ClassifyArgs {
-    /// Number of classes to report per image.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    top_k: u16,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// A bundle from `glance-host fit`: classify into its classes with its head, kNN store and
-    /// unknown thresholds (ImageNet classes when absent).
-    #[arg(long, value_name = "FILE")]
-    bundle: Option<PathBuf>,
-    /// Use this backbone ONNX file instead of the embedded one (it must be in the manifest).
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    /// Threads for the backbone.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    #[command(flatten)]
-    engine: EngineArgs,
-    /// Add the 1280-d feature vector to each JSON line.
-    #[arg(long)]
-    with_features: bool,
-    /// Refuse images wider or taller than this many pixels.
-    #[arg(long, default_value_t = glance::DEFAULT_MAX_SIDE, value_name = "PX")]
-    max_side: u32,
-    /// Least head probability accepted, for one class (`LABEL=V`) or all (`V`); overrides the
-    /// bundle's calibrated thresholds. Repeatable.
-    #[arg(long, value_name = "[LABEL=]V")]
-    min_score: Vec<String>,
-    /// Largest distance to the best class's nearest stored example, for one class (`LABEL=V`)
-    /// or all (`V`); overrides the bundle's calibrated thresholds. Repeatable.
-    #[arg(long, value_name = "[LABEL=]V")]
-    max_distance: Vec<String>,
-    /// Classify a JPEG that ends before its end-of-image marker instead of refusing it.
-    #[arg(long)]
-    allow_truncated: bool,
-    /// Image files or folders (a folder's subfolders are searched too).
-    #[arg(required = true, value_name = "IMAGE")]
-    images: Vec<PathBuf>,
-}
-
-#[derive(clap::Args, Debug)]
-struct InfoArgs {
-    /// Describe this backbone ONNX file instead of the embedded one.
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    #[command(flatten)]
-    engine: EngineArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-}
-
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("glance: error: {err:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// A `--min-score` / `--max-distance` value of `glance run`, whose label may also name an
@@ -346,16 +181,7 @@ fn parse_owned_threshold(flag: &str, distance: bool) -> anyhow::Result<(Option<S
     Ok((label.map(str::to_owned), value))
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Classify(args) => classify(args),
-        Command::Run(args) => run_live(*args),
-        Command::Bench(args) => bench(args),
-        Command::Info(args) => info(args),
-    }
-}
-
-fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     use glance::{Emit, RunConfig, SinkSpec, SourceSpec};
     use glance::{PIX_MJPEG, PIX_YUYV};
     use std::str::FromStr;
@@ -379,20 +205,14 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         (o, _) => o.to_owned(),
     };
     let output = SinkSpec::from_str(&output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
-    let mqtt = match &args.mqtt {
-        Some(url) => {
-            let spec =
-                glance::MqttSpec::from_str(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
-            let node = args.mqtt_node.as_deref().unwrap_or(&spec.prefix);
-            Some(glance::MqttConfig {
-                node_id: glance::MqttConfig::node_id_from(node),
-                discovery_prefix: (args.mqtt_discovery != "off")
-                    .then(|| args.mqtt_discovery.trim_end_matches('/').to_owned()),
-                spec,
-            })
-        }
-        None => None,
-    };
+    let mqtt = args
+        .mqtt
+        .as_deref()
+        .map(|url| {
+            glance::MqttConfig::from_flags(url, &args.mqtt_discovery, args.mqtt_node.as_deref())
+        })
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
     let size_text = args
         .size
         .clone()
@@ -514,115 +334,6 @@ fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
              (ffmpeg: -f mjpeg; rpicam-vid: --codec mjpeg)"
         );
         return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let bundle = load_bundle(&args.bundle)?;
-    let frames: Vec<(String, Vec<u8>)> = if args.images.is_empty() {
-        glance::bench::synthetic_frames()?
-    } else {
-        let mut v = Vec::new();
-        for item in glance::expand_paths(&args.images) {
-            let path = item.map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
-            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-            v.push((path.display().to_string(), bytes));
-        }
-        v
-    };
-    let classifier = Classifier::new(ClassifierConfig {
-        bundle,
-        model: model_source(args.model),
-        engine: args.engine.options(args.threads)?,
-        ..ClassifierConfig::default()
-    })
-    .context("cannot set up the classifier")?;
-    let r = glance::bench::run(&classifier, &frames, args.warmup, args.frames)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Json => writeln!(out, "{}", r.to_json(args.threads))?,
-        Format::Text => {
-            let decider = if args.bundle.is_some() {
-                "bundle"
-            } else {
-                "ImageNet head"
-            };
-            r.write_text(&mut out, decider, args.threads)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The `--bundle` file, loaded and checked, with its path.
-fn load_bundle(path: &Option<PathBuf>) -> anyhow::Result<Option<(glance::Bundle, PathBuf)>> {
-    Ok(match path {
-        Some(p) => Some((glance::Bundle::load(p)?, p.clone())),
-        None => None,
-    })
-}
-
-fn model_source(model: Option<PathBuf>) -> ModelSource {
-    model.map_or(ModelSource::Embedded, ModelSource::File)
-}
-
-fn classify(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let bundle = load_bundle(&args.bundle)?;
-    let config = ClassifierConfig {
-        bundle,
-        model: model_source(args.model),
-        engine: args.engine.options(args.threads)?,
-        top_k: usize::from(args.top_k),
-        limits: DecodeLimits {
-            max_side: args.max_side,
-            allow_truncated: args.allow_truncated,
-            ..DecodeLimits::default()
-        },
-        with_features: args.with_features,
-    };
-    let mut classifier = Classifier::new(config).context("cannot set up the classifier")?;
-    let labels = classifier.labels().to_vec();
-    classifier
-        .thresholds_mut()
-        .apply_flags(&labels, &args.min_score, &args.max_distance)?;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    let mut failures = 0usize;
-    for item in glance::expand_paths(&args.images) {
-        let result = match item {
-            Ok(path) => classifier.classify_file(&path).map_err(anyhow::Error::from),
-            Err((path, e)) => Err(anyhow::anyhow!("{}: {e}", path.display())),
-        };
-        match result {
-            Ok(p) => {
-                out.write_all(&encode_classified(&p, args.format == Format::Json))?;
-                out.flush()?;
-            }
-            Err(e) => {
-                failures += 1;
-                out.flush()?;
-                eprintln!("glance: error: {e:#}");
-            }
-        }
-    }
-    out.flush()?;
-    if failures > 0 {
-        eprintln!("glance: {failures} image(s) could not be classified");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let source = model_source(args.model);
-    let backbone =
-        Backbone::load(&source, &args.engine.options(1)?).context("cannot load the backbone")?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Json => writeln!(out, "{}", backbone.info_json(&Manifest::embedded()?))?,
-        Format::Text => write!(out, "{}", backbone.info_text())?,
     }
     Ok(ExitCode::SUCCESS)
 }
