@@ -8,8 +8,9 @@ log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
 
 # Debian packages the tests use; each is installed only when missing.
 # socat: serial tests through a pty pair; ffmpeg: MJPEG streams and camera pixel formats;
-# gcc + linux-libc-dev: the V4L2 ABI check against <linux/videodev2.h>.
-PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto)
+# gcc + linux-libc-dev: the V4L2 ABI check against <linux/videodev2.h>; mosquitto: the MQTT
+# tests' broker; chromium + chromium-driver: the web console in a real browser.
+PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto chromium chromium-driver)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -29,6 +30,17 @@ if ORT_LIB=$(scripts/python-env.sh --ort-library); then
 else
   printf '\n\033[1;33m*** onnxruntime could not be installed: the --engine ort tests will be SKIPPED ***\033[0m\n\n' >&2
   unset GLANCE_REQUIRE_ORT
+fi
+
+# The web console's browser test drives chromium with selenium (PyPI) and parses /metrics with
+# prometheus-client; without them it says SKIPPED loudly.
+if BROWSER_PY=$(scripts/python-env.sh selenium==4.38.0 prometheus-client==0.26.0) \
+   && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+  export GLANCE_BROWSER_PY="$BROWSER_PY" GLANCE_REQUIRE_BROWSER=1
+  log "the web console's browser test uses chromium $(chromium --version 2>/dev/null | awk '{print $2}')"
+else
+  printf '\n\033[1;33m*** chromium or selenium could not be installed: the browser test will be SKIPPED ***\033[0m\n\n' >&2
+  unset GLANCE_REQUIRE_BROWSER
 fi
 
 log "cargo test --workspace"

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Prepared, Preparer};
 use crate::source::latest::{Latest, Taken};
 use crate::source::{Frame, FrameData};
+use crate::view::Views;
 
 /// What a source (or the stage preparing its frames) has next: `F` is a captured [`Frame`] or,
 /// after preparation, a [`ReadyFrame`].
@@ -122,14 +123,24 @@ pub(crate) struct ReadyFrame {
     pub(crate) time_ms: u64,
     /// The classifier's input, or why the frame could not be decoded.
     pub(crate) prepared: Result<Prepared>,
+    /// Its picture for people, when there is one ([`crate::view`]).
+    pub(crate) picture: Option<Arc<Vec<u8>>>,
 }
 
 impl ReadyFrame {
-    fn of(frame: Frame, preparer: &Preparer) -> Self {
+    fn of(frame: Frame, preparer: &Preparer, views: &Views) -> Self {
+        let prepared = preparer.prepare_frame(&frame);
+        let time_ms = frame.time_ms();
+        let picture = if prepared.is_ok() {
+            views.picture(frame.data)
+        } else {
+            None
+        };
         Self {
-            prepared: preparer.prepare_frame(&frame),
-            time_ms: frame.time_ms(),
+            prepared,
+            time_ms,
             name: frame.name,
+            picture,
         }
     }
 }
@@ -148,6 +159,7 @@ pub(crate) enum Frames {
     Inline {
         source: FrameSource,
         preparer: Preparer,
+        views: Views,
     },
     FilesAhead {
         rx: Receiver<Next<ReadyFrame>>,
@@ -176,11 +188,16 @@ impl Frames {
     pub(crate) fn start(
         mut source: FrameSource,
         preparer: Preparer,
+        views: Views,
         ahead: bool,
         stop: Arc<AtomicBool>,
     ) -> Result<Self> {
         if !ahead {
-            return Ok(Self::Inline { source, preparer });
+            return Ok(Self::Inline {
+                source,
+                preparer,
+                views,
+            });
         }
         let spawn_err = |e| Error::Io {
             path: "<prepare thread>".into(),
@@ -196,7 +213,7 @@ impl Frames {
                             let step = match source.next(Duration::from_millis(100)) {
                                 Next::Idle => continue,
                                 Next::End => break,
-                                step => step.map(|frame| ReadyFrame::of(frame, &preparer)),
+                                step => step.map(|frame| ReadyFrame::of(frame, &preparer, &views)),
                             };
                             if tx.send(step).is_err() {
                                 break; // the main loop has finished
@@ -214,7 +231,9 @@ impl Frames {
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
                             match source.next(Duration::from_millis(100)) {
-                                Next::Frame(frame) => out.0.put(ReadyFrame::of(frame, &preparer)),
+                                Next::Frame(frame) => {
+                                    out.0.put(ReadyFrame::of(frame, &preparer, &views))
+                                }
                                 Next::Failed(why) => log::error!("{why}"),
                                 Next::Idle => {}
                                 Next::End => break,
@@ -230,9 +249,13 @@ impl Frames {
     /// The next prepared frame, waiting up to `wait`.
     pub(crate) fn next(&mut self, wait: Duration) -> Next<ReadyFrame> {
         match self {
-            Self::Inline { source, preparer } => source
+            Self::Inline {
+                source,
+                preparer,
+                views,
+            } => source
                 .next(wait)
-                .map(|frame| ReadyFrame::of(frame, preparer)),
+                .map(|frame| ReadyFrame::of(frame, preparer, views)),
             Self::FilesAhead { rx, .. } => match rx.recv_timeout(wait) {
                 Ok(step) => step,
                 Err(mpsc::RecvTimeoutError::Timeout) => Next::Idle,

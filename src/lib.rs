@@ -54,6 +54,8 @@ mod sink;
 mod source;
 mod store;
 mod vector;
+mod view;
+mod web;
 
 pub use error::{Error, Result};
 
@@ -96,6 +98,7 @@ pub use source::convert::{mjpeg_to_jpeg, yuyv_to_rgb};
 pub use source::mjpeg::MjpegSplitter;
 pub use source::v4l2::{abi as v4l2_abi, Camera, PIX_MJPEG, PIX_YUYV};
 pub use source::{expand_paths, Frame, FrameData};
+pub use web::{WebConfig, MAX_STREAMS};
 
 /// The command language of the serial link and `--control stdin`: parsing, printing, and the
 /// range rules that flags share with it.

@@ -36,6 +36,8 @@ use crate::sink::{Sink, SinkSpec};
 use crate::source::live::{start_camera, start_stdin_mjpeg};
 use crate::source::v4l2::CameraConfig;
 use crate::store::{Generation, Store};
+use crate::view::Views;
+use crate::web::{Web, WebConfig};
 
 pub use crate::source::live::default_camera;
 
@@ -103,6 +105,8 @@ pub struct RunConfig {
     pub output: SinkSpec,
     /// MQTT beside the output (`--mqtt`).
     pub mqtt: Option<MqttConfig>,
+    /// The web console (`--web`).
+    pub web: Option<WebConfig>,
     /// Output format.
     pub format: Format,
     /// Read commands from stdin.
@@ -171,6 +175,8 @@ pub(crate) struct Runner {
     pub(crate) sink_drops: DropWatch,
     /// The MQTT link, beside the sink.
     pub(crate) mqtt: Option<MqttLink>,
+    /// The web console.
+    pub(crate) web: Option<Web>,
 }
 
 impl Runner {
@@ -178,7 +184,6 @@ impl Runner {
         classifier: Classifier,
         store: Store,
         sink: Sink,
-        mqtt: Option<MqttLink>,
         backbone_sha: String,
         config: &RunConfig,
         source_health: Arc<SourceHealth>,
@@ -207,7 +212,8 @@ impl Runner {
             source_health,
             save_error: None,
             sink_drops: DropWatch::default(),
-            mqtt,
+            mqtt: None,
+            web: None,
         }
     }
 
@@ -260,7 +266,10 @@ impl Runner {
         );
         self.frames += 1;
         if let Some(m) = self.mqtt.as_mut() {
-            m.decision(&decided, self.last_label.as_deref());
+            m.decision(&decided, self.last_label.as_deref(), frame.picture.as_ref());
+        }
+        if let Some(w) = self.web.as_mut() {
+            w.frame(&decided, frame.picture.clone());
         }
         let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
         if self.emit == Emit::Every || changed {
@@ -306,6 +315,17 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         ),
         None => None,
     };
+    let views = Views::default();
+    views.set_wanted(config.mqtt.as_ref().is_some_and(|m| m.snapshot));
+    let web = match &config.web {
+        Some(w) => Some(
+            Web::start(w, views.clone(), ctl_tx.clone()).map_err(|e| Error::Io {
+                path: w.addr.to_string().into(),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     if config.control_stdin {
         start_stdin_control(ctl_tx.clone());
     }
@@ -314,18 +334,26 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let source_health = Arc::new(SourceHealth::default());
     let source = start_source(&config, &source_health, &stop)?;
     let preparer = classifier.preparer().clone();
-    let mut source = Frames::start(source, preparer, config.decode_ahead, Arc::clone(&stop))?;
+    let mut source = Frames::start(
+        source,
+        preparer,
+        views,
+        config.decode_ahead,
+        Arc::clone(&stop),
+    )?;
 
     let mut r = Runner::new(
         classifier,
         store,
         sink,
-        mqtt,
         backbone.sha256,
         &config,
         source_health,
     );
+    r.mqtt = mqtt;
+    r.web = web;
     r.apply_threshold_flags(&config);
+    r.labels_changed();
 
     let mut state = LoopState::start(&config);
     let outcome: std::io::Result<()> = (|| {
@@ -462,6 +490,7 @@ struct LoopState {
     next_status: Option<Instant>,
     max_frames: Option<u64>,
     reported_drops: u64,
+    next_web: Instant,
 }
 
 impl LoopState {
@@ -479,6 +508,7 @@ impl LoopState {
             next_status: config.heartbeat.map(|h| Instant::now() + h),
             max_frames: config.max_frames,
             reported_drops: 0,
+            next_web: Instant::now(),
         }
     }
 
@@ -491,6 +521,14 @@ impl LoopState {
         commands: &Receiver<ControlEvent>,
     ) -> std::io::Result<ControlFlow<()>> {
         self.watchdog(r);
+        if r.web.is_some() && Instant::now() >= self.next_web {
+            let status = r.status(source.dropped());
+            let mqtt_dropped = r.mqtt.as_ref().map(MqttLink::dropped);
+            if let Some(w) = &r.web {
+                w.tick(status, mqtt_dropped);
+            }
+            self.next_web = Instant::now() + Duration::from_secs(1);
+        }
         // Commands: queued in order; one waits while an enrollment is collecting frames.
         self.stdin_closed |= r.take_commands(commands);
         r.run_queued(|| source.dropped())?;
@@ -585,6 +623,9 @@ fn shut_down(
     r.sink.finish(Duration::from_secs(2));
     if let Some(m) = r.mqtt.take() {
         m.finish(Duration::from_secs(2));
+    }
+    if let Some(w) = r.web.take() {
+        w.finish();
     }
     source.into_outcome()?;
     if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, r.source_health.gave_up()) {

@@ -21,3 +21,4 @@ mod run;
 #[cfg(feature = "host")]
 mod small_data;
 mod util;
+mod web;

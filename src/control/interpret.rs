@@ -36,6 +36,13 @@ impl Runner {
                 ControlEvent::Invalid(id, why) => {
                     self.pending.push_back((ReplyTo::local(id), Err(why)))
                 }
+                ControlEvent::Web(ticket, c) => self.pending.push_back((
+                    ReplyTo {
+                        origin: Origin::Web(ticket),
+                        id: None,
+                    },
+                    Ok(c),
+                )),
                 ControlEvent::Mqtt(id, c) => self.pending.push_back((
                     ReplyTo {
                         origin: Origin::Mqtt,
@@ -83,6 +90,12 @@ impl Runner {
 
     /// Sends the reply to request `id`.
     fn reply(&mut self, to: ReplyTo, body: ReplyBody) -> io::Result<()> {
+        if let Origin::Web(ticket) = to.origin {
+            if let Some(w) = &self.web {
+                w.reply(ticket, &body);
+            }
+            return Ok(());
+        }
         if to.origin == Origin::Mqtt {
             if let Some(m) = &self.mqtt {
                 m.reply(to.id, &body);
@@ -93,13 +106,17 @@ impl Runner {
         self.sink.send(bytes)
     }
 
-    /// The store's labels changed: MQTT's discovery lists them as event types.
-    fn labels_changed(&mut self) {
+    /// The store's labels changed: MQTT's discovery lists them as event types, the web
+    /// console shows them with their counts.
+    pub(crate) fn labels_changed(&mut self) {
         if let Some(m) = &self.mqtt {
             m.set_labels(crate::runtime::decision_labels(
                 &self.classifier,
                 &self.store,
             ));
+        }
+        if let Some(w) = &self.web {
+            w.store(self.store.counts());
         }
     }
 
@@ -284,9 +301,13 @@ impl Runner {
             }
             Command::Status => {
                 let status = self.status(dropped);
-                match (&self.mqtt, id.origin) {
-                    (Some(m), Origin::Mqtt) => {
+                match (&self.mqtt, &self.web, id.origin) {
+                    (Some(m), _, Origin::Mqtt) => {
                         m.status_reply(&status);
+                        Ok(())
+                    }
+                    (_, Some(w), Origin::Web(ticket)) => {
+                        w.status_reply(ticket, &status);
                         Ok(())
                     }
                     _ => self.sink.send(encode::encode_status(&status, self.format)),

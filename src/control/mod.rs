@@ -23,6 +23,8 @@ pub(crate) enum ControlEvent {
     /// A command (or why a message was not one) from the MQTT `cmd` or `enroll` topic; its
     /// reply goes back over MQTT.
     Mqtt(Option<u16>, std::result::Result<Command, String>),
+    /// A command posted to the web console; its reply answers the request with this ticket.
+    Web(u64, Command),
     /// The control channel closed (stdin reached its end).
     Closed,
 }
@@ -35,6 +37,8 @@ pub(crate) enum Origin {
     Local,
     /// The MQTT broker.
     Mqtt,
+    /// A web console request, by ticket.
+    Web(u64),
 }
 
 /// Whom a reply answers: the request's origin and id.

@@ -43,7 +43,7 @@ pub(crate) fn device_config(config: &MqttConfig, labels: &[String]) -> Value {
         }
         c
     };
-    json!({
+    let mut config_json = json!({
         "device": {
             "identifiers": [format!("glance_{node}")],
             "name": format!("glance {node}"),
@@ -116,5 +116,15 @@ pub(crate) fn device_config(config: &MqttConfig, labels: &[String]) -> Value {
             "store": diagnostic("store", "Stored examples", "{{ value_json.store_len }}", None, "measurement"),
         },
         "qos": 1,
-    })
+    });
+    if config.snapshot {
+        config_json["components"]["snapshot"] = json!({
+            "platform": "image",
+            "unique_id": uid("snapshot"),
+            "name": "Snapshot",
+            "image_topic": topic("snapshot"),
+            "content_type": "image/jpeg",
+        });
+    }
+    config_json
 }

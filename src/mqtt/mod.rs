@@ -59,6 +59,8 @@ pub struct MqttConfig {
     pub discovery_prefix: Option<String>,
     /// This device's id in client ids, unique ids and discovery topics (`[A-Za-z0-9_-]`).
     pub node_id: String,
+    /// Publish the JPEG of each frame that changed the decision on `PREFIX/snapshot`.
+    pub snapshot: bool,
 }
 
 impl MqttConfig {
@@ -69,6 +71,7 @@ impl MqttConfig {
         Ok(Self {
             node_id: Self::node_id_from(node.unwrap_or(&spec.prefix)),
             discovery_prefix: (discovery != "off").then(|| discovery.trim_end_matches('/').into()),
+            snapshot: false,
             spec,
         })
     }
@@ -281,7 +284,12 @@ impl MqttLink {
     }
 
     /// A decided frame: on a change of label, the retained state and label and an event.
-    pub(crate) fn decision(&mut self, d: &Decided, previous: Option<&str>) {
+    pub(crate) fn decision(
+        &mut self,
+        d: &Decided,
+        previous: Option<&str>,
+        picture: Option<&Arc<Vec<u8>>>,
+    ) {
         self.since_stats.0 += 1;
         self.since_stats.1 += d.prediction.timing_ms.total;
         let label = d.prediction.label.as_str();
@@ -307,6 +315,14 @@ impl MqttLink {
             current.label = Some(label.to_string());
         }
         let s = &self.shared;
+        if let Some(jpeg) = picture.filter(|_| s.config.snapshot) {
+            s.push_best(Request::Publish {
+                topic: s.config.topic("snapshot"),
+                payload: jpeg.to_vec(),
+                retain: true,
+                qos: QoS::AtMostOnce,
+            });
+        }
         for (leaf, payload, retain) in [
             ("state", state, true),
             ("label", label.as_bytes().to_vec(), true),

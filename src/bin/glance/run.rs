@@ -101,6 +101,21 @@ pub(crate) struct RunArgs {
     /// This device's id in MQTT client id, unique ids and discovery [default: from the prefix].
     #[arg(long, value_name = "ID")]
     mqtt_node: Option<String>,
+    /// Publish the JPEG of each frame that changes the decision on PREFIX/snapshot (an image
+    /// entity in Home Assistant). Frames that are not JPEG are encoded for it.
+    #[arg(long)]
+    mqtt_snapshot: bool,
+    /// The web console on ADDR (`HOST:PORT`, `:PORT` for every interface, or `PORT`); with no
+    /// ADDR, 127.0.0.1:8080. Off unless given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    web: Option<String>,
+    /// Basic auth for the web console. There is no TLS: behind a reverse proxy with TLS on
+    /// untrusted networks.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    web_auth: Option<String>,
+    /// Live view frames per second.
+    #[arg(long, default_value_t = 5.0, value_name = "FPS")]
+    web_fps: f32,
     /// Message format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
@@ -212,7 +227,17 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             glance::MqttConfig::from_flags(url, &args.mqtt_discovery, args.mqtt_node.as_deref())
         })
         .transpose()
-        .map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--mqtt {e}"))?
+        .map(|m| glance::MqttConfig {
+            snapshot: args.mqtt_snapshot,
+            ..m
+        });
+    let web = args
+        .web
+        .as_deref()
+        .map(|addr| glance::WebConfig::from_flags(addr, args.web_auth.as_deref(), args.web_fps))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--web {e}"))?;
     let size_text = args
         .size
         .clone()
@@ -276,6 +301,7 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         autosave: !args.no_autosave,
         output,
         mqtt,
+        web,
         format: match args.format {
             RunFormat::Text => glance::Format::Text,
             RunFormat::Json => glance::Format::Json,
