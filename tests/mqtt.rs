@@ -172,7 +172,7 @@ impl Watcher {
 }
 
 /// `glance run` over the fixture photos, looping, with MQTT on `port` under `prefix`.
-fn start_glance(port: u16, prefix: &str, extra: &[&str]) -> Child {
+fn start_glance(port: u16, prefix: &str, extra: &[&str]) -> Running {
     let mut args = vec![
         "run".to_string(),
         "--source".into(),
@@ -190,10 +190,12 @@ fn start_glance(port: u16, prefix: &str, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(|c| Running(Some(c)))
         .expect("glance starts")
 }
 
-fn stop(mut child: Child) {
+fn stop(running: Running) {
+    let mut child = running.take();
     // SIGTERM: a clean shutdown (offline published, the link closed).
     sigterm(&child);
     let until = Instant::now() + Duration::from_secs(20);
@@ -204,6 +206,7 @@ fn stop(mut child: Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("glance did not stop within 20 s of SIGTERM");
 }
 
@@ -539,10 +542,11 @@ fn kill_9_makes_the_broker_publish_offline() {
     let _broker = Broker::start(port);
     let watcher = Watcher::start(port, "watcher-kill");
     let t0 = Instant::now();
-    let mut glance = start_glance(port, "glance/t3", &[]);
+    let glance = start_glance(port, "glance/t3", &[]);
     let on = watcher.wait_for(60, t0, |s| s.topic == "glance/t3/availability");
     assert_eq!(on.text(), "online");
     let t1 = Instant::now();
+    let mut glance = glance.take();
     glance.kill().expect("SIGKILL");
     let _ = glance.wait();
     let off = watcher.wait_for(30, t1, |s| s.topic == "glance/t3/availability");

@@ -182,3 +182,23 @@ pub fn ort_library(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// A child process killed when dropped, so that a test that fails (panics) while a `glance run`
+/// is going does not leave it running.
+pub struct Running(pub Option<std::process::Child>);
+
+impl Running {
+    /// The child, no longer killed on drop.
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("the child")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

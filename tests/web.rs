@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -113,7 +113,7 @@ fn http(port: u16, method: &str, path: &str, body: &str, auth: Option<&str>) -> 
     }
 }
 
-fn start_glance(port: u16, extra: &[&str]) -> Child {
+fn start_glance(port: u16, extra: &[&str]) -> Running {
     let mut args = vec![
         "run".to_string(),
         "--source".into(),
@@ -127,6 +127,7 @@ fn start_glance(port: u16, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(|c| Running(Some(c)))
         .expect("glance starts")
 }
 
@@ -143,7 +144,8 @@ fn wait_ready(port: u16) {
     panic!("the web console did not come up within 90 s");
 }
 
-fn stop(mut child: Child) {
+fn stop(running: Running) {
+    let mut child = running.take();
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -159,6 +161,7 @@ fn stop(mut child: Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("glance did not stop within 20 s of SIGTERM");
 }
 
