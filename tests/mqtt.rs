@@ -20,11 +20,6 @@ struct Broker {
     dir: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 impl Broker {
     fn start(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -192,31 +187,6 @@ fn start_glance(port: u16, prefix: &str, extra: &[&str]) -> Running {
         .spawn()
         .map(|c| Running(Some(c)))
         .expect("glance starts")
-}
-
-fn stop(running: Running) {
-    let mut child = running.take();
-    // SIGTERM: a clean shutdown (offline published, the link closed).
-    sigterm(&child);
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("glance did not stop within 20 s of SIGTERM");
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
 }
 
 fn now_ms() -> u64 {

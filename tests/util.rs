@@ -202,3 +202,31 @@ impl Drop for Running {
         }
     }
 }
+
+/// A TCP port nobody listens on now (for a broker or a web console a test starts).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// SIGTERM (a clean shutdown) and the exit, which must be a success, within 20 s.
+pub fn stop(running: Running) {
+    let mut child = running.take();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < until {
+        if let Ok(Some(s)) = child.try_wait() {
+            assert!(s.success(), "glance exited with {s}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("glance did not stop within 20 s of SIGTERM");
+}

@@ -11,11 +11,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
@@ -142,27 +137,6 @@ fn wait_ready(port: u16) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("the web console did not come up within 90 s");
-}
-
-fn stop(running: Running) {
-    let mut child = running.take();
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if let Ok(Some(s)) = child.try_wait() {
-            assert!(s.success(), "glance exited with {s}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("glance did not stop within 20 s of SIGTERM");
 }
 
 /// Reads `n` parts of a multipart/x-mixed-replace stream: each a decodable JPEG.

@@ -69,54 +69,59 @@ impl Metrics {
         };
         let one = |v: u64| vec![(String::new(), v.to_string())];
         if let Some(s) = s {
-            metric(
-                "glance_frames_total",
-                "counter",
-                "Frames decided.",
-                &one(s.frames),
-            );
-            metric(
-                "glance_frames_dropped_total",
-                "counter",
-                "Frames the source dropped (newest frame wins).",
-                &one(s.dropped),
-            );
-            metric(
-                "glance_frame_errors_total",
-                "counter",
-                "Frames that could not be decoded or classified.",
-                &one(s.errors),
-            );
-            metric(
-                "glance_store_examples",
-                "gauge",
-                "Examples in the on-device store.",
-                &one(s.store_len),
-            );
-            metric(
-                "glance_store_capacity",
-                "gauge",
-                "Capacity of the on-device store.",
-                &one(s.store_capacity),
-            );
-            metric(
-                "glance_sink_dropped_total",
-                "counter",
-                "Messages the main output dropped (serial peer slow or away).",
-                &one(s.sink_dropped),
-            );
-            metric(
-                "glance_uptime_seconds",
-                "gauge",
-                "Seconds since start.",
-                &one(s.uptime_s),
-            );
-            metric(
-                "glance_healthy",
-                "gauge",
-                "1 when no problem is reported.",
-                &one(u64::from(s.healthy)),
-            );
+            let gauges = [
+                (
+                    "glance_frames_total",
+                    "counter",
+                    "Frames decided.",
+                    s.frames,
+                ),
+                (
+                    "glance_frames_dropped_total",
+                    "counter",
+                    "Frames the source dropped (newest frame wins).",
+                    s.dropped,
+                ),
+                (
+                    "glance_frame_errors_total",
+                    "counter",
+                    "Frames that could not be decoded or classified.",
+                    s.errors,
+                ),
+                (
+                    "glance_store_examples",
+                    "gauge",
+                    "Examples in the on-device store.",
+                    s.store_len,
+                ),
+                (
+                    "glance_store_capacity",
+                    "gauge",
+                    "Capacity of the on-device store.",
+                    s.store_capacity,
+                ),
+                (
+                    "glance_sink_dropped_total",
+                    "counter",
+                    "Messages the main output dropped (serial peer slow or away).",
+                    s.sink_dropped,
+                ),
+                (
+                    "glance_uptime_seconds",
+                    "gauge",
+                    "Seconds since start.",
+                    s.uptime_s,
+                ),
+                (
+                    "glance_healthy",
+                    "gauge",
+                    "1 when no problem is reported.",
+                    u64::from(s.healthy),
+                ),
+            ];
+            for (name, kind, help, v) in gauges {
+                metric(name, kind, help, &one(v));
+            }
         }
         if let Some(n) = mqtt_dropped {
             metric(

@@ -20,26 +20,27 @@ use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
-use crate::backbone::BackboneIdentity;
 use crate::control::interpret::Enrolling;
 use crate::control::{start_stdin_control, ControlEvent, ReplyTo};
 use crate::decision::{Decided, Decider};
-use crate::decode_ahead::{FrameSource, Frames, Next, ReadyFrame};
+use crate::decode_ahead::{Frames, Next, ReadyFrame};
 use crate::encode::{self, Format, ReplyBody};
 use crate::error::{Error, Result};
 use crate::health::{DropWatch, SourceHealth, STALLED};
 use crate::knn::Precision;
 use crate::mqtt::{MqttConfig, MqttLink};
 use crate::pipeline::{Classifier, ClassifierConfig};
-use crate::serial::SerialLink;
 use crate::sink::{Sink, SinkSpec};
-use crate::source::live::{start_camera, start_stdin_mjpeg};
 use crate::source::v4l2::CameraConfig;
-use crate::store::{Generation, Store};
+use crate::store::Store;
 use crate::view::Views;
 use crate::web::{Web, WebConfig};
 
 pub use crate::source::live::default_camera;
+
+mod setup;
+pub(crate) use setup::decision_labels;
+use setup::{check_min_score_labels, deep_backbone, open_sink, open_store, start_source};
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,109 +368,6 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     stop.store(true, Ordering::Relaxed);
     state.notifier.stopping();
     shut_down(r, source, &config, outcome)
-}
-
-/// The labels a decision can take besides `unknown`: the head's classes, then the enrolled
-/// labels that are not among them.
-pub(crate) fn decision_labels(classifier: &Classifier, store: &Store) -> Vec<String> {
-    let mut labels = classifier.labels().to_vec();
-    for (label, _) in store.counts() {
-        if !labels.contains(&label) {
-            labels.push(label);
-        }
-    }
-    labels
-}
-
-/// The backbone's identity; `glance run` needs one (its store holds deep features).
-fn deep_backbone(classifier: &Classifier) -> Result<BackboneIdentity> {
-    classifier.backbone().map(|b| b.identity()).ok_or_else(|| {
-        Error::InvalidSetting(
-            "`glance run` needs deep features; a raw-pixel bundle has no backbone".into(),
-        )
-    })
-}
-
-/// Threshold flags are applied once the store is loaded (a distance may name an enrolled
-/// label); a least score must name a class of the head, checked before anything starts.
-fn check_min_score_labels(config: &RunConfig, classifier: &Classifier) -> Result<()> {
-    for (label, _) in &config.min_score {
-        if let Some(l) = label {
-            if !classifier.labels().contains(l) {
-                return Err(Error::InvalidSetting(format!(
-                    "--min-score names `{l}`, which is not a class of the head"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The store from `--store` (its previous generation, or a new one, with a warning), or a new
-/// store in memory; never smaller than `--store-capacity`.
-fn open_store(config: &RunConfig, backbone: &BackboneIdentity) -> Result<Store> {
-    let fresh = || {
-        Store::new(
-            &backbone.sha256,
-            backbone.feature_dim,
-            config.store_capacity,
-            config.store_precision,
-        )
-    };
-    let Some(path) = &config.store else {
-        return Ok(fresh());
-    };
-    let loaded = Store::load(path, &backbone.sha256, backbone.feature_dim, fresh)?;
-    for w in &loaded.warnings {
-        log::warn!("{w}");
-    }
-    match loaded.generation {
-        Generation::Previous => log::warn!(
-            "{}: using the previous generation ({} examples)",
-            path.display(),
-            loaded.store.len()
-        ),
-        Generation::New => log::info!("{}: new store", path.display()),
-        Generation::Current => {}
-    }
-    let mut s = loaded.store;
-    s.capacity = s.capacity.max(config.store_capacity);
-    Ok(s)
-}
-
-/// Opens the output; a serial link sends the commands it reads to `commands`.
-fn open_sink(config: &RunConfig, commands: &Sender<ControlEvent>) -> Result<Sink> {
-    Ok(match &config.output {
-        SinkSpec::Stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
-        SinkSpec::Serial { path, baud } => Sink::Serial(
-            SerialLink::start(path.clone(), *baud, config.format, commands.clone()).map_err(
-                |e| Error::Io {
-                    path: path.clone(),
-                    source: e,
-                },
-            )?,
-        ),
-    })
-}
-
-/// Starts the source: a capture thread for a live one (which reports into `health` and ends
-/// when `stop` is set), the list of files otherwise.
-fn start_source(
-    config: &RunConfig,
-    health: &Arc<SourceHealth>,
-    stop: &Arc<AtomicBool>,
-) -> Result<FrameSource> {
-    Ok(match &config.source {
-        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(stop))?),
-        SourceSpec::Camera(path) => FrameSource::live(start_camera(
-            path.clone(),
-            config.camera.clone(),
-            config.camera_wait,
-            Arc::clone(health),
-            Arc::clone(stop),
-        )?),
-        SourceSpec::Files(spec) => FrameSource::files(spec, config.looping),
-    })
 }
 
 /// What the loop keeps between its steps besides the [`Runner`]: the watchdog, the clocks of
