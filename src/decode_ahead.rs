@@ -129,10 +129,18 @@ pub(crate) struct ReadyFrame {
 
 impl ReadyFrame {
     fn of(frame: Frame, preparer: &Preparer, views: &Views) -> Self {
-        let prepared = preparer.prepare_frame(&frame);
+        // A JPEG frame is its own picture; any other is encoded from the image decoded for the
+        // classifier, never decoded twice.
+        let jpeg = Views::is_jpeg(&frame.data);
+        let mut encoded = None;
+        let prepared = preparer.prepare_frame_seen(&frame, |image| {
+            if !jpeg {
+                encoded = views.encoded(image);
+            }
+        });
         let time_ms = frame.time_ms();
         let picture = if prepared.is_ok() {
-            views.picture(frame.data)
+            Views::picture(frame.data, encoded)
         } else {
             None
         };

@@ -238,8 +238,18 @@ impl Preparer {
 
     /// Decodes (timed as the decode stage) and prepares one captured frame.
     pub fn prepare_frame(&self, frame: &crate::source::Frame) -> Result<Prepared> {
+        self.prepare_frame_seen(frame, |_| {})
+    }
+
+    /// [`Self::prepare_frame`], giving `seen` the decoded image of a frame it prepared (for a
+    /// picture of it, without decoding it again).
+    pub(crate) fn prepare_frame_seen(
+        &self,
+        frame: &crate::source::Frame,
+        seen: impl FnOnce(&RgbImage),
+    ) -> Result<Prepared> {
         use crate::source::{convert, FrameData};
-        self.prepare_decoded(frame.name.clone(), || match &frame.data {
+        let decode = || match &frame.data {
             FrameData::Encoded(bytes) => {
                 let name = frame
                     .path
@@ -253,20 +263,24 @@ impl Preparer {
                 height,
                 stride,
             } => convert::yuyv_to_rgb(data, *width, *height, *stride),
-        })
+        };
+        self.prepare_decoded(frame.name.clone(), decode, seen)
     }
 
-    /// Times `decode` as the decode stage, then prepares its image.
+    /// Times `decode` as the decode stage, then prepares its image; `seen` is given the image
+    /// once it is prepared.
     pub fn prepare_decoded(
         &self,
         source: String,
         decode: impl FnOnce() -> Result<RgbImage>,
+        seen: impl FnOnce(&RgbImage),
     ) -> Result<Prepared> {
         let start = Instant::now();
         let image = decode()?;
         let decode_ms = ms(start);
         let mut prepared = self.prepare_image(&image, source)?;
         prepared.decode_ms = decode_ms;
+        seen(&image);
         Ok(prepared)
     }
 
@@ -407,11 +421,11 @@ impl Classifier {
 
     /// Classifies an image file.
     pub fn classify_file(&self, path: &Path) -> Result<Prediction> {
-        let prepared = self
-            .preparer
-            .prepare_decoded(path.display().to_string(), || {
-                preprocess::decode_file(path, self.limits)
-            })?;
+        let prepared = self.preparer.prepare_decoded(
+            path.display().to_string(),
+            || preprocess::decode_file(path, self.limits),
+            |_| {},
+        )?;
         self.classify_prepared(prepared)
     }
 

@@ -26,26 +26,26 @@ impl Views {
         self.wanted.store(on, Ordering::Relaxed);
     }
 
-    /// The picture of a frame that was prepared without error.
-    pub(crate) fn picture(&self, data: FrameData) -> Option<Arc<Vec<u8>>> {
+    /// The frame is a JPEG, its own picture.
+    pub(crate) fn is_jpeg(data: &FrameData) -> bool {
+        matches!(data, FrameData::Encoded(bytes) if is_jpeg(bytes))
+    }
+
+    /// The picture of a frame that is not a JPEG, from its decoded image, when wanted.
+    pub(crate) fn encoded(&self, image: &RgbImage) -> Option<Arc<Vec<u8>>> {
+        if self.wanted.load(Ordering::Relaxed) {
+            encode(image).map(Arc::new)
+        } else {
+            None
+        }
+    }
+
+    /// The picture of a frame that was prepared without error: a JPEG frame's own bytes (no
+    /// copy), else `encoded` (from [`Self::encoded`]).
+    pub(crate) fn picture(data: FrameData, encoded: Option<Arc<Vec<u8>>>) -> Option<Arc<Vec<u8>>> {
         match data {
             FrameData::Encoded(bytes) if is_jpeg(&bytes) => Some(Arc::new(bytes)),
-            _ if !self.wanted.load(Ordering::Relaxed) => None,
-            FrameData::Encoded(bytes) => {
-                // Decoded once already within the decode limits (the frame was prepared).
-                let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
-                encode(&image).map(Arc::new)
-            }
-            FrameData::Yuyv {
-                data,
-                width,
-                height,
-                stride,
-            } => {
-                let image =
-                    crate::source::convert::yuyv_to_rgb(&data, width, height, stride).ok()?;
-                encode(&image).map(Arc::new)
-            }
+            _ => encoded,
         }
     }
 }
@@ -75,14 +75,16 @@ mod tests {
         let img = RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8 * 8, y as u8 * 10, 128]));
         let jpeg = encode(&img).unwrap();
         let v = Views::default();
-        let kept = v.picture(FrameData::Encoded(jpeg.clone())).unwrap();
+        assert!(Views::is_jpeg(&FrameData::Encoded(jpeg.clone())));
+        let kept = Views::picture(FrameData::Encoded(jpeg.clone()), None).unwrap();
         assert_eq!(*kept, jpeg, "a JPEG frame is its own picture");
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        assert!(v.picture(FrameData::Encoded(png.clone())).is_none());
+        assert!(!Views::is_jpeg(&FrameData::Encoded(png.clone())));
+        assert!(Views::picture(FrameData::Encoded(png.clone()), v.encoded(&img)).is_none());
         v.set_wanted(true);
-        let pic = v.picture(FrameData::Encoded(png)).unwrap();
+        let pic = Views::picture(FrameData::Encoded(png), v.encoded(&img)).unwrap();
         let back = image::load_from_memory(&pic).unwrap().to_rgb8();
         assert_eq!(back.dimensions(), (32, 24));
         assert!(is_jpeg(&pic));

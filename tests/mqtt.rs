@@ -181,12 +181,7 @@ fn start_glance(port: u16, prefix: &str, extra: &[&str]) -> Running {
         format!("mqtt://127.0.0.1:{port}/{prefix}"),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    glance_command(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(|c| Running(Some(c)))
-        .expect("glance starts")
+    spawn_glance(&args)
 }
 
 fn now_ms() -> u64 {

@@ -230,3 +230,14 @@ pub fn stop(running: Running) {
     let _ = child.wait();
     panic!("glance did not stop within 20 s of SIGTERM");
 }
+
+/// `glance` (see [`glance_command`]) with `args`, in the background, output discarded, killed if
+/// the test fails.
+pub fn spawn_glance(args: &[String]) -> Running {
+    glance_command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|c| Running(Some(c)))
+        .expect("glance starts")
+}

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -118,12 +118,7 @@ fn start_glance(port: u16, extra: &[&str]) -> Running {
         format!("127.0.0.1:{port}"),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    glance_command(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(|c| Running(Some(c)))
-        .expect("glance starts")
+    spawn_glance(&args)
 }
 
 fn wait_ready(port: u16) {

@@ -90,20 +90,18 @@ impl Runner {
 
     /// Sends the reply to request `id`.
     fn reply(&mut self, to: ReplyTo, body: ReplyBody) -> io::Result<()> {
-        if let Origin::Web(ticket) = to.origin {
-            if let Some(w) = &self.web {
-                w.reply(ticket, &body);
+        match (to.origin, &self.mqtt, &self.web) {
+            (Origin::Web(ticket), _, Some(w)) => w.reply(ticket, &body),
+            (Origin::Mqtt, Some(m), _) => m.reply(to.id, &body),
+            (Origin::Local, ..) => {
+                return self
+                    .sink
+                    .send(encode::encode_reply(to.id, &body, self.format))
             }
-            return Ok(());
+            // A remote request always has its link; nothing to answer otherwise.
+            _ => {}
         }
-        if to.origin == Origin::Mqtt {
-            if let Some(m) = &self.mqtt {
-                m.reply(to.id, &body);
-            }
-            return Ok(());
-        }
-        let bytes = encode::encode_reply(to.id, &body, self.format);
-        self.sink.send(bytes)
+        Ok(())
     }
 
     /// The store's labels changed: MQTT's discovery lists them as event types, the web
@@ -301,17 +299,15 @@ impl Runner {
             }
             Command::Status => {
                 let status = self.status(dropped);
-                match (&self.mqtt, &self.web, id.origin) {
-                    (Some(m), _, Origin::Mqtt) => {
-                        m.status_reply(&status);
-                        Ok(())
+                match (id.origin, &self.mqtt, &self.web) {
+                    (Origin::Web(ticket), _, Some(w)) => w.status_reply(ticket, &status),
+                    (Origin::Mqtt, Some(m), _) => m.status_reply(&status),
+                    (Origin::Local, ..) => {
+                        return self.sink.send(encode::encode_status(&status, self.format))
                     }
-                    (_, Some(w), Origin::Web(ticket)) => {
-                        w.status_reply(ticket, &status);
-                        Ok(())
-                    }
-                    _ => self.sink.send(encode::encode_status(&status, self.format)),
+                    _ => {}
                 }
+                Ok(())
             }
             Command::SetThreshold { label, value } => {
                 let body = self.set_threshold(&label, value, false);

@@ -93,7 +93,7 @@ impl WebConfig {
 #[derive(Default)]
 struct State {
     picture: Option<(u64, Arc<Vec<u8>>)>,
-    decision: Option<serde_json::Value>,
+    decision: Option<Decided>,
     status: Option<StatusInfo>,
     mqtt_dropped: Option<u64>,
     store: Vec<(String, usize)>,
@@ -179,9 +179,9 @@ impl Web {
     /// A decided frame and its picture.
     pub(crate) fn frame(&mut self, d: &Decided, picture: Option<Arc<Vec<u8>>>) {
         lock(&self.shared.metrics).decided(&d.prediction.label, &d.prediction.timing_ms);
-        let decision = serde_json::to_value(d).unwrap_or_default();
+        // Kept as it is; serialised only when a client asks (`/api/state`).
         let mut st = lock(&self.shared.state);
-        st.decision = Some(decision);
+        st.decision = Some(d.clone());
         if let Some(p) = picture {
             self.picture_seq += 1;
             st.picture = Some((self.picture_seq, p));
