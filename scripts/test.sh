@@ -9,8 +9,9 @@ log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
 # Debian packages the tests use; each is installed only when missing.
 # socat: serial tests through a pty pair; ffmpeg: MJPEG streams and camera pixel formats;
 # gcc + linux-libc-dev: the V4L2 ABI check against <linux/videodev2.h>; mosquitto: the MQTT
-# tests' broker; chromium + chromium-driver: the web console in a real browser.
-PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto chromium chromium-driver)
+# tests' broker, openssl: its TLS certificates; chromium + chromium-driver: the web console in
+# a real browser.
+PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto openssl chromium chromium-driver)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -47,7 +48,8 @@ log "cargo test --workspace"
 cargo test --workspace --locked
 
 # What boards build: no workbench, no onnxruntime engine, no embedded backbone, the four camera
-# image formats. The tests that need more say so with cfg; the rest run against this build, the
-# default backbone passed as a file (tests/util.rs, glance_command).
-log "cargo test --workspace --no-default-features (the board's features)"
-cargo test --workspace --locked --no-default-features
+# image formats, MQTT (with TLS) and the web console. The tests that need more say so with cfg;
+# the rest run against this build, the default backbone passed as a file (tests/util.rs,
+# glance_command).
+log "cargo test --workspace --no-default-features --features net (the board's features)"
+cargo test --workspace --locked --no-default-features --features net

@@ -49,8 +49,50 @@ pub struct StoreProfile {
     pub capacity: u32,
 }
 
-/// One board.
+/// MQTT defaults (`[mqtt]`, optional): what `--mqtt` and its companions would say. Built-in
+/// profiles have none (they do not know the user's broker); a profile file of the user's own
+/// (`--board /etc/glance/shelf.toml`) carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttProfile {
+    /// `mqtt://[user:pass@]host[:port]/PREFIX` or `mqtts://…`.
+    pub url: String,
+    /// Home Assistant's discovery prefix, or `off`.
+    #[serde(default)]
+    pub discovery: Option<String>,
+    /// Node id.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Publish snapshots.
+    #[serde(default)]
+    pub snapshot: Option<bool>,
+    /// CA certificates (PEM) for `mqtts://`.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM).
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// Client key (PEM).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// Web console defaults (`[web]`, optional).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebProfile {
+    /// `HOST:PORT`, `:PORT` or `PORT`.
+    pub addr: String,
+    /// `user:pass` for basic auth.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Live view frames per second.
+    #[serde(default)]
+    pub fps: Option<f32>,
+}
+
+/// One board.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardProfile {
     /// Short name (`rpi4`).
@@ -74,6 +116,12 @@ pub struct BoardProfile {
     /// bytes of JPEG can declare gigabytes of pixels). Absent: the default, 512.
     #[serde(default)]
     pub decode_budget_mb: Option<u32>,
+    /// MQTT, when the board talks to a broker.
+    #[serde(default)]
+    pub mqtt: Option<MqttProfile>,
+    /// The web console, when the board serves one.
+    #[serde(default)]
+    pub web: Option<WebProfile>,
 }
 
 impl BoardProfile {
@@ -144,6 +192,37 @@ mod tests {
             assert!(
                 !p.rustflags.iter().any(|f| f.contains("native")),
                 "{name}: target-cpu=native has no place in a cross build"
+            );
+        }
+    }
+
+    #[test]
+    fn a_profile_of_ones_own_can_name_its_broker_and_console() {
+        let text = format!(
+            "{}\n[mqtt]\nurl = \"mqtts://u:p@broker.lan/glance/shelf\"\nca = \"/etc/glance/ca.pem\"\n\
+             snapshot = true\n\n[web]\naddr = \":8080\"\n",
+            BUILT_IN[0].1
+        );
+        let p = BoardProfile::parse(&text, "shelf.toml").unwrap();
+        let m = p.mqtt.unwrap();
+        assert_eq!(m.url, "mqtts://u:p@broker.lan/glance/shelf");
+        assert_eq!(
+            (m.ca.as_deref(), m.snapshot, m.discovery),
+            (Some("/etc/glance/ca.pem"), Some(true), None)
+        );
+        assert_eq!(p.web.unwrap().addr, ":8080");
+        let e = BoardProfile::parse(
+            &format!("{}\n[mqtt]\nurl = \"x\"\nretain = 1\n", BUILT_IN[0].1),
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("retain"), "{e}");
+        for (name, text) in BUILT_IN {
+            let p = BoardProfile::parse(text, name).unwrap();
+            assert!(
+                p.mqtt.is_none() && p.web.is_none(),
+                "{name}: a built-in profile knows no broker"
             );
         }
     }

@@ -88,10 +88,10 @@ pub use knn::{KnnStore, Precision};
 pub use store::{previous_path, Generation, Store, STORE_MAGIC, STORE_VERSION};
 
 // `glance run`: the live loop, its sources and outputs.
-pub use board::BoardProfile;
+pub use board::{BoardProfile, MqttProfile, WebProfile};
 pub use decision::DEFAULT_ENROLLED_DISTANCE;
 pub use encode::Format;
-pub use mqtt::{MqttConfig, MqttSpec, ENROLL_FRAMES};
+pub use mqtt::{MqttConfig, MqttSpec, MqttTls, ENROLL_FRAMES};
 pub use runtime::{default_camera, run, Emit, RunConfig, RunSummary, SourceSpec};
 pub use sink::SinkSpec;
 pub use source::convert::{mjpeg_to_jpeg, yuyv_to_rgb};

@@ -522,3 +522,329 @@ fn kill_9_makes_the_broker_publish_offline() {
     let seen = late.wait_for(10, t2, |s| s.topic == "glance/t3/availability");
     assert!(seen.retain && seen.text() == "offline");
 }
+
+/// A CA, a broker certificate for 127.0.0.1 signed by it, a client certificate signed by it,
+/// and a second CA that signed nothing here, made by the `openssl` command line in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is missing: scripts/test.sh installs it");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for ca in ["ca", "rogue"] {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=glance test {ca}"),
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+        ]);
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("write ext");
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "glance-board")] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+}
+
+/// A mosquitto with a plain listener on `plain` (for the watcher) and a TLS listener on `tls`
+/// that wants a client certificate from the test CA.
+fn start_tls_broker(dir: tempfile::TempDir, plain: u16, tls: u16) -> Broker {
+    let d = dir.path().display().to_string();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            // `user root`: started as root, mosquitto would become the user `mosquitto`, who
+            // cannot read the test's private keys (not root: it stays who it is).
+            "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
+             log_dest stderr\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n\
+             cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+             require_certificate true\n"
+        ),
+    )
+    .expect("write conf");
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto is missing: scripts/test.sh installs it");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(" running") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("mosquitto starts within 10 s");
+    Broker {
+        child,
+        dir: Some(dir),
+    }
+}
+
+/// `glance run` over the photos with `args`, its JSON lines on stdout kept.
+fn spawn_watched(args: &[String]) -> (Running, Arc<Mutex<Vec<Value>>>) {
+    let mut child = glance_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("glance starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                keep.lock().unwrap().push(v);
+            }
+        }
+    });
+    (Running(Some(child)), lines)
+}
+
+#[test]
+fn mqtts_checks_the_broker_and_shows_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let d = dir.path().to_path_buf();
+    let (plain, tls) = (free_port(), free_port());
+    let _broker = start_tls_broker(dir, plain, tls);
+    let watcher = Watcher::start(plain, "watcher-tls");
+
+    // A board profile of one's own names the broker and the files; the flags add nothing.
+    let profile = d.join("shelf.toml");
+    let rpi4 = std::fs::read_to_string(root().join("targets/rpi4.toml")).expect("rpi4.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "{rpi4}\n[mqtt]\nurl = \"mqtts://127.0.0.1:{tls}/glance/tls\"\nca = \"{d}/ca.pem\"\n\
+             cert = \"{d}/client.pem\"\nkey = \"{d}/client.key\"\n",
+            d = d.display()
+        ),
+    )
+    .expect("write profile");
+    let base = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "run",
+            "--source",
+            &p(&fixture("photos")),
+            "--loop",
+            "--format",
+            "json",
+            "--heartbeat",
+            "1",
+            "--threads",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let t0 = Instant::now();
+    let good = spawn_glance(&base(&["--board", &p(&profile)]));
+    let on = watcher.wait_for(60, t0, |s| s.topic == "glance/tls/availability");
+    assert_eq!(on.text(), "online");
+    let state = watcher
+        .wait_for(30, t0, |s| s.topic == "glance/tls/state")
+        .json();
+    assert!(state["label"].is_string(), "{state}");
+    stop(good);
+
+    // A broker whose certificate another CA signed: refused, said in the status, retried;
+    // the run goes on deciding.
+    let t1 = Instant::now();
+    let rogue_ca = format!("{}/rogue.pem", d.display());
+    let url = format!("mqtts://127.0.0.1:{tls}/glance/rogue");
+    let (rogue, lines) = spawn_watched(&base(&[
+        "--mqtt",
+        &url,
+        "--mqtt-ca",
+        &rogue_ca,
+        "--mqtt-cert",
+        &format!("{}/client.pem", d.display()),
+        "--mqtt-key",
+        &format!("{}/client.key", d.display()),
+    ]));
+    let until = Instant::now() + Duration::from_secs(60);
+    let problem = loop {
+        let seen = lines.lock().unwrap().clone();
+        let p = seen
+            .iter()
+            .filter_map(|v| v["status"]["problems"].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|p| p.starts_with("mqtt:"))
+            .map(str::to_string);
+        let decided = seen.iter().filter(|v| v["label"].is_string()).count();
+        if let (Some(p), true) = (&p, decided > 3) {
+            break p.clone();
+        }
+        let statuses: Vec<&Value> = seen.iter().filter(|v| v["status"].is_object()).collect();
+        assert!(
+            Instant::now() < until,
+            "no mqtt problem in 60 s ({decided} decided): {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(problem.contains("certificate"), "{problem}");
+    assert!(
+        watcher
+            .all()
+            .iter()
+            .all(|s| s.at < t1 || !s.topic.starts_with("glance/rogue")),
+        "nothing got through with an untrusted broker"
+    );
+    stop(rogue);
+
+    // Files that are not there or not certificates: a clear error at start, naming the file.
+    for (flag, file) in [
+        ("--mqtt-ca", format!("{}/missing.pem", d.display())),
+        ("--mqtt-ca", format!("{}/server.ext", d.display())),
+    ] {
+        let out = glance_command(base(&["--mqtt", &url, flag, &file]))
+            .output()
+            .expect("glance runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {file}: exit 0");
+        assert!(err.contains(&file), "{flag} {file}: {err}");
+    }
+    // TLS files with a plain broker are a mistake, said as such.
+    let out = glance_command(base(&[
+        "--mqtt",
+        &format!("mqtt://127.0.0.1:{plain}/g"),
+        "--mqtt-ca",
+        &rogue_ca,
+    ]))
+    .output()
+    .expect("glance runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtts://"));
+}
+
+#[cfg(feature = "host")]
+#[test]
+fn the_host_monitor_reads_a_board_over_mqtt_and_sends_it_commands() {
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let watcher = Watcher::start(port, "watcher-monitor");
+    let t0 = Instant::now();
+    let glance = start_glance(port, "glance/t4", &[]);
+    watcher.wait_for(60, t0, |s| s.topic == "glance/t4/stats");
+    let out = Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .args(["monitor", &format!("mqtt://127.0.0.1:{port}/glance/t4")])
+        .args(["--format", "json", "--send", "list", "--timeout", "20"])
+        .output()
+        .expect("glance-host runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let on = |topic: &'static str| lines.iter().filter(move |l| l["topic"] == topic);
+    let avail: Vec<&Value> = on("availability").collect();
+    assert!(
+        avail
+            .first()
+            .is_some_and(|a| a["retained"] == true && a["payload"] == "online"),
+        "{avail:?}"
+    );
+    assert!(on("stats").count() >= 10, "stats for 20 s: {lines:?}");
+    assert!(
+        on("event").all(|e| e["payload"]["to"].is_string()),
+        "{lines:?}"
+    );
+    let reply = on("cmd/reply")
+        .next()
+        .unwrap_or_else(|| panic!("no reply to `list`: {lines:?}"));
+    assert!(reply["payload"]["reply"].is_object(), "{reply}");
+    // The text form of the same, for people.
+    let out = Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .args(["monitor", &format!("mqtt://127.0.0.1:{port}/glance/t4")])
+        .args(["--count", "3", "--timeout", "30"])
+        .output()
+        .expect("glance-host runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut text_lines = text.lines();
+    assert_eq!(
+        text_lines.next(),
+        Some("availability (retained): online"),
+        "{text}"
+    );
+    assert!(
+        text_lines
+            .all(|l| (l.starts_with('#') && l.contains("% (was ")) || l.starts_with("status: up ")),
+        "{text}"
+    );
+    stop(glance);
+    // No broker: a clear error, not a hang.
+    let out = Command::new(env!("CARGO_BIN_EXE_glance-host"))
+        .args(["monitor", &format!("mqtt://127.0.0.1:{}/g", free_port())])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("glance-host runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1"));
+}

@@ -6,6 +6,8 @@
 #                                              PROFILE = board (default: thin LTO, 1 codegen
 #                                              unit, stripped) or release (faster to build)
 #
+# Built with `--no-default-features --features net` (MQTT with TLS and the web console);
+# GLANCE_BOARD_FEATURES= (empty) leaves those out, for the size comparison in BENCHMARKS.md.
 # Prints the binary's path on stdout. Installs what it needs (rustup target, gcc cross linker,
 # cross libc) when missing. Exit status 3 means "cannot build here" (a target or package that
 # cannot be installed), said loudly on stderr; callers report that as SKIPPED, never as passed.
@@ -43,7 +45,7 @@ VAR="CARGO_TARGET_$(echo "$TRIPLE" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
 export "$VAR=$FLAGS"
 export CARGO_PROFILE_RELEASE_STRIP=symbols
 say "$BOARD: $TRIPLE, profile $PROFILE, $VAR=\"$FLAGS\""
-cargo build --locked --profile "$PROFILE" --target "$TRIPLE" --bin glance --no-default-features >&2
+cargo build --locked --profile "$PROFILE" --target "$TRIPLE" --bin glance --no-default-features --features "${GLANCE_BOARD_FEATURES-net}" >&2
 BIN="${CARGO_TARGET_DIR:-target}/$TRIPLE/$PROFILE/glance"
 say "$BIN: $(stat -c %s "$BIN") bytes"
 echo "$BIN"

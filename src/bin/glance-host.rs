@@ -40,7 +40,8 @@ enum Command {
     Compare(CompareArgs),
     /// Print the deep-feature vector of each image as a JSON line `{source, backbone, features}`.
     Features(FeaturesArgs),
-    /// Decode what a board sends over serial (framed postcard or JSON lines) and send it commands.
+    /// Decode what a board sends over serial (framed postcard or JSON lines) or publishes over
+    /// MQTT, and send it commands.
     Monitor(MonitorArgs),
 }
 
@@ -55,10 +56,21 @@ enum Framing {
 
 #[derive(clap::Args, Debug)]
 struct MonitorArgs {
-    /// The serial device, with an optional speed: `/dev/ttyUSB0@115200`.
-    #[arg(value_name = "PATH[@BAUD]")]
+    /// The serial device, with an optional speed (`/dev/ttyUSB0@115200`), or the board's MQTT
+    /// broker and topic prefix as given to `glance run --mqtt` (`mqtt://broker.lan/glance/shelf`,
+    /// `mqtts://…`).
+    #[arg(value_name = "PATH[@BAUD] | URL")]
     port: String,
-    /// What the board sends.
+    /// For `mqtts://`: the CA certificates (PEM) the broker's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    mqtt_ca: Option<PathBuf>,
+    /// For `mqtts://`: a client certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "mqtt_key")]
+    mqtt_cert: Option<PathBuf>,
+    /// For `mqtts://`: the private key (PEM) of --mqtt-cert.
+    #[arg(long, value_name = "FILE", requires = "mqtt_cert")]
+    mqtt_key: Option<PathBuf>,
+    /// What the board sends over serial.
     #[arg(long, value_enum, default_value_t = Framing::Postcard)]
     framing: Framing,
     /// How to print messages.
@@ -356,6 +368,49 @@ struct FeaturesArgs {
 }
 
 fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    let timeout = match args.timeout {
+        Some(t) => glance::commands::check_seconds("--timeout", t).map_err(anyhow::Error::msg)?,
+        None => None,
+    };
+    let summary = if args.port.starts_with("mqtt://") || args.port.starts_with("mqtts://") {
+        let spec: glance::MqttSpec = args.port.parse().map_err(anyhow::Error::msg)?;
+        let tls = glance::MqttTls {
+            ca: args.mqtt_ca,
+            cert: args.mqtt_cert,
+            key: args.mqtt_key,
+        };
+        if !spec.tls && tls != glance::MqttTls::default() {
+            bail!("--mqtt-ca, --mqtt-cert and --mqtt-key are for mqtts:// brokers");
+        }
+        let opts = glance::host::MqttMonitorOptions {
+            spec,
+            tls,
+            json: args.format == Format::Json,
+            send: args.send,
+            stdin_commands: args.stdin,
+            count: args.count,
+            timeout,
+        };
+        glance::host::monitor_mqtt(&opts, &mut io::stdout().lock())?
+    } else {
+        if args.mqtt_ca.is_some() || args.mqtt_cert.is_some() {
+            bail!("--mqtt-ca and --mqtt-cert are for an mqtts:// broker, not a serial port");
+        }
+        serial_monitor(args, timeout)?
+    };
+    if summary.errors > 0 {
+        eprintln!(
+            "glance-host: {} message(s), {} undecodable frame(s) or line(s) skipped",
+            summary.messages, summary.errors
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serial_monitor(
+    args: MonitorArgs,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<glance::host::MonitorSummary> {
     use glance::host::MonitorOptions;
     let spec: glance::SinkSpec = format!("serial:{}", args.port)
         .parse()
@@ -374,23 +429,9 @@ fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         send: args.send,
         stdin_commands: args.stdin,
         count: args.count,
-        timeout: match args.timeout {
-            Some(t) => {
-                glance::commands::check_seconds("--timeout", t).map_err(anyhow::Error::msg)?
-            }
-            None => None,
-        },
+        timeout,
     };
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let summary = glance::host::monitor(&opts, &mut out)?;
-    if summary.errors > 0 {
-        eprintln!(
-            "glance-host: {} message(s), {} undecodable frame(s) or line(s) skipped",
-            summary.messages, summary.errors
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    glance::host::monitor(&opts, &mut io::stdout().lock())
 }
 
 fn main() -> ExitCode {

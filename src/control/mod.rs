@@ -21,9 +21,12 @@ pub(crate) enum ControlEvent {
     /// A line or frame that could not be understood, and why.
     Invalid(Option<u16>, String),
     /// A command (or why a message was not one) from the MQTT `cmd` or `enroll` topic; its
-    /// reply goes back over MQTT.
+    /// reply goes back over MQTT. (Never made in a build without the feature `mqtt`.)
+    #[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
     Mqtt(Option<u16>, std::result::Result<Command, String>),
     /// A command posted to the web console; its reply answers the request with this ticket.
+    /// (Never made in a build without the feature `web`.)
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
     Web(u64, Command),
     /// The control channel closed (stdin reached its end).
     Closed,

@@ -9,6 +9,7 @@ mod extract;
 mod fit;
 mod metrics;
 mod monitor;
+mod monitor_mqtt;
 mod npy;
 mod openset;
 mod report;
@@ -16,6 +17,7 @@ mod show;
 mod workbench;
 
 pub use extract::default_cache_dir;
-pub use monitor::{monitor, Framing, MonitorOptions};
+pub use monitor::{monitor, Framing, MonitorOptions, MonitorSummary};
+pub use monitor_mqtt::{monitor_mqtt, MqttMonitorOptions};
 pub use show::show;
 pub use workbench::{DeepNorm, RunOptions};

@@ -7,8 +7,10 @@ use std::str::FromStr;
 pub struct MqttSpec {
     /// Broker host name or address.
     pub host: String,
-    /// Broker port (1883 unless given).
+    /// Broker port (1883 unless given; 8883 for `mqtts://`).
     pub port: u16,
+    /// TLS (`mqtts://`).
+    pub tls: bool,
     /// User name and password, when the broker wants them.
     pub credentials: Option<(String, String)>,
     /// Topic prefix (no leading or trailing `/`).
@@ -18,18 +20,14 @@ pub struct MqttSpec {
 impl FromStr for MqttSpec {
     type Err = String;
 
-    /// `mqtt://[user:pass@]host[:port]/PREFIX`.
+    /// `mqtt://[user:pass@]host[:port]/PREFIX`, or `mqtts://` for TLS.
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = "an MQTT broker is mqtt://[user:pass@]host[:port]/PREFIX";
-        if s.starts_with("mqtts://") {
-            return Err(format!(
-                "`{s}`: TLS (mqtts://) is not built into this glance; use mqtt:// on a trusted \
-                 network or through a TLS tunnel"
-            ));
-        }
-        let rest = s
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| format!("`{s}`: {usage}"))?;
+        let usage = "an MQTT broker is mqtt://[user:pass@]host[:port]/PREFIX (mqtts:// for TLS)";
+        let (tls, rest) = match (s.strip_prefix("mqtt://"), s.strip_prefix("mqtts://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(format!("`{s}`: {usage}")),
+        };
         let (authority, prefix) = rest
             .split_once('/')
             .ok_or_else(|| format!("`{s}`: no topic prefix; {usage}"))?;
@@ -60,7 +58,7 @@ impl FromStr for MqttSpec {
                     .filter(|&p| p > 0)
                     .ok_or_else(|| format!("`{s}`: `{p}` is not a port"))?,
             ),
-            _ => (hostport, 1883),
+            _ => (hostport, if tls { 8883 } else { 1883 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
@@ -69,6 +67,7 @@ impl FromStr for MqttSpec {
         Ok(Self {
             host: host.to_string(),
             port,
+            tls,
             credentials,
             prefix: prefix.to_string(),
         })
@@ -90,6 +89,7 @@ mod tests {
             MqttSpec {
                 host: "broker.lan".into(),
                 port: 1884,
+                tls: false,
                 credentials: Some(("u".into(), "p".into())),
                 prefix: "glance/kitchen".into(),
             }
@@ -101,6 +101,10 @@ mod tests {
         );
         let s: MqttSpec = "mqtt://[::1]:1999/g".parse().unwrap();
         assert_eq!((s.host.as_str(), s.port), ("::1", 1999));
+        let s: MqttSpec = "mqtts://broker.lan/g".parse().unwrap();
+        assert_eq!((s.port, s.tls), (8883, true));
+        let s: MqttSpec = "mqtts://broker.lan:8884/g".parse().unwrap();
+        assert_eq!((s.port, s.tls), (8884, true));
         for (bad, needle) in [
             ("broker/g", "mqtt://"),
             ("mqtt://broker", "no topic prefix"),
@@ -109,7 +113,7 @@ mod tests {
             ("mqtt://broker:x/g", "not a port"),
             ("mqtt://broker/a/#", "`#`"),
             ("mqtt:///g", "no host"),
-            ("mqtts://broker/g", "TLS"),
+            ("tcp://broker/g", "mqtts://"),
         ] {
             let e = bad.parse::<MqttSpec>().unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");

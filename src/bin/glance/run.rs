@@ -91,13 +91,25 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "stdout", value_name = "SINK")]
     output: String,
     /// Also publish to an MQTT broker and take commands from it:
-    /// `mqtt://[user:pass@]host[:port]/PREFIX` (topics PREFIX/state, /label, /event, /stats,
-    /// /availability, /cmd → /cmd/reply, /enroll).
+    /// `mqtt://[user:pass@]host[:port]/PREFIX`, `mqtts://…` for TLS (topics PREFIX/state,
+    /// /label, /event, /stats, /availability, /cmd → /cmd/reply, /enroll), or `off` for none
+    /// [default: the board profile's `[mqtt]`, else none].
     #[arg(long, value_name = "URL")]
     mqtt: Option<String>,
-    /// Home Assistant's MQTT discovery prefix, or `off` for no discovery.
-    #[arg(long, default_value = "homeassistant", value_name = "PREFIX")]
-    mqtt_discovery: String,
+    /// Home Assistant's MQTT discovery prefix, or `off` for no discovery
+    /// [default: the board profile's, else homeassistant].
+    #[arg(long, value_name = "PREFIX")]
+    mqtt_discovery: Option<String>,
+    /// For `mqtts://`: the CA certificates (PEM) the broker's certificate must chain to,
+    /// instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    mqtt_ca: Option<PathBuf>,
+    /// For `mqtts://`: this device's certificate chain (PEM), for brokers that ask for one.
+    #[arg(long, value_name = "FILE", requires = "mqtt_key")]
+    mqtt_cert: Option<PathBuf>,
+    /// For `mqtts://`: the private key (PEM) of --mqtt-cert.
+    #[arg(long, value_name = "FILE", requires = "mqtt_cert")]
+    mqtt_key: Option<PathBuf>,
     /// This device's id in MQTT client id, unique ids and discovery [default: from the prefix].
     #[arg(long, value_name = "ID")]
     mqtt_node: Option<String>,
@@ -106,16 +118,16 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     mqtt_snapshot: bool,
     /// The web console on ADDR (`HOST:PORT`, `:PORT` for every interface, or `PORT`); with no
-    /// ADDR, 127.0.0.1:8080. Off unless given.
+    /// ADDR, 127.0.0.1:8080; `off` for none [default: the board profile's `[web]`, else none].
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
     web: Option<String>,
     /// Basic auth for the web console. There is no TLS: behind a reverse proxy with TLS on
     /// untrusted networks.
     #[arg(long, value_name = "USER:PASSWORD")]
     web_auth: Option<String>,
-    /// Live view frames per second.
-    #[arg(long, default_value_t = 5.0, value_name = "FPS")]
-    web_fps: f32,
+    /// Live view frames per second [default: the board profile's, else 5].
+    #[arg(long, value_name = "FPS")]
+    web_fps: Option<f32>,
     /// Message format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
@@ -220,24 +232,8 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         (o, _) => o.to_owned(),
     };
     let output = SinkSpec::from_str(&output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
-    let mqtt = args
-        .mqtt
-        .as_deref()
-        .map(|url| {
-            glance::MqttConfig::from_flags(url, &args.mqtt_discovery, args.mqtt_node.as_deref())
-        })
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--mqtt {e}"))?
-        .map(|m| glance::MqttConfig {
-            snapshot: args.mqtt_snapshot,
-            ..m
-        });
-    let web = args
-        .web
-        .as_deref()
-        .map(|addr| glance::WebConfig::from_flags(addr, args.web_auth.as_deref(), args.web_fps))
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--web {e}"))?;
+    let mqtt = mqtt_config(&args, board.as_ref().and_then(|b| b.mqtt.as_ref()))?;
+    let web = web_config(&args, board.as_ref().and_then(|b| b.web.as_ref()))?;
     let size_text = args
         .size
         .clone()
@@ -362,4 +358,66 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--mqtt` and its companions, each over the board profile's `[mqtt]` entry.
+fn mqtt_config(
+    args: &RunArgs,
+    profile: Option<&glance::MqttProfile>,
+) -> anyhow::Result<Option<glance::MqttConfig>> {
+    let url = match (args.mqtt.as_deref(), profile) {
+        (Some("off"), _) | (None, None) => return Ok(None),
+        (Some(url), _) => url,
+        (None, Some(p)) => p.url.as_str(),
+    };
+    let discovery = args
+        .mqtt_discovery
+        .as_deref()
+        .or(profile.and_then(|p| p.discovery.as_deref()))
+        .unwrap_or("homeassistant");
+    let node = args
+        .mqtt_node
+        .as_deref()
+        .or(profile.and_then(|p| p.node.as_deref()));
+    let m = glance::MqttConfig::from_flags(url, discovery, node)
+        .map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
+    let file = |flag: &Option<PathBuf>, from_profile: Option<&String>| {
+        flag.clone().or_else(|| from_profile.map(PathBuf::from))
+    };
+    let tls = glance::MqttTls {
+        ca: file(&args.mqtt_ca, profile.and_then(|p| p.ca.as_ref())),
+        cert: file(&args.mqtt_cert, profile.and_then(|p| p.cert.as_ref())),
+        key: file(&args.mqtt_key, profile.and_then(|p| p.key.as_ref())),
+    };
+    if !m.spec.tls && tls != glance::MqttTls::default() {
+        anyhow::bail!("--mqtt-ca, --mqtt-cert and --mqtt-key are for mqtts:// brokers");
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        anyhow::bail!("--mqtt-cert and --mqtt-key go together");
+    }
+    Ok(Some(glance::MqttConfig {
+        snapshot: args.mqtt_snapshot || profile.and_then(|p| p.snapshot).unwrap_or(false),
+        tls,
+        ..m
+    }))
+}
+
+/// `--web` and its companions, each over the board profile's `[web]` entry.
+fn web_config(
+    args: &RunArgs,
+    profile: Option<&glance::WebProfile>,
+) -> anyhow::Result<Option<glance::WebConfig>> {
+    let addr = match (args.web.as_deref(), profile) {
+        (Some("off"), _) | (None, None) => return Ok(None),
+        (Some(addr), _) => addr,
+        (None, Some(p)) => p.addr.as_str(),
+    };
+    let auth = args
+        .web_auth
+        .as_deref()
+        .or(profile.and_then(|p| p.auth.as_deref()));
+    let fps = args.web_fps.or(profile.and_then(|p| p.fps)).unwrap_or(5.0);
+    glance::WebConfig::from_flags(addr, auth, fps)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--web {e}"))
 }
