@@ -27,18 +27,20 @@ impl Broker {
     }
 
     fn start_in(dir: tempfile::TempDir, port: u16) -> Self {
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\n"
-            ),
-        )
-        .expect("write conf");
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             log_dest stderr\n"
+        );
+        Self::with_conf(dir, &conf)
+    }
+
+    /// mosquitto with `conf` written to `dir`, once it says it is running.
+    fn with_conf(dir: tempfile::TempDir, conf: &str) -> Self {
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, conf).expect("write conf");
         let mut child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -602,41 +604,15 @@ fn make_certificates(dir: &std::path::Path) {
 /// that wants a client certificate from the test CA.
 fn start_tls_broker(dir: tempfile::TempDir, plain: u16, tls: u16) -> Broker {
     let d = dir.path().display().to_string();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            // `user root`: started as root, mosquitto would become the user `mosquitto`, who
-            // cannot read the test's private keys (not root: it stays who it is).
-            "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
-             log_dest stderr\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n\
-             cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
-             require_certificate true\n"
-        ),
-    )
-    .expect("write conf");
-    let mut child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mosquitto is missing: scripts/test.sh installs it");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(" running") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("mosquitto starts within 10 s");
-    Broker {
-        child,
-        dir: Some(dir),
-    }
+    // `user root`: started as root, mosquitto would become the user `mosquitto`, who cannot
+    // read the test's private keys (not root: it stays who it is).
+    let conf = format!(
+        "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
+         log_dest stderr\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n\
+         cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+         require_certificate true\n"
+    );
+    Broker::with_conf(dir, &conf)
 }
 
 /// `glance run` over the photos with `args`, its JSON lines on stdout kept.
