@@ -379,9 +379,7 @@ fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
             cert: args.mqtt_cert,
             key: args.mqtt_key,
         };
-        if !spec.tls && tls != glance::MqttTls::default() {
-            bail!("--mqtt-ca, --mqtt-cert and --mqtt-key are for mqtts:// brokers");
-        }
+        tls.check_for(&spec).map_err(anyhow::Error::msg)?;
         let opts = glance::host::MqttMonitorOptions {
             spec,
             tls,

@@ -70,6 +70,20 @@ pub struct MqttTls {
     pub key: Option<PathBuf>,
 }
 
+impl MqttTls {
+    /// Whether these files fit `spec`: files only for `mqtts://`, a certificate only with its
+    /// key. The one check `glance run` and `glance-host monitor` share, flags or profile alike.
+    pub fn check_for(&self, spec: &MqttSpec) -> Result<(), String> {
+        if !spec.tls && *self != Self::default() {
+            return Err("--mqtt-ca, --mqtt-cert and --mqtt-key are for mqtts:// brokers".into());
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err("--mqtt-cert and --mqtt-key go together".into());
+        }
+        Ok(())
+    }
+}
+
 impl MqttConfig {
     /// From `--mqtt URL`, `--mqtt-discovery PREFIX|off` and `--mqtt-node ID` (default: the
     /// topic prefix).

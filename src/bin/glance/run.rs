@@ -389,12 +389,7 @@ fn mqtt_config(
         cert: file(&args.mqtt_cert, profile.and_then(|p| p.cert.as_ref())),
         key: file(&args.mqtt_key, profile.and_then(|p| p.key.as_ref())),
     };
-    if !m.spec.tls && tls != glance::MqttTls::default() {
-        anyhow::bail!("--mqtt-ca, --mqtt-cert and --mqtt-key are for mqtts:// brokers");
-    }
-    if tls.cert.is_some() != tls.key.is_some() {
-        anyhow::bail!("--mqtt-cert and --mqtt-key go together");
-    }
+    tls.check_for(&m.spec).map_err(anyhow::Error::msg)?;
     Ok(Some(glance::MqttConfig {
         snapshot: args.mqtt_snapshot || profile.and_then(|p| p.snapshot).unwrap_or(false),
         tls,
