@@ -418,6 +418,24 @@ fn topics_discovery_commands_and_enroll_over_a_real_broker() {
         types.as_array().unwrap().iter().any(|v| v == "mug"),
         "{types}"
     );
+    // Home Assistant drops an event whose type the device's last config did not list: every
+    // event, the first `mug` ones included, comes after a config that lists its type.
+    watcher.wait_for(30, t4, |s| {
+        s.topic == "glance/t1/event" && s.json()["event_type"] == "mug"
+    });
+    let mut listed: Option<Value> = None;
+    for s in watcher.all() {
+        if s.topic == "homeassistant/device/glance_t1/config" {
+            listed = Some(s.json()["components"]["decision"]["event_types"].clone());
+        } else if s.topic == "glance/t1/event" {
+            let ev = s.json();
+            let types = listed.as_ref().and_then(|t| t.as_array());
+            assert!(
+                types.is_some_and(|t| t.contains(&ev["event_type"])),
+                "event {ev} came before a discovery config listing its type"
+            );
+        }
+    }
     // Home Assistant restarting asks for discovery again.
     let t5 = Instant::now();
     watcher.publish("homeassistant/status", "online");

@@ -81,6 +81,7 @@ impl Runner {
             )?;
             // A failed save is logged; the final save reports it again.
             let _ = self.autosave();
+            self.labels_changed();
         }
         while let Some((id, c)) = self.pending.pop_front() {
             self.request(id, c, dropped())?;
@@ -104,14 +105,22 @@ impl Runner {
         Ok(())
     }
 
-    /// The store's labels changed: MQTT's discovery lists them as event types, the web
-    /// console shows them with their counts.
+    /// The store's labels changed, or an enrollment began: MQTT's discovery lists the labels
+    /// as event types, the web console shows them with their counts.
+    ///
+    /// A label being enrolled is announced before its first example is stored: the frame after
+    /// that can already be decided as it, and Home Assistant drops an event whose type its
+    /// discovery config does not list ("Invalid event type"). Announcing at the command leaves
+    /// at least two frames between the new config and the first event of the label.
     pub(crate) fn labels_changed(&mut self) {
         if let Some(m) = &self.mqtt {
-            m.set_labels(crate::runtime::decision_labels(
-                &self.classifier,
-                &self.store,
-            ));
+            let mut labels = crate::runtime::decision_labels(&self.classifier, &self.store);
+            if let Some(e) = &self.enrolling {
+                if !labels.contains(&e.label) {
+                    labels.push(e.label.clone());
+                }
+            }
+            m.set_labels(labels);
         }
         if let Some(w) = &self.web {
             w.store(self.store.counts());
@@ -257,6 +266,7 @@ impl Runner {
                     added: 0,
                     evicted: 0,
                 });
+                self.labels_changed();
                 // `enroll LABEL` (0 frames) takes the frame just decided, when there is one;
                 // otherwise the next frame.
                 if frames == 0 {
@@ -335,6 +345,7 @@ impl Runner {
             Err(err) => {
                 let id = e.id;
                 self.enrolling = None;
+                self.labels_changed();
                 return self.reply(id, ReplyBody::Error(err.to_string()));
             }
         }
