@@ -125,15 +125,15 @@ where
     out
 }
 
-fn photos_dir() -> PathBuf {
+/// A folder of three photos, removed when dropped.
+fn photos_dir() -> tempfile::TempDir {
     // coffee (espresso), chelsea (a cat) and the camera man (tripod): distinct, confident.
     let dir = tempfile::Builder::new()
         .prefix("glance-photos")
         .tempdir()
-        .unwrap()
-        .keep();
+        .unwrap();
     for f in ["coffee.png", "chelsea.png", "camera.png"] {
-        std::fs::copy(fixture(&format!("photos/{f}")), dir.join(f)).unwrap();
+        std::fs::copy(fixture(&format!("photos/{f}")), dir.path().join(f)).unwrap();
     }
     dir
 }
@@ -153,7 +153,7 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
         "0.5",
     ])
     .arg("--source")
-    .arg(&photos)
+    .arg(photos.path())
     .arg("--output")
     .arg(format!("serial:{}@57600", pty.board.display()))
     .arg("--store")
@@ -287,7 +287,6 @@ fn serial_postcard_predictions_status_and_commands_through_a_pty() {
     assert!(stderr.contains("bad frame"), "{stderr}");
     let saved = Store::read(&store_file, &int8w().identity().sha256, 1280).unwrap();
     assert_eq!(saved.counts(), vec![("mug".to_string(), 2)]);
-    let _ = std::fs::remove_dir_all(photos);
 }
 
 #[test]
@@ -298,7 +297,7 @@ fn serial_json_lines_and_the_host_monitor_through_a_pty() {
     let mut child =
         crate::util::glance_command(["run", "--loop", "--format", "json", "--heartbeat", "0"])
             .arg("--source")
-            .arg(&photos)
+            .arg(photos.path())
             .arg("--output")
             .arg(format!("serial:{}", pty.board.display()))
             .stdout(Stdio::null())
@@ -358,7 +357,6 @@ fn serial_json_lines_and_the_host_monitor_through_a_pty() {
             assert_eq!(p["label"], "unknown", "{p}");
         }
     }
-    let _ = std::fs::remove_dir_all(photos);
 }
 
 fn ffmpeg_mjpeg(photo: &Path, frames: u32, out: &Path) {
@@ -1191,7 +1189,7 @@ fn the_watchdog_is_not_fed_while_a_live_source_gives_no_frames() {
 fn decoding_ahead_keeps_file_order_results_and_errors() {
     let dir = photos_dir();
     std::fs::write(
-        dir.join("broken.jpg"),
+        dir.path().join("broken.jpg"),
         b"\xff\xd8\xff\xe0 not really a jpeg",
     )
     .unwrap();
@@ -1206,7 +1204,7 @@ fn decoding_ahead_keeps_file_order_results_and_errors() {
             "--frames",
             "9",
             "--source",
-            dir.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         crate::util::glance(args)
