@@ -2,7 +2,7 @@
 //! fixed set of encoded frames, the figure users time their board with. Frames are classified
 //! one after another on the calling thread, as `glance run` does with decode-ahead off.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::pipeline::Classifier;
@@ -22,6 +22,18 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
+impl Percentiles {
+    /// The percentiles of `values`.
+    pub fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self {
+            p50: percentile(&values, 50.0),
+            p90: percentile(&values, 90.0),
+            p99: percentile(&values, 99.0),
+        }
+    }
+}
+
 /// What a bench run measured.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -35,6 +47,11 @@ pub struct Report {
     pub engine: String,
     /// Per stage, in the order of [`STAGES`].
     pub stages: [Percentiles; 5],
+    /// From a frame's capture (here: when it is handed to the classifier) to its decision, as
+    /// `glance run` reports it per decision (`latency_ms`). Frames are classified one after
+    /// another here, so it is the total plus the hand-over; a live run adds the time a frame
+    /// waits for the classifier.
+    pub latency: Percentiles,
 }
 
 impl Report {
@@ -57,6 +74,8 @@ impl Report {
             "engine": self.engine,
             "threads": threads,
             "stages": stages,
+            "latency": {"p50_ms": self.latency.p50, "p90_ms": self.latency.p90,
+                "p99_ms": self.latency.p99},
         })
     }
 
@@ -84,6 +103,12 @@ impl Report {
         for (n, p) in STAGES.iter().zip(&self.stages) {
             writeln!(out, "{n:<11} {:>9.2} {:>9.2} {:>9.2}", p.p50, p.p90, p.p99)?;
         }
+        let l = &self.latency;
+        writeln!(
+            out,
+            "{:<11} {:>9.2} {:>9.2} {:>9.2}  (capture to decision)",
+            "latency", l.p50, l.p90, l.p99
+        )?;
         writeln!(out, "{:.1} frames/s", self.frames_per_second)
     }
 }
@@ -140,20 +165,17 @@ pub fn run(
         ));
     }
     let mut stages: [Vec<f64>; 5] = Default::default();
+    let mut latency = Vec::with_capacity(count);
     let mut wall = Duration::ZERO;
     for i in 0..warmup + count {
         let (name, bytes) = &frames[i % frames.len()];
-        let frame = Frame {
-            data: FrameData::Encoded(bytes.clone()),
-            name: name.clone(),
-            captured: SystemTime::now(),
-            path: None,
-        };
+        let frame = Frame::now(FrameData::Encoded(bytes.clone()), name.clone(), None);
         let t = Instant::now();
         let p = classifier.classify_frame(&frame)?;
         let took = t.elapsed();
         if i >= warmup {
             wall += took;
+            latency.push(frame.captured_at.elapsed().as_secs_f64() * 1e3);
             let tm = &p.timing_ms;
             for (v, x) in
                 stages
@@ -164,14 +186,8 @@ pub fn run(
             }
         }
     }
-    let stages = stages.map(|mut v| {
-        v.sort_by(f64::total_cmp);
-        Percentiles {
-            p50: percentile(&v, 50.0),
-            p90: percentile(&v, 90.0),
-            p99: percentile(&v, 99.0),
-        }
-    });
+    let stages = stages.map(Percentiles::of);
+    let latency = Percentiles::of(latency);
     Ok(Report {
         frames: count,
         distinct_frames: frames.len(),
@@ -180,6 +196,7 @@ pub fn run(
             .backbone()
             .map_or_else(|| "none (raw pixels)".to_owned(), |b| b.engine()),
         stages,
+        latency,
     })
 }
 

@@ -39,6 +39,10 @@ pub(crate) struct Decided {
     pub seq: u64,
     /// Capture time, milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// From the frame's capture (the camera driver's timestamp, or when a stream's frame
+    /// arrived) to this decision, in milliseconds: the waiting, decoding and inference a
+    /// frame went through.
+    pub latency_ms: f64,
     /// The prediction; `label`/`score` are the smoothed decision.
     #[serde(flatten)]
     pub prediction: Prediction,
@@ -156,6 +160,7 @@ impl Decider {
         Decided {
             seq,
             time_ms,
+            latency_ms: 0.0,
             prediction: p,
             unknown,
             decided_by,

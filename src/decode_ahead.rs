@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::pipeline::{Prepared, Preparer};
 use crate::source::latest::{Latest, Taken};
+use crate::source::stream::DropPolicy;
 use crate::source::{Frame, FrameData};
 use crate::view::Views;
 
@@ -88,12 +89,11 @@ impl FrameSource {
                 *next += 1;
                 match item {
                     Ok(path) => match std::fs::read(path) {
-                        Ok(bytes) => Next::Frame(Frame {
-                            data: FrameData::Encoded(bytes),
-                            name: path.display().to_string(),
-                            captured: SystemTime::now(),
-                            path: Some(path.clone()),
-                        }),
+                        Ok(bytes) => Next::Frame(Frame::now(
+                            FrameData::Encoded(bytes),
+                            path.display().to_string(),
+                            Some(path.clone()),
+                        )),
                         Err(e) => Next::Failed(format!("{}: {e}", path.display())),
                     },
                     Err((path, e)) => Next::Failed(format!("{}: {e}", path.display())),
@@ -121,6 +121,8 @@ pub(crate) struct ReadyFrame {
     pub(crate) name: String,
     /// Its capture time, milliseconds since the Unix epoch.
     pub(crate) time_ms: u64,
+    /// Its capture time on the monotonic clock (for the capture-to-decision latency).
+    pub(crate) captured_at: std::time::Instant,
     /// The classifier's input, or why the frame could not be decoded.
     pub(crate) prepared: Result<Prepared>,
     /// Its picture for people, when there is one ([`crate::view`]).
@@ -139,6 +141,7 @@ impl ReadyFrame {
             }
         });
         let time_ms = frame.time_ms();
+        let captured_at = frame.captured_at;
         let picture = if prepared.is_ok() {
             Views::picture(frame.data, encoded)
         } else {
@@ -147,6 +150,7 @@ impl ReadyFrame {
         Self {
             prepared,
             time_ms,
+            captured_at,
             name: frame.name,
             picture,
         }
@@ -162,7 +166,8 @@ impl ReadyFrame {
 /// its newest-frame-wins rule at both hand-overs: a prepared frame not yet taken is replaced
 /// by a newer one and counted as dropped, so a frame is never older than one capture interval
 /// plus its own preparation when inference starts. The cost is decoding frames that are then
-/// dropped, on a core the backbone is not using.
+/// dropped, on a core the backbone is not using. A stream told to drop nothing (a recording,
+/// `--drop never`) waits at both hand-overs instead.
 pub(crate) enum Frames {
     Inline {
         source: FrameSource,
@@ -198,6 +203,7 @@ impl Frames {
         preparer: Preparer,
         views: Views,
         ahead: bool,
+        policy: DropPolicy,
         stop: Arc<AtomicBool>,
     ) -> Result<Self> {
         if !ahead {
@@ -240,7 +246,16 @@ impl Frames {
                         while !stop.load(Ordering::Relaxed) {
                             match source.next(Duration::from_millis(100)) {
                                 Next::Frame(frame) => {
-                                    out.0.put(ReadyFrame::of(frame, &preparer, &views))
+                                    let ready = ReadyFrame::of(frame, &preparer, &views);
+                                    match policy {
+                                        DropPolicy::Newest => out.0.put(ready),
+                                        DropPolicy::Never => {
+                                            let stopping = || stop.load(Ordering::Relaxed);
+                                            if out.0.put_waiting(ready, stopping).is_some() {
+                                                break;
+                                            }
+                                        }
+                                    }
                                 }
                                 Next::Failed(why) => log::error!("{why}"),
                                 Next::Idle => {}

@@ -45,6 +45,10 @@ pub(crate) struct StatusInfo {
     pub sink_dropped: u64,
     /// Serial frames or command lines that could not be decoded.
     pub bad_commands: u64,
+    /// Capture-to-decision latency over the latest decisions: median and 99th percentile, ms.
+    pub latency_p50_ms: Option<f64>,
+    /// See `latency_p50_ms`.
+    pub latency_p99_ms: Option<f64>,
     /// sha256 of the backbone.
     pub backbone: String,
     /// No problem below.
@@ -230,9 +234,13 @@ pub(crate) fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
         Format::Text => {
             let summary = crate::health::summary(&s.problems);
             let health = crate::bundle::printable(&summary);
+            let latency = match (s.latency_p50_ms, s.latency_p99_ms) {
+                (Some(p50), Some(p99)) => format!(", latency p50 {p50:.1} ms p99 {p99:.1} ms"),
+                _ => String::new(),
+            };
             format!(
                 "status: up {} s, {} frames, {} dropped, {} errors, store {}/{}, sink dropped {}, \
-                 bad commands {}; {health}\n",
+                 bad commands {}{latency}; {health}\n",
                 s.uptime_s,
                 s.frames,
                 s.dropped,

@@ -115,6 +115,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stream source (stdin, a recording, an `exec:` command) that cannot be used.
+    #[error("{name}: {reason}")]
+    Source {
+        /// The source as given (`-`, a file, `exec:COMMAND`).
+        name: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// A caller-supplied setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),

@@ -96,6 +96,7 @@ pub use runtime::{default_camera, run, Emit, RunConfig, RunSummary, SourceSpec};
 pub use sink::SinkSpec;
 pub use source::convert::{mjpeg_to_jpeg, yuyv_to_rgb};
 pub use source::mjpeg::MjpegSplitter;
+pub use source::stream::DropPolicy;
 pub use source::v4l2::{abi as v4l2_abi, Camera, PIX_MJPEG, PIX_YUYV};
 pub use source::{expand_paths, Frame, FrameData};
 pub use web::{WebConfig, MAX_STREAMS};

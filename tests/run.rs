@@ -76,7 +76,7 @@ impl Drop for PtyPair {
 
 /// Stops `child` with SIGTERM (the graceful path: store saved, sink flushed) and returns what
 /// it wrote to stderr (when piped).
-fn terminate(child: &mut Child) -> String {
+pub(crate) fn terminate(child: &mut Child) -> String {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -917,6 +917,12 @@ fn bench_reports_stage_percentiles() {
         assert!(p50 >= 0.0 && p99 >= p50, "{stage}: {s}");
     }
     assert!(v["stages"]["backbone"]["p50_ms"].as_f64().unwrap() > 1.0);
+    // Capture to decision covers the whole classification.
+    let latency = v["latency"]["p50_ms"].as_f64().unwrap();
+    assert!(
+        latency >= v["stages"]["total"]["p50_ms"].as_f64().unwrap(),
+        "{v}"
+    );
 }
 
 #[test]

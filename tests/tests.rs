@@ -7,6 +7,7 @@
 #![cfg_attr(not(feature = "host"), allow(dead_code, unused_imports))]
 
 mod bad_input;
+mod control;
 #[cfg(feature = "ort")]
 mod engine;
 #[cfg(feature = "host")]
@@ -22,6 +23,7 @@ mod quantized;
 mod run;
 #[cfg(feature = "host")]
 mod small_data;
+mod streams;
 mod util;
 #[cfg(feature = "web")]
 mod web;

@@ -27,17 +27,12 @@ fuzz_target!(|data: &[u8]| {
         allow_truncated: flags & 1 == 1,
     };
     let preparer = Preparer::for_backbone(limits, spec);
-    let frame = Frame {
-        data: FrameData::Encoded(bytes.to_vec()),
-        // The extension is the fallback for formats without a signature (TGA).
-        name: if flags & 2 == 2 {
-            "fuzz.tga"
-        } else {
-            "fuzz.jpg"
-        }
-        .into(),
-        captured: std::time::SystemTime::UNIX_EPOCH,
-        path: None,
+    // The extension is the fallback for formats without a signature (TGA).
+    let name = if flags & 2 == 2 {
+        "fuzz.tga"
+    } else {
+        "fuzz.jpg"
     };
+    let frame = Frame::now(FrameData::Encoded(bytes.to_vec()), name.into(), None);
     let _ = preparer.prepare_frame(&frame);
 });

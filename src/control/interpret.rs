@@ -50,6 +50,18 @@ impl Runner {
                     },
                     c,
                 )),
+                ControlEvent::Unix {
+                    client,
+                    json,
+                    id,
+                    command,
+                } => self.pending.push_back((
+                    ReplyTo {
+                        origin: Origin::Unix { client, json },
+                        id,
+                    },
+                    command,
+                )),
                 ControlEvent::Closed => closed = true,
             }
         }
@@ -94,6 +106,14 @@ impl Runner {
         match (to.origin, &self.mqtt, &self.web) {
             (Origin::Web(ticket), _, Some(w)) => w.reply(ticket, &body),
             (Origin::Mqtt, Some(m), _) => m.reply(to.id, &body),
+            (Origin::Unix { client, json }, ..) => {
+                if let Some(u) = &self.unix {
+                    u.reply(
+                        client,
+                        &encode::encode_reply(to.id, &body, unix_format(json)),
+                    );
+                }
+            }
             (Origin::Local, ..) => {
                 return self
                     .sink
@@ -148,7 +168,10 @@ impl Runner {
     /// A status report (`dropped`: the source's drop count).
     pub(crate) fn status(&mut self, dropped: u64) -> StatusInfo {
         let problems = self.problems();
+        let latency = self.latencies.p50_p99();
         StatusInfo {
+            latency_p50_ms: latency.map(|l| l.0),
+            latency_p99_ms: latency.map(|l| l.1),
             healthy: problems.is_empty(),
             problems,
             uptime_s: self.started.elapsed().as_secs(),
@@ -312,6 +335,11 @@ impl Runner {
                 match (id.origin, &self.mqtt, &self.web) {
                     (Origin::Web(ticket), _, Some(w)) => w.status_reply(ticket, &status),
                     (Origin::Mqtt, Some(m), _) => m.status_reply(&status),
+                    (Origin::Unix { client, json }, ..) => {
+                        if let Some(u) = &self.unix {
+                            u.reply(client, &encode::encode_status(&status, unix_format(json)));
+                        }
+                    }
                     (Origin::Local, ..) => {
                         return self.sink.send(encode::encode_status(&status, self.format))
                     }
@@ -375,5 +403,14 @@ impl Runner {
             Err(why) => ReplyBody::Error(format!("{msg}, but {why}")),
         };
         self.reply(e.id, body)
+    }
+}
+
+/// The format of a reply on the control socket: as the request was written.
+fn unix_format(json: bool) -> encode::Format {
+    if json {
+        encode::Format::Json
+    } else {
+        encode::Format::Text
     }
 }

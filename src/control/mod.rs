@@ -1,7 +1,8 @@
 //! Commands a running `glance` accepts: parsed from text or JSON lines ([`parse_line`]; the
 //! postcard framing carries [`glance_proto::Command`] directly), delivered to the run loop as
-//! [`ControlEvent`]s by the control channels (stdin here, the serial link in
-//! [`crate::serial`]), and carried out by the run loop's command interpreter.
+//! [`ControlEvent`]s by the control channels (stdin here, a Unix socket in [`unix`], the serial
+//! link in [`crate::serial`], MQTT and the web console), and carried out by the run loop's
+//! command interpreter.
 
 use std::io::Read;
 use std::sync::mpsc::Sender;
@@ -10,6 +11,7 @@ use glance_proto::Command;
 
 pub(crate) mod interpret;
 mod parse;
+pub(crate) mod unix;
 
 pub use parse::*;
 
@@ -28,6 +30,14 @@ pub(crate) enum ControlEvent {
     /// (Never made in a build without the feature `web`.)
     #[cfg_attr(not(feature = "web"), allow(dead_code))]
     Web(u64, Command),
+    /// A line from a client of the control socket (`--control unix:PATH`): the reply goes back
+    /// to that client, as JSON when the line was JSON.
+    Unix {
+        client: u64,
+        json: bool,
+        id: Option<u16>,
+        command: std::result::Result<Command, String>,
+    },
     /// The control channel closed (stdin reached its end).
     Closed,
 }
@@ -42,6 +52,8 @@ pub(crate) enum Origin {
     Mqtt,
     /// A web console request, by ticket.
     Web(u64),
+    /// A client of the control socket, and whether it spoke JSON.
+    Unix { client: u64, json: bool },
 }
 
 /// Whom a reply answers: the request's origin and id.

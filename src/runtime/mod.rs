@@ -31,6 +31,7 @@ use crate::knn::Precision;
 use crate::mqtt::{MqttConfig, MqttLink};
 use crate::pipeline::{Classifier, ClassifierConfig};
 use crate::sink::{Sink, SinkSpec};
+use crate::source::stream::DropPolicy;
 use crate::source::v4l2::CameraConfig;
 use crate::store::Store;
 use crate::view::Views;
@@ -51,22 +52,65 @@ pub enum SourceSpec {
     Camera(PathBuf),
     /// Files, folders or a glob pattern.
     Files(String),
+    /// A recorded MJPEG stream in a file (`.mjpeg`, `.mjpg`).
+    Recording(PathBuf),
+    /// The MJPEG stream a command writes to its standard output (`exec:COMMAND`), run by
+    /// `sh -c` and restarted when it exits.
+    Exec(String),
 }
 
 impl SourceSpec {
-    /// `-`, `/dev/videoN` (or any character device), or files/folders/globs.
+    /// `-`, `exec:COMMAND`, `/dev/videoN` (or any character device), a `.mjpeg`/`.mjpg`
+    /// recording, or files/folders/globs.
     pub fn parse(s: &str) -> Self {
         use std::os::unix::fs::FileTypeExt;
         if s == "-" {
             return Self::Stdin;
         }
+        if let Some(command) = s.strip_prefix("exec:") {
+            return Self::Exec(command.to_owned());
+        }
         let is_char_device = std::fs::metadata(s)
             .map(|m| m.file_type().is_char_device())
             .unwrap_or(false);
+        let lower = s.to_ascii_lowercase();
         if is_char_device || s.starts_with("/dev/video") {
             Self::Camera(PathBuf::from(s))
+        } else if lower.ends_with(".mjpeg") || lower.ends_with(".mjpg") {
+            Self::Recording(PathBuf::from(s))
         } else {
             Self::Files(s.to_owned())
+        }
+    }
+
+    /// Which frames the source hands on when the classifier is slower: every one, in order,
+    /// for a recording (files, a `.mjpeg` file, a regular file redirected to stdin); the
+    /// newest for a live source (a camera, a pipe, a command).
+    pub fn default_drop(&self) -> DropPolicy {
+        match self {
+            Self::Files(_) | Self::Recording(_) => DropPolicy::Never,
+            Self::Stdin if crate::source::stream::stdin_is_a_file() => DropPolicy::Never,
+            Self::Stdin | Self::Camera(_) | Self::Exec(_) => DropPolicy::Newest,
+        }
+    }
+
+    /// Whether frames come at the source's pace, so that a pause means trouble (the watchdog
+    /// stops being fed); a recording is read at glance's pace and cannot stall.
+    pub fn is_live(&self) -> bool {
+        match self {
+            Self::Files(_) | Self::Recording(_) => false,
+            Self::Stdin => !crate::source::stream::stdin_is_a_file(),
+            Self::Camera(_) | Self::Exec(_) => true,
+        }
+    }
+
+    /// A name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Stdin => "-".into(),
+            Self::Camera(p) | Self::Recording(p) => p.display().to_string(),
+            Self::Files(s) => s.clone(),
+            Self::Exec(c) => format!("exec:{c}"),
         }
     }
 }
@@ -112,6 +156,8 @@ pub struct RunConfig {
     pub format: Format,
     /// Read commands from stdin.
     pub control_stdin: bool,
+    /// Take commands on this Unix socket (`--control unix:PATH`).
+    pub control_socket: Option<PathBuf>,
     /// When to write decisions.
     pub emit: Emit,
     /// Majority vote over this many frames (1 = none).
@@ -129,6 +175,9 @@ pub struct RunConfig {
     /// Decode and preprocess the next frame on a helper thread while the current one is
     /// inferred (the decode-ahead stage); `false`: on the main thread, between inferences.
     pub decode_ahead: bool,
+    /// Which frames a stream or camera hands on (`--drop`); `None`: by the source
+    /// ([`SourceSpec::default_drop`]).
+    pub drop: Option<DropPolicy>,
 }
 
 /// What a run did.
@@ -142,6 +191,9 @@ pub struct RunSummary {
     pub dropped: u64,
     /// From the first frame asked for to the end of the run (the model's loading excluded).
     pub elapsed: Duration,
+    /// Median and 99th percentile of the capture-to-decision latency over the last decisions
+    /// (4096 at most), in milliseconds; `None` with no decision.
+    pub latency_ms: Option<(f64, f64)>,
 }
 
 /// The run loop's state: the classifier and the decision, the store and whether it holds
@@ -178,6 +230,44 @@ pub(crate) struct Runner {
     pub(crate) mqtt: Option<MqttLink>,
     /// The web console.
     pub(crate) web: Option<Web>,
+    /// The control socket (`--control unix:PATH`).
+    pub(crate) unix: Option<crate::control::unix::UnixControl>,
+    /// The latest capture-to-decision latencies.
+    pub(crate) latencies: Latencies,
+}
+
+/// The last [`Latencies::WINDOW`] capture-to-decision latencies, for their percentiles in
+/// status reports and the run's summary (a bounded window: a run may last months).
+#[derive(Debug, Default)]
+pub(crate) struct Latencies {
+    ring: Vec<f64>,
+    next: usize,
+}
+
+impl Latencies {
+    const WINDOW: usize = 4096;
+
+    pub(crate) fn push(&mut self, ms: f64) {
+        if self.ring.len() < Self::WINDOW {
+            self.ring.push(ms);
+        } else {
+            self.ring[self.next] = ms;
+        }
+        self.next = (self.next + 1) % Self::WINDOW;
+    }
+
+    /// The median and 99th percentile, in milliseconds, once there is a decision.
+    pub(crate) fn p50_p99(&self) -> Option<(f64, f64)> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        let mut v = self.ring.clone();
+        v.sort_by(f64::total_cmp);
+        Some((
+            crate::bench::percentile(&v, 50.0),
+            crate::bench::percentile(&v, 99.0),
+        ))
+    }
 }
 
 impl Runner {
@@ -208,13 +298,15 @@ impl Runner {
             enrolling: None,
             pending: VecDeque::new(),
             backbone_sha,
-            live: !matches!(config.source, SourceSpec::Files(_)),
+            live: config.source.is_live(),
             last_frame: Instant::now(),
             source_health,
             save_error: None,
             sink_drops: DropWatch::default(),
             mqtt: None,
             web: None,
+            unix: None,
+            latencies: Latencies::default(),
         }
     }
 
@@ -245,6 +337,7 @@ impl Runner {
 
     fn frame(&mut self, frame: ReadyFrame, dropped_since: u64) -> std::io::Result<()> {
         let time_ms = frame.time_ms;
+        let captured_at = frame.captured_at;
         let classified = frame
             .prepared
             .and_then(|prepared| self.classifier.classify_prepared(prepared));
@@ -257,7 +350,7 @@ impl Runner {
             }
         };
         let features = p.features.take().unwrap_or_default();
-        let decided: Decided = self.decider.decide(
+        let mut decided: Decided = self.decider.decide(
             p,
             &features,
             &self.store,
@@ -265,6 +358,8 @@ impl Runner {
             time_ms,
             dropped_since,
         );
+        decided.latency_ms = captured_at.elapsed().as_secs_f64() * 1e3;
+        self.latencies.push(decided.latency_ms);
         self.frames += 1;
         if let Some(m) = self.mqtt.as_mut() {
             m.decision(&decided, self.last_label.as_deref(), frame.picture.as_ref());
@@ -330,16 +425,28 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     if config.control_stdin {
         start_stdin_control(ctl_tx.clone());
     }
+    let unix = match &config.control_socket {
+        Some(path) => Some(
+            crate::control::unix::UnixControl::start(path, ctl_tx.clone()).map_err(|e| {
+                Error::Io {
+                    path: path.clone(),
+                    source: e,
+                }
+            })?,
+        ),
+        None => None,
+    };
     drop(ctl_tx);
 
     let source_health = Arc::new(SourceHealth::default());
-    let source = start_source(&config, &source_health, &stop)?;
+    let (source, exec_guard) = start_source(&config, &source_health, &stop)?;
     let preparer = classifier.preparer().clone();
     let mut source = Frames::start(
         source,
         preparer,
         views,
         config.decode_ahead,
+        config.drop.unwrap_or_else(|| config.source.default_drop()),
         Arc::clone(&stop),
     )?;
 
@@ -353,6 +460,7 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     );
     r.mqtt = mqtt;
     r.web = web;
+    r.unix = unix;
     r.apply_threshold_flags(&config);
     r.labels_changed();
 
@@ -367,7 +475,10 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     })();
     stop.store(true, Ordering::Relaxed);
     state.notifier.stopping();
-    shut_down(r, source, &config, outcome)
+    let ended = shut_down(r, source, &config, outcome);
+    // An `exec:` child is ended (and waited for) after the last message is out.
+    drop(exec_guard);
+    ended
 }
 
 /// What the loop keeps between its steps besides the [`Runner`]: the watchdog, the clocks of
@@ -517,6 +628,7 @@ fn shut_down(
         errors: r.errors,
         dropped: source.dropped(),
         elapsed: r.started.elapsed(),
+        latency_ms: r.latencies.p50_p99(),
     };
     r.sink.finish(Duration::from_secs(2));
     if let Some(m) = r.mqtt.take() {
@@ -526,10 +638,16 @@ fn shut_down(
         w.finish();
     }
     source.into_outcome()?;
-    if let (SourceSpec::Camera(path), Some(reason)) = (&config.source, r.source_health.gave_up()) {
-        return Err(Error::Camera {
-            path: path.clone(),
-            reason,
+    if let Some(reason) = r.source_health.gave_up() {
+        return Err(match &config.source {
+            SourceSpec::Camera(path) => Error::Camera {
+                path: path.clone(),
+                reason,
+            },
+            other => Error::Source {
+                name: other.name(),
+                reason,
+            },
         });
     }
     if let Some(reason) = final_save {

@@ -14,7 +14,8 @@ use crate::health::SourceHealth;
 use crate::pipeline::Classifier;
 use crate::serial::SerialLink;
 use crate::sink::{Sink, SinkSpec};
-use crate::source::live::{start_camera, start_stdin_mjpeg};
+use crate::source::live::start_camera;
+use crate::source::stream::{start_exec, start_file, start_stdin, ExecGuard};
 use crate::store::{Generation, Store};
 /// The labels a decision can take besides `unknown`: the head's classes, then the enrolled
 /// labels that are not among them.
@@ -99,22 +100,37 @@ pub(super) fn open_sink(config: &RunConfig, commands: &Sender<ControlEvent>) -> 
     })
 }
 
-/// Starts the source: a capture thread for a live one (which reports into `health` and ends
-/// when `stop` is set), the list of files otherwise.
+/// Starts the source: a capture thread for a stream or camera (which reports into `health`
+/// and ends when `stop` is set), the list of files otherwise; and for an `exec:` source the
+/// guard that ends its child.
 pub(super) fn start_source(
     config: &RunConfig,
     health: &Arc<SourceHealth>,
     stop: &Arc<AtomicBool>,
-) -> Result<FrameSource> {
+) -> Result<(FrameSource, Option<ExecGuard>)> {
+    let policy = config.drop.unwrap_or_else(|| config.source.default_drop());
+    let (h, s) = (Arc::clone(health), Arc::clone(stop));
     Ok(match &config.source {
-        SourceSpec::Stdin => FrameSource::live(start_stdin_mjpeg(Arc::clone(stop))?),
-        SourceSpec::Camera(path) => FrameSource::live(start_camera(
-            path.clone(),
-            config.camera.clone(),
-            config.camera_wait,
-            Arc::clone(health),
-            Arc::clone(stop),
-        )?),
-        SourceSpec::Files(spec) => FrameSource::files(spec, config.looping),
+        SourceSpec::Stdin => (FrameSource::live(start_stdin(policy, h, s)?), None),
+        SourceSpec::Recording(path) => (
+            FrameSource::live(start_file(path.clone(), config.looping, policy, h, s)?),
+            None,
+        ),
+        SourceSpec::Exec(command) => {
+            let (mailbox, guard) = start_exec(command.clone(), policy, h, s)?;
+            (FrameSource::live(mailbox), Some(guard))
+        }
+        SourceSpec::Camera(path) => (
+            FrameSource::live(start_camera(
+                path.clone(),
+                config.camera.clone(),
+                config.camera_wait,
+                policy,
+                h,
+                s,
+            )?),
+            None,
+        ),
+        SourceSpec::Files(spec) => (FrameSource::files(spec, config.looping), None),
     })
 }

@@ -2,7 +2,8 @@
 //!
 //! A camera delivers frames at its own pace; if classification is slower, queueing them would
 //! grow memory and latency without bound. [`Latest::put`] replaces an unread frame and counts it
-//! as dropped.
+//! as dropped. A recording has no pace of its own: [`Latest::put_waiting`] waits until the frame
+//! before has been taken, so every frame is decided, in order.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -31,6 +32,8 @@ struct Slot<T> {
 pub(crate) struct Latest<T> {
     slot: Mutex<Slot<T>>,
     ready: Condvar,
+    /// Signalled when a value is taken or the mailbox closes (for [`Latest::put_waiting`]).
+    taken: Condvar,
 }
 
 impl<T> Default for Latest<T> {
@@ -50,6 +53,7 @@ impl<T> Latest<T> {
                 delivered: 0,
             }),
             ready: Condvar::new(),
+            taken: Condvar::new(),
         }
     }
 
@@ -68,10 +72,34 @@ impl<T> Latest<T> {
         self.ready.notify_one();
     }
 
+    /// Offers a value once the one before has been taken: nothing is dropped. Gives the value
+    /// back if `give_up` turns true first (checked every 100 ms) or the mailbox was closed.
+    pub(crate) fn put_waiting(&self, value: T, give_up: impl Fn() -> bool) -> Option<T> {
+        let mut s = self.lock();
+        while s.value.is_some() && !s.closed {
+            if give_up() {
+                return Some(value);
+            }
+            s = self
+                .taken
+                .wait_timeout(s, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        if s.closed {
+            return Some(value);
+        }
+        s.value = Some(value);
+        drop(s);
+        self.ready.notify_one();
+        None
+    }
+
     /// Marks the end of the stream; a value not yet taken can still be taken.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
+        self.taken.notify_all();
     }
 
     /// Waits up to `timeout` for a value.
@@ -80,6 +108,8 @@ impl<T> Latest<T> {
         loop {
             if let Some(v) = s.value.take() {
                 s.delivered += 1;
+                drop(s);
+                self.taken.notify_all();
                 return Taken::Value(v);
             }
             if s.closed {
@@ -131,6 +161,35 @@ mod tests {
         assert!(matches!(l.take(Duration::from_millis(1)), Taken::Value(4)));
         assert!(matches!(l.take(Duration::from_millis(1)), Taken::Closed));
         assert_eq!(l.delivered(), 2);
+    }
+
+    #[test]
+    fn a_waiting_put_drops_nothing_and_keeps_the_order() {
+        let l = Arc::new(Latest::new());
+        let p = Arc::clone(&l);
+        let producer = std::thread::spawn(move || {
+            for i in 0..200u32 {
+                assert!(p.put_waiting(i, || false).is_none());
+            }
+            p.close();
+        });
+        let mut got = Vec::new();
+        loop {
+            match l.take(Duration::from_secs(10)) {
+                Taken::Value(v) => got.push(v),
+                Taken::Closed => break,
+                Taken::Timeout => panic!("stalled after {got:?}"),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..200).collect::<Vec<_>>());
+        assert_eq!(l.dropped(), 0);
+        // Given up (or closed): the value comes back.
+        let l = Latest::new();
+        l.put(1);
+        assert_eq!(l.put_waiting(2, || true), Some(2));
+        l.close();
+        assert_eq!(l.put_waiting(3, || false), Some(3));
     }
 
     #[test]

@@ -1,20 +1,19 @@
-//! Capture threads for live sources: an MJPEG stream on stdin and a V4L2 camera.
+//! The capture thread of a V4L2 camera (streams are in [`super::stream`]).
 //!
-//! Each thread only moves frames into a [`Latest`] mailbox (newest frame wins, the ones it
-//! replaced are counted) and closes the mailbox when its source ends, so a burst of frames
-//! never queues and the run loop never waits on capture. The camera thread reopens a camera
+//! The thread only moves frames into a [`Latest`] mailbox (newest frame wins, the ones it
+//! replaced are counted, unless told to drop nothing) and closes the mailbox when it ends, so a
+//! burst of frames never queues and the run loop never waits on capture. It reopens a camera
 //! that goes away, with back-off, and reports through [`SourceHealth`] meanwhile.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::health::SourceHealth;
 use crate::source::latest::Latest;
-use crate::source::mjpeg::MjpegSplitter;
+use crate::source::stream::DropPolicy;
 use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
 use crate::source::{Frame, FrameData};
 
@@ -27,64 +26,13 @@ pub fn default_camera() -> CameraConfig {
     }
 }
 
-/// Starts the thread that cuts the MJPEG stream on stdin into frames; its mailbox closes at
-/// the end of the stream, on a read error, or when `stop` is set.
-pub(crate) fn start_stdin_mjpeg(stop: Arc<AtomicBool>) -> Result<Arc<Latest<Frame>>> {
-    let mailbox = Arc::new(Latest::new());
-    let out = Arc::clone(&mailbox);
-    std::thread::Builder::new()
-        .name("stdin-mjpeg".into())
-        .spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut splitter = MjpegSplitter::default();
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut n_frames = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                match stdin.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => splitter.push(&buf[..n], |jpeg| {
-                        out.put(Frame {
-                            data: FrameData::Encoded(jpeg),
-                            name: format!("-#{n_frames}"),
-                            captured: SystemTime::now(),
-                            path: None,
-                        });
-                        n_frames += 1;
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::error!("stdin: {e}");
-                        break;
-                    }
-                }
-            }
-            if splitter.errors > 0 {
-                log::warn!(
-                    "stdin: skipped {} malformed or oversized stretches of the MJPEG stream",
-                    splitter.errors
-                );
-            }
-            if splitter.pending() > 0 {
-                log::warn!(
-                    "stdin: the stream ended in the middle of a frame; its {} bytes were dropped",
-                    splitter.pending()
-                );
-            }
-            out.close();
-        })
-        .map_err(|e| Error::Io {
-            path: "-".into(),
-            source: e,
-        })?;
-    Ok(mailbox)
-}
-
 /// Starts the camera thread for `path`; its mailbox closes when `stop` is set or when a
 /// camera that never opened is given up on (the reason is then in `health`).
 pub(crate) fn start_camera(
     path: PathBuf,
     config: CameraConfig,
     wait: Duration,
+    policy: DropPolicy,
     health: Arc<SourceHealth>,
     stop: Arc<AtomicBool>,
 ) -> Result<Arc<Latest<Frame>>> {
@@ -137,13 +85,25 @@ pub(crate) fn start_camera(
                                     } else {
                                         FrameData::Encoded(c.data)
                                     };
-                                    out.put(Frame {
+                                    // The driver's timestamp when it gives one on the
+                                    // monotonic clock; else now.
+                                    let frame = Frame::captured(
                                         data,
-                                        name: format!("{}#{n}", path.display()),
-                                        captured: SystemTime::now(),
-                                        path: None,
-                                    });
+                                        format!("{}#{n}", path.display()),
+                                        None,
+                                        c.age.unwrap_or_default(),
+                                    );
                                     n += 1;
+                                    match policy {
+                                        DropPolicy::Newest => out.put(frame),
+                                        DropPolicy::Never => {
+                                            // Waits while the classifier is busy: the
+                                            // driver drops frames meanwhile, not glance.
+                                            let _ = out.put_waiting(frame, || {
+                                                stop.load(Ordering::Relaxed)
+                                            });
+                                        }
+                                    }
                                 }
                                 Ok(None) => {}
                                 Err(e) => {

@@ -1,5 +1,5 @@
-//! Where frames come from: image files, folders and globs; an MJPEG stream on stdin; a V4L2
-//! camera. Live sources never queue without bound: a capture thread keeps only the newest frame
+//! Where frames come from: image files, folders and globs; an MJPEG stream on stdin, in a
+//! recorded file or from a command (`exec:`); a V4L2 camera. Live sources never queue without bound: a capture thread keeps only the newest frame
 //! ([`latest::Latest`]) and counts the ones it replaced.
 
 pub(crate) mod convert;
@@ -7,10 +7,12 @@ pub(crate) mod files;
 pub(crate) mod latest;
 pub(crate) mod live;
 pub(crate) mod mjpeg;
+pub(crate) mod sniff;
+pub(crate) mod stream;
 pub(crate) mod v4l2;
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 pub use files::expand_paths;
 #[cfg(feature = "host")]
@@ -42,13 +44,39 @@ pub struct Frame {
     pub data: FrameData,
     /// A name for messages: the file path, or `SRC#N`.
     pub name: String,
-    /// When it was captured (read).
+    /// When it was captured: the camera driver's timestamp of the buffer, else when it was
+    /// read (a stream, a file).
     pub captured: SystemTime,
+    /// The same moment on the monotonic clock, from which the capture-to-decision latency of
+    /// its decision is measured.
+    pub captured_at: Instant,
     /// The file it came from, for file sources.
     pub path: Option<PathBuf>,
 }
 
 impl Frame {
+    /// A frame captured now.
+    pub fn now(data: FrameData, name: String, path: Option<PathBuf>) -> Self {
+        Self::captured(data, name, path, std::time::Duration::ZERO)
+    }
+
+    /// A frame captured `age` ago (a camera buffer's timestamp).
+    pub fn captured(
+        data: FrameData,
+        name: String,
+        path: Option<PathBuf>,
+        age: std::time::Duration,
+    ) -> Self {
+        let (now, now_at) = (SystemTime::now(), Instant::now());
+        Self {
+            data,
+            name,
+            captured: now.checked_sub(age).unwrap_or(now),
+            captured_at: now_at.checked_sub(age).unwrap_or(now_at),
+            path,
+        }
+    }
+
     /// Milliseconds since the Unix epoch of the capture time.
     pub fn time_ms(&self) -> u64 {
         self.captured

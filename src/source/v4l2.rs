@@ -227,6 +227,32 @@ pub struct Captured {
     pub height: u32,
     /// Bytes per row (YUYV).
     pub stride: u32,
+    /// How long ago the driver stamped the buffer, when it stamps on the monotonic clock (as
+    /// UVC and most drivers do); `None` otherwise.
+    pub age: Option<std::time::Duration>,
+}
+
+/// `v4l2_buffer.flags`: which clock `timestamp` is on.
+const BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
+const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
+
+/// How long ago a buffer stamped at `ts` on the monotonic clock was filled.
+fn age_of(ts: libc::timeval) -> Option<std::time::Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return None;
+    }
+    let now_us = i128::from(now.tv_sec) * 1_000_000 + i128::from(now.tv_nsec) / 1000;
+    let ts_us = i128::from(ts.tv_sec) * 1_000_000 + i128::from(ts.tv_usec);
+    let age = now_us - ts_us;
+    // A stamp in the future or older than a minute is not one to trust.
+    (0..60_000_000)
+        .contains(&age)
+        .then(|| std::time::Duration::from_micros(age as u64))
 }
 
 struct Mapping {
@@ -469,12 +495,16 @@ impl Camera {
         // SAFETY: the mapping is `map.len` bytes long and the driver has finished with it.
         let data = unsafe { std::slice::from_raw_parts(map.ptr as *const u8, used) }.to_vec();
         xioctl(&self.file, VIDIOC_QBUF, &mut b).map_err(|e| err("VIDIOC_QBUF", e))?;
+        let age = (b.flags & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC)
+            .then(|| age_of(b.timestamp))
+            .flatten();
         Ok(Some(Captured {
             data,
             pixelformat: self.format.pixelformat,
             width: self.format.width,
             height: self.format.height,
             stride: self.format.bytesperline,
+            age,
         }))
     }
 }

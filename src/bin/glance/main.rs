@@ -12,6 +12,7 @@ use glance::Manifest;
 use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
 use glance::{Classifier, ClassifierConfig};
 
+mod ctl;
 mod run;
 use run::{run_live, RunArgs};
 
@@ -35,6 +36,8 @@ enum Command {
     Bench(BenchArgs),
     /// Show the backbone, its sha256, its input spec and the build target.
     Info(InfoArgs),
+    /// Send commands to a running `glance run --control unix:PATH` and print its replies.
+    Ctl(ctl::CtlArgs),
 }
 
 /// Which engine runs the backbone (shared by classify, run, bench and info).
@@ -183,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_live(*args),
         Command::Bench(args) => bench(args),
         Command::Info(args) => info(args),
+        Command::Ctl(args) => ctl::ctl(args),
     }
 }
 

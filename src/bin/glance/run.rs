@@ -20,14 +20,28 @@ pub(crate) enum RunFormat {
     Postcard,
 }
 
-/// Where `run` reads commands from (besides a serial output, which always accepts them).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+/// A command channel of `run` (besides a serial output, MQTT and the web console, which
+/// always accept commands): `--control none|stdin|unix:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Control {
-    /// No command channel besides the serial link.
+    /// No other command channel.
     None,
     /// Text or JSON command lines on stdin; the run ends when stdin closes and its commands
     /// are done.
     Stdin,
+    /// The same lines over a Unix socket, several clients at once (`glance ctl PATH CMD`).
+    Unix(PathBuf),
+}
+
+fn parse_control(s: &str) -> Result<Control, String> {
+    match s {
+        "none" => Ok(Control::None),
+        "stdin" => Ok(Control::Stdin),
+        _ => match s.strip_prefix("unix:") {
+            Some(p) if !p.is_empty() => Ok(Control::Unix(PathBuf::from(p))),
+            _ => Err(format!("`{s}`: expected none, stdin or unix:PATH")),
+        },
+    }
 }
 
 /// When `run` writes a decision.
@@ -37,6 +51,15 @@ pub(crate) enum EmitArg {
     Every,
     /// Only when the decided label changes.
     OnChange,
+}
+
+/// Which frames a source hands on when classification is slower than the source.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DropArg {
+    /// Keep only the newest frame and count the others as dropped (live sources).
+    Newest,
+    /// Decide every frame in order; the source waits (recordings).
+    Never,
 }
 
 /// Camera pixel format.
@@ -56,11 +79,17 @@ pub(crate) struct RunArgs {
     /// camera, serial port, store capacity and threads become the defaults; flags override.
     #[arg(long, value_name = "BOARD")]
     board: Option<String>,
-    /// Frames: `/dev/videoN`, an image file, a folder, a glob (quote it), or `-` for an MJPEG
-    /// stream on stdin (`libcamera-vid --codec mjpeg -o - | glance run --source -`).
-    /// Default: the board profile's camera.
+    /// Frames: `/dev/videoN`, an image file, a folder, a glob (quote it), a recorded
+    /// `.mjpeg` file, `-` for an MJPEG stream on stdin, or `exec:COMMAND` for the MJPEG stream a
+    /// command writes (`exec:'rpicam-vid -t 0 --codec mjpeg -o -'`: glance runs it, restarts it
+    /// when it exits and ends it at exit). Default: the board profile's camera.
     #[arg(long, value_name = "SRC")]
     source: Option<String>,
+    /// Which frames to decide when they come faster than glance decides them: `newest` (drop
+    /// the others; the default for cameras, pipes and commands) or `never` (every frame in
+    /// order; the default for recordings: files, `.mjpeg`, a file redirected to stdin).
+    #[arg(long = "drop", value_enum, value_name = "POLICY")]
+    drop_policy: Option<DropArg>,
     /// Threads for the backbone [default: the board profile's, else 1].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -131,9 +160,11 @@ pub(crate) struct RunArgs {
     /// Message format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
-    /// Extra command channel.
-    #[arg(long, value_enum, default_value_t = Control::None)]
-    control: Control,
+    /// Another command channel: `stdin` (text or JSON command lines; the run ends when stdin
+    /// closes and its commands are done), `unix:PATH` (the same lines over a Unix socket,
+    /// several clients at once: `glance ctl PATH 'enroll mug 10'`), or `none`. Repeatable.
+    #[arg(long, value_name = "CHANNEL", value_parser = parse_control)]
+    control: Vec<Control>,
     /// When to write decisions.
     #[arg(long, value_enum, default_value_t = EmitArg::Every)]
     emit: EmitArg,
@@ -263,6 +294,15 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         PixelFormat::Mjpeg => vec![PIX_MJPEG],
         PixelFormat::Yuyv => vec![PIX_YUYV],
     };
+    if args
+        .control
+        .iter()
+        .filter(|c| matches!(c, Control::Unix(_)))
+        .count()
+        > 1
+    {
+        anyhow::bail!("--control unix:PATH: one control socket at most");
+    }
     let config = RunConfig {
         source: SourceSpec::parse(&source),
         looping: args.looping,
@@ -303,7 +343,11 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             RunFormat::Json => glance::Format::Json,
             RunFormat::Postcard => glance::Format::Postcard,
         },
-        control_stdin: args.control == Control::Stdin,
+        control_stdin: args.control.contains(&Control::Stdin),
+        control_socket: args.control.iter().find_map(|c| match c {
+            Control::Unix(p) => Some(p.clone()),
+            _ => None,
+        }),
         emit: match args.emit {
             EmitArg::Every => Emit::Every,
             EmitArg::OnChange => Emit::OnChange,
@@ -324,6 +368,10 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<_>>()?,
         enrolled_distance: args.enrolled_distance,
         max_frames: args.frames,
+        drop: args.drop_policy.map(|d| match d {
+            DropArg::Newest => glance::DropPolicy::Newest,
+            DropArg::Never => glance::DropPolicy::Never,
+        }),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -336,8 +384,11 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     let from_stdin = config.source == SourceSpec::Stdin;
     let summary = glance::run(config, stop)?;
     let secs = summary.elapsed.as_secs_f64();
+    let latency = summary.latency_ms.map_or_else(String::new, |(p50, p99)| {
+        format!("; capture to decision p50 {p50:.1} ms, p99 {p99:.1} ms")
+    });
     log::info!(
-        "{} frames in {secs:.2} s ({:.1} frames/s), {} errors, {} dropped",
+        "{} frames in {secs:.2} s ({:.1} frames/s), {} errors, {} dropped{latency}",
         summary.frames,
         summary.frames as f64 / secs.max(1e-9),
         summary.errors,
