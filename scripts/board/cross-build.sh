@@ -3,8 +3,9 @@
 # profile in targets/, with Debian's cross gcc as linker.
 #
 #   scripts/board/cross-build.sh BOARD [PROFILE]     BOARD = rpi4 | rpi5 | rpi-armv7 | jetson-orin | …
-#                                              PROFILE = board (default: thin LTO, 1 codegen
-#                                              unit, stripped) or release (faster to build)
+#                                              PROFILE = board (default: full LTO, 1 codegen
+#                                              unit, stripped, no unwind tables), release, or
+#                                              ci-arm (quickest to build; CI's check)
 #
 # Built with `--no-default-features --features net` (MQTT with TLS and the web console);
 # GLANCE_BOARD_FEATURES= (empty) leaves those out, for the size comparison in BENCHMARKS.md.
