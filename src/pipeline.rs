@@ -257,12 +257,13 @@ impl Preparer {
                     .unwrap_or_else(|| PathBuf::from(&frame.name));
                 preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.limits)
             }
-            FrameData::Yuyv {
+            FrameData::Raw {
+                format,
                 data,
                 width,
                 height,
                 stride,
-            } => convert::yuyv_to_rgb(data, *width, *height, *stride),
+            } => convert::raw_to_rgb(*format, data, *width, *height, *stride),
         };
         self.prepare_decoded(frame.name.clone(), decode, seen)
     }

@@ -794,31 +794,56 @@ fn camera_formats_convert_like_ffmpeg() {
             .unwrap();
         assert!(st.success());
     };
-    // A recorded YUYV frame, and ffmpeg's own RGB rendering of the very same YUYV data.
-    let yuyv = dir.path().join("frame.yuyv");
-    ff(&["-pix_fmt", "yuyv422", "-f", "rawvideo"], &yuyv);
-    let reference = dir.path().join("frame.rgb");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuyv422"])
-        .args(["-s", &format!("{w}x{h}"), "-i"])
-        .arg(&yuyv)
-        .args(["-pix_fmt", "rgb24", "-f", "rawvideo"])
-        .arg(&reference)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let data = std::fs::read(&yuyv).unwrap();
-    let ours = glance::yuyv_to_rgb(&data, w, h, 2 * w).unwrap();
-    let theirs = std::fs::read(&reference).unwrap();
-    let diff: f64 = ours
-        .as_raw()
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
-        .sum::<f64>()
-        / theirs.len() as f64;
-    // ffmpeg interpolates chroma between pixel pairs; we repeat it. Both are BT.601.
-    assert!(diff < 3.0, "mean |Δ| {diff}");
+    // A recorded frame in each camera layout, and ffmpeg's own RGB rendering of the very same
+    // bytes; the frames are V4L2's single-planar layouts, rows packed (stride = width).
+    for (format, stride) in [
+        (glance::RawFormat::Yuyv, 2 * w),
+        (glance::RawFormat::Uyvy, 2 * w),
+        (glance::RawFormat::Nv12, w),
+        (glance::RawFormat::Yu12, w),
+    ] {
+        let pix = format.ffmpeg_name();
+        let raw = dir.path().join(format!("frame.{pix}"));
+        ff(&["-pix_fmt", pix, "-f", "rawvideo"], &raw);
+        let reference = dir.path().join(format!("{pix}.rgb"));
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix])
+            .args(["-s", &format!("{w}x{h}"), "-i"])
+            .arg(&raw)
+            .args(["-pix_fmt", "rgb24", "-f", "rawvideo"])
+            .arg(&reference)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let data = std::fs::read(&raw).unwrap();
+        let ours = glance::raw_to_rgb(format, &data, w, h, stride).unwrap();
+        let theirs = std::fs::read(&reference).unwrap();
+        let diff: f64 = ours
+            .as_raw()
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+            .sum::<f64>()
+            / theirs.len() as f64;
+        // ffmpeg may interpolate chroma; we repeat it over its block. Both are BT.601.
+        assert!(diff < 3.0, "{pix}: mean |Δ| {diff}");
+        // A mistaken layout is far off: the same bytes read as another 4:2:x format.
+        let other = if format == glance::RawFormat::Nv12 {
+            glance::RawFormat::Yu12
+        } else {
+            glance::RawFormat::Nv12
+        };
+        if let Ok(wrong) = glance::raw_to_rgb(other, &data, w, h, w) {
+            let off: f64 = wrong
+                .as_raw()
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+                .sum::<f64>()
+                / theirs.len() as f64;
+            assert!(off > 3.0, "{pix} read as {other:?} is as close: {off}");
+        }
+    }
 
     // An MJPEG frame as a UVC camera sends it: standard Huffman tables, DHT left out.
     let jpg = dir.path().join("frame.jpg");

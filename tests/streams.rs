@@ -321,3 +321,56 @@ fn an_exec_source_is_ended_on_sigterm_and_an_h264_command_is_refused_not_restart
     );
     assert!(!err.contains("restarting"), "{err}");
 }
+
+#[test]
+fn snapshot_writes_one_frame_from_a_stream_or_a_file() {
+    need_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    // From a command: a PNG of glance's pixels, and the frame's own bytes with their layout.
+    let (png, raw) = (dir.path().join("one.png"), dir.path().join("one.raw"));
+    let out = glance_command(["snapshot"])
+        .arg("exec:ffmpeg -v error -f lavfi -i testsrc=size=320x240:rate=10 -c:v mjpeg -f mjpeg -")
+        .arg(&png)
+        .arg("--raw")
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(layout["format"], "MJPG");
+    let bytes = std::fs::read(&raw).unwrap();
+    assert_eq!(layout["bytes"], bytes.len());
+    assert!(bytes.starts_with(&[0xff, 0xd8]));
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (320, 240));
+    // From a photo: a JPEG; a file name glance cannot write is refused, nothing written.
+    let jpg = dir.path().join("coffee.jpg");
+    let out = glance_command(["snapshot"])
+        .arg(fixture("photos/coffee.png"))
+        .arg(&jpg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(image::open(&jpg).unwrap().width(), 600);
+    let gif = dir.path().join("coffee.gif");
+    let out = glance_command(["snapshot"])
+        .arg(fixture("photos/coffee.png"))
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".jpg or .png"));
+    assert!(!gif.exists());
+    // H.264 from a command: refused as `run` refuses it.
+    let out = glance_command(["snapshot"])
+        .arg("exec:ffmpeg -v error -f lavfi -i testsrc=size=320x240:rate=10 -t 1 -c:v libx264 -f h264 -")
+        .arg(dir.path().join("h264.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("H.264"));
+}

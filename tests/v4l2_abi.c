@@ -1,5 +1,5 @@
 /* Prints the sizes and ioctl numbers of the V4L2 structures glance declares by hand
- * (src/source/v4l2.rs), from the kernel's own header. tests/run.rs compiles this with the
+ * (src/source/v4l2/mod.rs), from the kernel's own header. tests/run.rs compiles this with the
  * system C compiler and compares. Build: cc tests/v4l2_abi.c -o v4l2_abi */
 #include <stdio.h>
 #include <linux/videodev2.h>
@@ -19,5 +19,14 @@ int main(void) {
     printf("VIDIOC_STREAMON %lu\n", (unsigned long)VIDIOC_STREAMON);
     printf("VIDIOC_STREAMOFF %lu\n", (unsigned long)VIDIOC_STREAMOFF);
     printf("VIDIOC_S_PARM %lu\n", (unsigned long)VIDIOC_S_PARM);
+    printf("VIDIOC_G_PARM %lu\n", (unsigned long)VIDIOC_G_PARM);
+    printf("VIDIOC_G_FMT %lu\n", (unsigned long)VIDIOC_G_FMT);
+    printf("VIDIOC_TRY_FMT %lu\n", (unsigned long)VIDIOC_TRY_FMT);
+    printf("VIDIOC_ENUM_FMT %lu\n", (unsigned long)VIDIOC_ENUM_FMT);
+    printf("VIDIOC_ENUM_FRAMESIZES %lu\n", (unsigned long)VIDIOC_ENUM_FRAMESIZES);
+    printf("VIDIOC_ENUM_FRAMEINTERVALS %lu\n", (unsigned long)VIDIOC_ENUM_FRAMEINTERVALS);
+    printf("sizeof_v4l2_fmtdesc %zu\n", sizeof(struct v4l2_fmtdesc));
+    printf("sizeof_v4l2_frmsizeenum %zu\n", sizeof(struct v4l2_frmsizeenum));
+    printf("sizeof_v4l2_frmivalenum %zu\n", sizeof(struct v4l2_frmivalenum));
     return 0;
 }

@@ -1,9 +1,11 @@
 //! The stdin MJPEG splitter (`glance run --source stdin`), fed in chunks whose sizes come from
 //! the input: every frame it hands on starts with SOI and ends with EOI, none is longer than
-//! the limit, the bytes held never exceed it, and chunking does not change the frames.
+//! the limit, the bytes held never exceed it, and chunking does not change the frames. The
+//! same bytes go through the check of what a stream is (H.264, raw, …), which must decide on
+//! every prefix once it has one and agree with itself as the prefix grows.
 #![no_main]
 
-use glance::MjpegSplitter;
+use glance::{describe_stream, MjpegSplitter};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_FRAME: usize = 4096;
@@ -27,6 +29,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&chunk, stream)) = data.split_first() else {
         return;
     };
+    // Once a prefix is told, every longer prefix is told the same.
+    let mut told = None;
+    for end in (0..=stream.len()).step_by(usize::from(chunk).max(1)) {
+        let now = describe_stream(&stream[..end]);
+        if told.is_some() {
+            assert_eq!(now, told, "a longer prefix changed the verdict");
+        }
+        told = told.or(now);
+    }
     let frames = split(stream, usize::from(chunk));
     for f in &frames {
         assert!(f.starts_with(&[0xFF, 0xD8]) && f.ends_with(&[0xFF, 0xD9]));

@@ -1,53 +1,157 @@
-//! Camera pixel formats to what the decoder and preprocessing take: YUYV 4:2:2 to RGB, and
-//! MJPEG frames without Huffman tables to complete JPEG files.
+//! Camera pixel formats to what the decoder and preprocessing take: YUYV, UYVY, NV12 and YU12
+//! to RGB, and MJPEG frames without Huffman tables to complete JPEG files.
 
 use image::RgbImage;
 
 use crate::error::{Error, Result};
 
-/// YUYV 4:2:2 (`Y0 U Y1 V` per two pixels, BT.601 limited range, what UVC cameras send) to RGB.
-/// `stride` is the bytes per row (at least `2 × width`).
-pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: u32) -> Result<RgbImage> {
-    let (w, h, s) = (width as usize, height as usize, stride as usize);
-    // In u64: on a 32-bit board `stride × height` from a lying driver could wrap a usize.
-    let (w64, h64, s64) = (u64::from(width), u64::from(height), u64::from(stride));
-    if w == 0
-        || h == 0
-        || w % 2 != 0
-        || s64 < 2 * w64
-        || (data.len() as u64) < s64 * (h64 - 1) + 2 * w64
-    {
+/// An uncompressed camera pixel format glance converts to RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFormat {
+    /// Packed 4:2:2, `Y0 U Y1 V` per two pixels (UVC webcams).
+    Yuyv,
+    /// Packed 4:2:2, `U Y0 V Y1` (some CSI bridges and capture cards).
+    Uyvy,
+    /// 4:2:0, a Y plane then one plane of interleaved `U V` at half size (Raspberry Pi's
+    /// V4L2 drivers, many SoC cameras).
+    Nv12,
+    /// 4:2:0, a Y plane then a U and a V plane at half size (I420; `YU12` in V4L2).
+    Yu12,
+}
+
+impl RawFormat {
+    /// The V4L2 four-character code.
+    pub fn fourcc(self) -> u32 {
+        use super::v4l2::fourcc;
+        match self {
+            Self::Yuyv => fourcc(b"YUYV"),
+            Self::Uyvy => fourcc(b"UYVY"),
+            Self::Nv12 => fourcc(b"NV12"),
+            Self::Yu12 => fourcc(b"YU12"),
+        }
+    }
+
+    /// The format with this four-character code, if glance converts it.
+    pub fn from_fourcc(code: u32) -> Option<Self> {
+        [Self::Yuyv, Self::Uyvy, Self::Nv12, Self::Yu12]
+            .into_iter()
+            .find(|f| f.fourcc() == code)
+    }
+
+    /// ffmpeg's name for it (`-pix_fmt`).
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            Self::Yuyv => "yuyv422",
+            Self::Uyvy => "uyvy422",
+            Self::Nv12 => "nv12",
+            Self::Yu12 => "yuv420p",
+        }
+    }
+
+    /// Bytes a `width`×`height` frame with `stride` bytes per (luma or packed) row needs, or
+    /// `None` when the geometry is impossible (odd width, a stride too short for the width).
+    /// In u64: on a 32-bit board a lying driver's geometry could wrap a usize.
+    pub fn frame_len(self, width: u32, height: u32, stride: u32) -> Option<u64> {
+        let (w, h, s) = (u64::from(width), u64::from(height), u64::from(stride));
+        if w == 0 || h == 0 || w % 2 != 0 {
+            return None;
+        }
+        let chroma_rows = h.div_ceil(2);
+        match self {
+            Self::Yuyv | Self::Uyvy => (s >= 2 * w).then(|| s * (h - 1) + 2 * w),
+            // The chroma plane(s) follow the luma plane at the same stride (NV12) or half of
+            // it (YU12), as V4L2's single-planar formats lay them out.
+            Self::Nv12 => (s >= w).then(|| s * h + s * (chroma_rows - 1) + w),
+            Self::Yu12 => (s >= w && s % 2 == 0)
+                .then(|| s * h + (s / 2) * chroma_rows + (s / 2) * (chroma_rows - 1) + w / 2),
+        }
+    }
+}
+
+/// Converts one YUV sample to RGB: BT.601 limited range in 16.16 fixed point, the coefficients
+/// ffmpeg's converters use, so glance's pixels match `ffmpeg -pix_fmt rgb24`'s.
+#[inline]
+fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let (u, v) = (i32::from(u) - 128, i32::from(v) - 128);
+    let yy = 76_309 * (i32::from(y) - 16) + 32_768;
+    [
+        clamp8((yy + 104_597 * v) >> 16),
+        clamp8((yy - 25_675 * u - 53_279 * v) >> 16),
+        clamp8((yy + 132_201 * u) >> 16),
+    ]
+}
+
+/// A raw camera frame (`format`, `width`×`height`, `stride` bytes per luma or packed row) to
+/// RGB. Chroma is taken for each 2×1 (4:2:2) or 2×2 (4:2:0) block of pixels, as ffmpeg's
+/// unscaled converters do. A buffer too short for the geometry is refused.
+pub fn raw_to_rgb(
+    format: RawFormat,
+    data: &[u8],
+    width: u32,
+    height: u32,
+    stride: u32,
+) -> Result<RgbImage> {
+    let need = format.frame_len(width, height, stride);
+    if need.is_none_or(|n| (data.len() as u64) < n) {
         return Err(Error::Decode {
-            path: "<yuyv frame>".into(),
+            path: format!("<{} frame>", format.ffmpeg_name()).into(),
             reason: format!(
-                "{} bytes cannot hold a {width}×{height} YUYV frame with stride {stride}",
-                data.len()
+                "{} bytes cannot hold a {width}×{height} {} frame with stride {stride}",
+                data.len(),
+                format.ffmpeg_name()
             ),
             source: None,
         });
     }
+    let (w, h, s) = (width as usize, height as usize, stride as usize);
     let mut out = vec![0u8; w * h * 3];
-    for (row, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-        let src = &data[row * s..row * s + 2 * w];
-        for (px, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(6)) {
-            let (u, v) = (i32::from(px[1]) - 128, i32::from(px[3]) - 128);
-            // BT.601 limited range in 16.16 fixed point (the coefficients ffmpeg uses).
-            let ruv = 104_597 * v;
-            let guv = -25_675 * u - 53_279 * v;
-            let buv = 132_201 * u;
-            for (k, y) in [px[0], px[2]].into_iter().enumerate() {
-                let yy = 76_309 * (i32::from(y) - 16) + 32_768;
-                d[3 * k] = clamp8((yy + ruv) >> 16);
-                d[3 * k + 1] = clamp8((yy + guv) >> 16);
-                d[3 * k + 2] = clamp8((yy + buv) >> 16);
+    match format {
+        RawFormat::Yuyv | RawFormat::Uyvy => {
+            // Offsets of Y0, U, Y1, V in each 4-byte group.
+            let (y0, u, y1, v) = if format == RawFormat::Yuyv {
+                (0, 1, 2, 3)
+            } else {
+                (1, 0, 3, 2)
+            };
+            for (row, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+                let src = &data[row * s..row * s + 2 * w];
+                for (px, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(6)) {
+                    d[..3].copy_from_slice(&yuv_to_rgb(px[y0], px[u], px[v]));
+                    d[3..].copy_from_slice(&yuv_to_rgb(px[y1], px[u], px[v]));
+                }
+            }
+        }
+        RawFormat::Nv12 | RawFormat::Yu12 => {
+            let luma = s * h;
+            for (row, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+                let ys = &data[row * s..row * s + w];
+                let crow = row / 2;
+                for (x, d) in dst.chunks_exact_mut(3).enumerate() {
+                    let (u, v) = if format == RawFormat::Nv12 {
+                        let at = luma + crow * s + (x / 2) * 2;
+                        (data[at], data[at + 1])
+                    } else {
+                        let cs = s / 2;
+                        let planes = h.div_ceil(2) * cs;
+                        let at = crow * cs + x / 2;
+                        (data[luma + at], data[luma + planes + at])
+                    };
+                    d.copy_from_slice(&yuv_to_rgb(ys[x], u, v));
+                }
             }
         }
     }
     RgbImage::from_raw(width, height, out).ok_or_else(|| Error::Decode {
-        path: "<yuyv frame>".into(),
+        path: "<raw frame>".into(),
         reason: "buffer size mismatch".into(),
         source: None,
     })
+}
+
+/// YUYV 4:2:2 (`Y0 U Y1 V` per two pixels, BT.601 limited range, what UVC cameras send) to RGB.
+/// `stride` is the bytes per row (at least `2 × width`).
+pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: u32) -> Result<RgbImage> {
+    raw_to_rgb(RawFormat::Yuyv, data, width, height, stride)
 }
 
 fn clamp8(v: i32) -> u8 {
@@ -191,5 +295,54 @@ mod tests {
         );
         assert!(yuyv_to_rgb(&frame, 4, 2, 8).is_err());
         assert!(yuyv_to_rgb(&frame, 3, 1, 8).is_err());
+    }
+
+    #[test]
+    fn every_layout_puts_each_sample_where_v4l2_does() {
+        // A 4×2 image: left half white (Y=235), right half limited-range red (Y=81 U=90 V=240),
+        // in each layout by hand, with 2 bytes of row padding to catch stride mistakes.
+        let (white, red) = ([255, 255, 255], [255, 0, 0]);
+        let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 5);
+        let yuyv_row = [235, 128, 235, 128, 81, 90, 81, 240, 0, 0];
+        let uyvy_row = [128, 235, 128, 235, 90, 81, 240, 81, 0, 0];
+        let nv12: Vec<u8> = [
+            &[235, 235, 81, 81, 0, 0][..],
+            &[235, 235, 81, 81, 0, 0],
+            &[128, 128, 90, 240, 0, 0],
+        ]
+        .concat();
+        // YU12: luma stride 6, chroma stride 3.
+        let yu12: Vec<u8> = [
+            &[235, 235, 81, 81, 0, 0][..],
+            &[235, 235, 81, 81, 0, 0],
+            &[128, 90, 0],
+            &[128, 240, 0],
+        ]
+        .concat();
+        for (format, data, stride) in [
+            (RawFormat::Yuyv, [yuyv_row, yuyv_row].concat(), 10),
+            (RawFormat::Uyvy, [uyvy_row, uyvy_row].concat(), 10),
+            (RawFormat::Nv12, nv12, 6),
+            (RawFormat::Yu12, yu12, 6),
+        ] {
+            let img = raw_to_rgb(format, &data, 4, 2, stride).unwrap();
+            for y in 0..2 {
+                for x in 0..4 {
+                    let want = if x < 2 { white } else { red };
+                    let got = img.get_pixel(x, y).0;
+                    assert!(close(got, want), "{format:?} ({x},{y}): {got:?}");
+                }
+            }
+            let need = format.frame_len(4, 2, stride).unwrap() as usize;
+            assert!(
+                raw_to_rgb(format, &data[..need], 4, 2, stride).is_ok(),
+                "{format:?}"
+            );
+            assert!(
+                raw_to_rgb(format, &data[..need - 1], 4, 2, stride).is_err(),
+                "{format:?}"
+            );
+            assert_eq!(RawFormat::from_fourcc(format.fourcc()), Some(format));
+        }
     }
 }

@@ -12,17 +12,40 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::health::SourceHealth;
+use crate::source::convert::RawFormat;
 use crate::source::latest::Latest;
 use crate::source::stream::DropPolicy;
-use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG, PIX_YUYV};
+use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG};
 use crate::source::{Frame, FrameData};
+
+/// The longest wait between two attempts to open a camera that failed: opening is one system
+/// call, so a camera back from an unplug (or a driver's disconnect) streams again within it.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+/// How often a camera that keeps failing is logged again.
+const RETRY_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The pixel formats glance asks a camera for, most wanted first: MJPEG (least bandwidth on
+/// USB; decoded by the prepare thread), then the uncompressed ones it converts.
+pub fn preferred_formats() -> Vec<u32> {
+    let mut f = vec![PIX_MJPEG];
+    f.extend(
+        [
+            RawFormat::Yuyv,
+            RawFormat::Uyvy,
+            RawFormat::Nv12,
+            RawFormat::Yu12,
+        ]
+        .map(RawFormat::fourcc),
+    );
+    f
+}
 
 /// The camera settings glance asks for by default.
 pub fn default_camera() -> CameraConfig {
     CameraConfig {
         size: (640, 480),
         fps: 15,
-        formats: vec![PIX_MJPEG, PIX_YUYV],
+        formats: preferred_formats(),
     }
 }
 
@@ -58,16 +81,21 @@ pub(crate) fn start_camera(
             let path = thread_path;
             let started = Instant::now();
             let mut opened = false;
+            let mut last_logged: Option<Instant> = None;
             let mut backoff = Duration::from_millis(500);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match Camera::open(&path, &config) {
                     Ok(mut cam) => {
                         opened = true;
+                        last_logged = None;
                         health.fine();
                         let (w, h, f) = cam.format();
+                        let fps = cam
+                            .fps()
+                            .map_or_else(String::new, |r| format!(" at {r:.3} fps"));
                         log::info!(
-                            "{}: streaming {w}×{h} {}",
+                            "{}: streaming {w}×{h} {}{fps}",
                             path.display(),
                             String::from_utf8_lossy(&f.to_le_bytes())
                         );
@@ -75,15 +103,15 @@ pub(crate) fn start_camera(
                         while !stop.load(Ordering::Relaxed) {
                             match cam.capture(1000) {
                                 Ok(Some(c)) => {
-                                    let data = if c.pixelformat == PIX_YUYV {
-                                        FrameData::Yuyv {
+                                    let data = match RawFormat::from_fourcc(c.pixelformat) {
+                                        Some(format) => FrameData::Raw {
+                                            format,
                                             data: c.data,
                                             width: c.width,
                                             height: c.height,
                                             stride: c.stride,
-                                        }
-                                    } else {
-                                        FrameData::Encoded(c.data)
+                                        },
+                                        None => FrameData::Encoded(c.data),
                                     };
                                     // The driver's timestamp when it gives one on the
                                     // monotonic clock; else now.
@@ -124,13 +152,25 @@ pub(crate) fn start_camera(
                         break;
                     }
                     Err(e) => {
-                        log::warn!("{}; retrying in {:.1} s", e.report(), backoff.as_secs_f32());
-                        health.trouble(e.report());
+                        // Logged at the first failure and then once a minute; the status
+                        // always has the latest reason.
+                        let why = e.report();
+                        if last_logged.is_none_or(|t: Instant| t.elapsed() >= RETRY_LOG_EVERY) {
+                            log::warn!("{why}; retrying every {} s", MAX_RETRY.as_secs());
+                            last_logged = Some(Instant::now());
+                        }
+                        health.trouble(why);
+                        // A node that is missing (a USB camera unplugged) is watched, and
+                        // retried at once when it appears.
+                        let missing = !path.exists();
                         let until = Instant::now() + backoff;
                         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));
+                            if missing && path.exists() {
+                                break;
+                            }
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        backoff = (backoff * 2).min(MAX_RETRY);
                         if !opened {
                             // Give up at the deadline, not a whole back-off after it.
                             backoff = backoff.min(wait.saturating_sub(started.elapsed()));

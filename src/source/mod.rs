@@ -24,15 +24,17 @@ pub(crate) use files::{expand_source, has_unsupported_image_extension};
 pub enum FrameData {
     /// An encoded image (JPEG from a stream or camera, any format from a file).
     Encoded(Vec<u8>),
-    /// Packed YUYV 4:2:2 from a camera.
-    Yuyv {
-        /// The bytes, `stride × height`.
+    /// Uncompressed pixels from a camera (YUYV, UYVY, NV12, YU12).
+    Raw {
+        /// Their layout.
+        format: convert::RawFormat,
+        /// The bytes, as the driver filled its buffer.
         data: Vec<u8>,
         /// Width in pixels.
         width: u32,
         /// Height in rows.
         height: u32,
-        /// Bytes per row.
+        /// Bytes per luma (or packed) row.
         stride: u32,
     },
 }

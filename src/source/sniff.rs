@@ -57,6 +57,13 @@ pub(crate) const ASK_FOR_MJPEG: &str = "glance reads MJPEG streams: ask for them
     `rpicam-vid -t 0 --codec mjpeg -o -` (or libcamera-vid) on a Raspberry Pi camera, or \
     `ffmpeg -i INPUT -c:v mjpeg -q:v 5 -f mjpeg -`";
 
+/// What [`sniff`] calls the stream `head` starts ("an H.264 stream", …), for the fuzz target
+/// of outside bytes; `None` while more bytes are needed.
+#[doc(hidden)]
+pub fn describe_stream(head: &[u8]) -> Option<&'static str> {
+    sniff(head).map(StreamKind::describe)
+}
+
 /// The kind of stream `head` starts, or `None` while more bytes are needed to tell.
 ///
 /// `head` is everything read so far (at most [`DECIDE_WITHIN`] bytes are ever needed). JPEG
@@ -78,13 +85,22 @@ pub(crate) fn sniff(head: &[u8]) -> Option<StreamKind> {
     if head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
         return Some(StreamKind::Matroska);
     }
-    if head[0] == 0x47 && head.len() > 376 && head[188] == 0x47 && head[376] == 0x47 {
-        return Some(StreamKind::MpegTs);
+    if head[0] == 0x47 {
+        // A transport stream's sync byte: two more packets tell.
+        if head.len() <= 376 {
+            return None;
+        }
+        if head[188] == 0x47 && head[376] == 0x47 {
+            return Some(StreamKind::MpegTs);
+        }
     }
     if let Some(kind) = annex_b(head) {
         return Some(kind);
     }
-    if head.windows(3).any(|w| w == [0xff, 0xd8, 0xff]) {
+    // Only within the first DECIDE_WITHIN bytes, so that a verdict never changes as more
+    // bytes come (the fuzz target checks it).
+    let window = &head[..head.len().min(DECIDE_WITHIN)];
+    if window.windows(3).any(|w| w == [0xff, 0xd8, 0xff]) {
         return Some(StreamKind::Mjpeg);
     }
     (head.len() >= DECIDE_WITHIN).then_some(StreamKind::NotMjpeg)

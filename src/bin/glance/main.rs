@@ -12,6 +12,7 @@ use glance::Manifest;
 use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
 use glance::{Classifier, ClassifierConfig};
 
+mod camera;
 mod ctl;
 mod run;
 use run::{run_live, RunArgs};
@@ -38,6 +39,11 @@ enum Command {
     Info(InfoArgs),
     /// Send commands to a running `glance run --control unix:PATH` and print its replies.
     Ctl(ctl::CtlArgs),
+    /// List the video devices: driver, card, formats, sizes and frame rates, and what glance
+    /// would stream from each.
+    Cameras(camera::CamerasArgs),
+    /// Write one frame from a camera, stream or file to a .jpg or .png file.
+    Snapshot(camera::SnapshotArgs),
 }
 
 /// Which engine runs the backbone (shared by classify, run, bench and info).
@@ -187,6 +193,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench(args),
         Command::Info(args) => info(args),
         Command::Ctl(args) => ctl::ctl(args),
+        Command::Cameras(args) => camera::cameras(args),
+        Command::Snapshot(args) => camera::snapshot(args),
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use glance::{ClassifierConfig, DecodeLimits};
 
+use crate::camera::PixelFormat;
 use crate::{load_bundle, model_source, EngineArgs};
 
 /// Output format of `run`.
@@ -60,17 +61,6 @@ pub(crate) enum DropArg {
     Newest,
     /// Decide every frame in order; the source waits (recordings).
     Never,
-}
-
-/// Camera pixel format.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum PixelFormat {
-    /// MJPEG if offered, else YUYV.
-    Auto,
-    /// Motion-JPEG only.
-    Mjpeg,
-    /// YUYV 4:2:2 only.
-    Yuyv,
 }
 
 #[derive(clap::Args, Debug)]
@@ -241,7 +231,6 @@ fn parse_owned_threshold(flag: &str, distance: bool) -> anyhow::Result<(Option<S
 
 pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     use glance::{Emit, RunConfig, SinkSpec, SourceSpec};
-    use glance::{PIX_MJPEG, PIX_YUYV};
     use std::str::FromStr;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
@@ -289,11 +278,7 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
         .fps
         .or_else(|| board.as_ref().map(|b| b.camera.fps))
         .unwrap_or(15);
-    camera.formats = match args.pixel_format {
-        PixelFormat::Auto => vec![PIX_MJPEG, PIX_YUYV],
-        PixelFormat::Mjpeg => vec![PIX_MJPEG],
-        PixelFormat::Yuyv => vec![PIX_YUYV],
-    };
+    camera.formats = args.pixel_format.codes();
     if args
         .control
         .iter()

@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+mod describe;
+pub(crate) use describe::fourcc_text;
+pub use describe::{describe, list_devices, CameraInfo, FormatInfo, FrameSize};
+
 /// A V4L2 four-character pixel format code.
 pub(crate) const fn fourcc(code: &[u8; 4]) -> u32 {
     (code[0] as u32) | (code[1] as u32) << 8 | (code[2] as u32) << 16 | (code[3] as u32) << 24
@@ -178,6 +182,51 @@ const VIDIOC_DQBUF: u32 = ioc(R | W, 17, size_of::<Buffer>());
 const VIDIOC_STREAMON: u32 = ioc(W, 18, size_of::<i32>());
 const VIDIOC_STREAMOFF: u32 = ioc(W, 19, size_of::<i32>());
 const VIDIOC_S_PARM: u32 = ioc(R | W, 22, size_of::<StreamParm>());
+const VIDIOC_G_PARM: u32 = ioc(R | W, 21, size_of::<StreamParm>());
+const VIDIOC_G_FMT: u32 = ioc(R | W, 4, size_of::<Format>());
+const VIDIOC_TRY_FMT: u32 = ioc(R | W, 64, size_of::<Format>());
+const VIDIOC_ENUM_FMT: u32 = ioc(R | W, 2, size_of::<FmtDesc>());
+const VIDIOC_ENUM_FRAMESIZES: u32 = ioc(R | W, 74, size_of::<FrmSizeEnum>());
+const VIDIOC_ENUM_FRAMEINTERVALS: u32 = ioc(R | W, 75, size_of::<FrmIvalEnum>());
+
+/// `v4l2_fmtdesc`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FmtDesc {
+    index: u32,
+    kind: u32,
+    flags: u32,
+    description: [u8; 32],
+    pixelformat: u32,
+    mbus_code: u32,
+    reserved: [u32; 3],
+}
+
+/// `v4l2_frmsizeenum`: a discrete size, or a stepwise range in `sizes`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FrmSizeEnum {
+    index: u32,
+    pixel_format: u32,
+    kind: u32,
+    /// discrete: width, height; stepwise: min_width, max_width, step_width, min_height,
+    /// max_height, step_height.
+    sizes: [u32; 6],
+    reserved: [u32; 2],
+}
+
+/// `v4l2_frmivalenum`: a discrete interval, or a stepwise range in `fracts` (min, max, step).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FrmIvalEnum {
+    index: u32,
+    pixel_format: u32,
+    width: u32,
+    height: u32,
+    kind: u32,
+    fracts: [Fract; 3],
+    reserved: [u32; 2],
+}
 
 /// Sizes and ioctl numbers of the hand-declared kernel ABI, for the test that compares them
 /// with `<linux/videodev2.h>`.
@@ -200,6 +249,18 @@ pub fn abi() -> Vec<(&'static str, u64)> {
         ("VIDIOC_STREAMON", u64::from(VIDIOC_STREAMON)),
         ("VIDIOC_STREAMOFF", u64::from(VIDIOC_STREAMOFF)),
         ("VIDIOC_S_PARM", u64::from(VIDIOC_S_PARM)),
+        ("VIDIOC_G_PARM", u64::from(VIDIOC_G_PARM)),
+        ("VIDIOC_G_FMT", u64::from(VIDIOC_G_FMT)),
+        ("VIDIOC_TRY_FMT", u64::from(VIDIOC_TRY_FMT)),
+        ("VIDIOC_ENUM_FMT", u64::from(VIDIOC_ENUM_FMT)),
+        ("VIDIOC_ENUM_FRAMESIZES", u64::from(VIDIOC_ENUM_FRAMESIZES)),
+        (
+            "VIDIOC_ENUM_FRAMEINTERVALS",
+            u64::from(VIDIOC_ENUM_FRAMEINTERVALS),
+        ),
+        ("sizeof_v4l2_fmtdesc", size_of::<FmtDesc>() as u64),
+        ("sizeof_v4l2_frmsizeenum", size_of::<FrmSizeEnum>() as u64),
+        ("sizeof_v4l2_frmivalenum", size_of::<FrmIvalEnum>() as u64),
     ]
 }
 
@@ -266,6 +327,7 @@ pub struct Camera {
     path: PathBuf,
     maps: Vec<Mapping>,
     format: PixFormat,
+    fps: Option<f64>,
 }
 
 // SAFETY: the raw mapping pointers are owned by the Camera and only touched through `&mut
@@ -344,8 +406,21 @@ impl Camera {
                 reason: "the device cannot capture video with streaming I/O".into(),
             });
         }
+        // The formats it offers, in glance's order of preference; a driver that enumerates
+        // nothing is asked for each in turn.
+        let offered = describe::enum_formats(&file);
+        let wanted: Vec<u32> = if offered.is_empty() {
+            config.formats.clone()
+        } else {
+            config
+                .formats
+                .iter()
+                .copied()
+                .filter(|c| offered.contains(c))
+                .collect()
+        };
         let mut chosen = None;
-        for &want in &config.formats {
+        for &want in &wanted {
             let mut f: Format = zeroed();
             f.kind = BUF_TYPE_VIDEO_CAPTURE;
             f.fmt.pix = PixFormat {
@@ -365,9 +440,24 @@ impl Camera {
             }
         }
         let Some(format) = chosen else {
+            let names = |codes: &[u32]| {
+                codes
+                    .iter()
+                    .map(|&c| describe::fourcc_text(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             return Err(Error::Camera {
                 path: path.to_path_buf(),
-                reason: "the camera offers neither MJPEG nor YUYV".into(),
+                reason: format!(
+                    "the camera offers {} but glance reads {} (`glance cameras` lists what it has)",
+                    if offered.is_empty() {
+                        "no format it names".into()
+                    } else {
+                        names(&offered)
+                    },
+                    names(&config.formats)
+                ),
             });
         };
         if config.fps > 0 {
@@ -384,6 +474,14 @@ impl Camera {
                 log::warn!("{}: cannot set {} fps: {e}", path.display(), config.fps);
             }
         }
+        // What the driver settled on, which may differ from what was asked.
+        let mut p: StreamParm = zeroed();
+        p.kind = BUF_TYPE_VIDEO_CAPTURE;
+        let fps = xioctl(&file, VIDIOC_G_PARM, &mut p).ok().and_then(|()| {
+            // SAFETY: the driver filled the `capture` member for a capture buffer type.
+            let t = unsafe { p.parm.capture }.timeperframe;
+            (t.numerator > 0).then(|| f64::from(t.denominator) / f64::from(t.numerator))
+        });
         let mut req = RequestBuffers {
             count: BUFFERS,
             kind: BUF_TYPE_VIDEO_CAPTURE,
@@ -402,6 +500,7 @@ impl Camera {
             path: path.to_path_buf(),
             maps: Vec::new(),
             format,
+            fps,
         };
         for index in 0..req.count {
             let mut b = cam.buffer(index);
@@ -438,6 +537,11 @@ impl Camera {
             memory: MEMORY_MMAP,
             ..zeroed()
         }
+    }
+
+    /// The frame rate the driver settled on, when it says.
+    pub fn fps(&self) -> Option<f64> {
+        self.fps
     }
 
     /// The negotiated width, height and pixel format.
