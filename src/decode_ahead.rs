@@ -244,7 +244,8 @@ impl Frames {
                 let worker = thread
                     .spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
-                            match source.next(Duration::from_millis(100)) {
+                            // Wakes twice a second with no frame, to see `stop`.
+                            match source.next(Duration::from_millis(500)) {
                                 Next::Frame(frame) => {
                                     let ready = ReadyFrame::of(frame, &preparer, &views);
                                     match policy {

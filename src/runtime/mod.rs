@@ -522,7 +522,7 @@ impl LoopState {
     }
 
     /// One turn of the loop: the watchdog and health, the commands, the status message, then
-    /// one frame (or a wait of up to 100 ms for one). Breaks when the run is done.
+    /// one frame (or a wait of up to 250 ms for one). Breaks when the run is done.
     fn step(
         &mut self,
         r: &mut Runner,
@@ -562,7 +562,9 @@ impl LoopState {
         if self.max_frames.is_some_and(|m| r.frames >= m) && idle {
             return Ok(ControlFlow::Break(()));
         }
-        match source.next(Duration::from_millis(100)) {
+        // A frame ends the wait at once; with none, the loop turns four times a second (for
+        // commands, status and the watchdog), which costs nothing while a camera is away.
+        match source.next(Duration::from_millis(250)) {
             Next::Frame(frame) => {
                 r.last_frame = Instant::now();
                 let dropped = source.dropped();

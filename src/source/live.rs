@@ -18,9 +18,14 @@ use crate::source::stream::DropPolicy;
 use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG};
 use crate::source::{Frame, FrameData};
 
-/// The longest wait between two attempts to open a camera that failed: opening is one system
-/// call, so a camera back from an unplug (or a driver's disconnect) streams again within it.
-const MAX_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts to open a camera that failed: opening is a few system
+/// calls, so a camera back from an unplug (or a driver's disconnect) streams again within it.
+const MAX_RETRY: Duration = Duration::from_secs(1);
+/// A camera that streams but gives no frame for this long (nor for five of its frame
+/// intervals, when those are longer) is closed and opened again: some USB cameras stall
+/// without an error, and a device held open cannot be removed and added again (v4l2loopback).
+/// Shorter than the run's STALLED, so the reopen comes before the watchdog gives up.
+const STALL_REOPEN: Duration = Duration::from_secs(5);
 /// How often a camera that keeps failing is logged again.
 const RETRY_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -89,7 +94,9 @@ pub(crate) fn start_camera(
                     Ok(mut cam) => {
                         opened = true;
                         last_logged = None;
-                        health.fine();
+                        // Fine again at the first frame, not at the open: a camera that opens
+                        // and then stalls stays in trouble.
+                        let mut delivering = false;
                         let (w, h, f) = cam.format();
                         let fps = cam
                             .fps()
@@ -100,9 +107,17 @@ pub(crate) fn start_camera(
                             String::from_utf8_lossy(&f.to_le_bytes())
                         );
                         backoff = Duration::from_millis(500);
+                        let stall = cam.fps().filter(|r| *r > 0.0).map_or(STALL_REOPEN, |r| {
+                            STALL_REOPEN.max(Duration::from_secs_f64((5.0 / r).min(3600.0)))
+                        });
+                        let mut last_frame = Instant::now();
                         while !stop.load(Ordering::Relaxed) {
                             match cam.capture(1000) {
                                 Ok(Some(c)) => {
+                                    if !delivering {
+                                        health.fine();
+                                        delivering = true;
+                                    }
                                     let data = match RawFormat::from_fourcc(c.pixelformat) {
                                         Some(format) => FrameData::Raw {
                                             format,
@@ -132,6 +147,18 @@ pub(crate) fn start_camera(
                                             });
                                         }
                                     }
+                                    // After the put: a wait for the classifier is no stall.
+                                    last_frame = Instant::now();
+                                }
+                                Ok(None) if last_frame.elapsed() >= stall => {
+                                    let why = format!(
+                                        "{}: no frame for {} s; reopening",
+                                        path.display(),
+                                        stall.as_secs()
+                                    );
+                                    log::warn!("{why}");
+                                    health.trouble(why);
+                                    break;
                                 }
                                 Ok(None) => {}
                                 Err(e) => {
@@ -144,8 +171,13 @@ pub(crate) fn start_camera(
                         }
                     }
                     Err(e) if !opened && started.elapsed() >= wait => {
+                        // The run's error names the device; the reason alone here.
+                        let why = match e {
+                            Error::Camera { reason, .. } => reason,
+                            other => other.report(),
+                        };
                         health.give_up(format!(
-                            "{e}; it has not opened as a camera in the {} s since start \
+                            "{why}; it has not opened as a camera in the {} s since start \
                              (--camera-wait)",
                             wait.as_secs()
                         ));
@@ -160,12 +192,14 @@ pub(crate) fn start_camera(
                             last_logged = Some(Instant::now());
                         }
                         health.trouble(why);
-                        // A node that is missing (a USB camera unplugged) is watched, and
-                        // retried at once when it appears.
+                        // A node that is missing (a USB camera unplugged) is looked for four
+                        // times a second and retried at once when it appears; otherwise the
+                        // thread wakes twice a second, to see `stop`: waiting costs nothing.
                         let missing = !path.exists();
+                        let step = Duration::from_millis(if missing { 250 } else { 500 });
                         let until = Instant::now() + backoff;
                         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(100));
+                            std::thread::sleep(step.min(until - Instant::now()));
                             if missing && path.exists() {
                                 break;
                             }
