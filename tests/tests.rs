@@ -7,6 +7,7 @@
 #![cfg_attr(not(feature = "host"), allow(dead_code, unused_imports))]
 
 mod bad_input;
+mod cameras;
 mod control;
 #[cfg(feature = "ort")]
 mod engine;
