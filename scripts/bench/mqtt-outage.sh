@@ -7,6 +7,9 @@
 # (glance's own count) against what glance made (3 per changed decision + 1 stats per heartbeat).
 #
 #   scripts/bench/mqtt-outage.sh [OUTAGE_SECONDS]      default 30
+#
+# GLANCE=PATH runs that glance instead of building the release one (e.g. target/debug/glance,
+# the test build). /proc/PID/smaps is kept at the end of each phase in $SMAPS_DIR if set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUTAGE="${1:-30}"
@@ -14,7 +17,10 @@ say() { printf '\033[1mmqtt-outage:\033[0m %s\n' "$*" >&2; }
 for t in mosquitto mosquitto_sub ffmpeg curl; do
   command -v "$t" >/dev/null || { say "needs $t (apt-get install mosquitto mosquitto-clients ffmpeg curl)"; exit 1; }
 done
-cargo build --release --locked --bin glance >&2
+if [ -z "${GLANCE:-}" ]; then
+  cargo build --release --locked --bin glance >&2
+  GLANCE=target/release/glance
+fi
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 i=0
@@ -27,7 +33,7 @@ broker() { mosquitto -c "$WORK/mq.conf" & BROKER=$!; sleep 0.5; }
 subscribe() { mosquitto_sub -p "$PORT" -t 'out/#' -v >> "$WORK/seen.txt" 2>/dev/null & SUB=$!; }
 broker; subscribe
 ffmpeg -loglevel error -re -stream_loop -1 -framerate 10 -i "$WORK/%d.jpg" -c:v mjpeg -q:v 3 -f mjpeg - \
-  | RUST_LOG=info target/release/glance run --source - --threads 1 --format json --heartbeat 1 \
+  | RUST_LOG=info "$GLANCE" run --source - --threads 1 --format json --heartbeat 1 \
       --mqtt "mqtt://127.0.0.1:$PORT/out" --mqtt-discovery off --web "127.0.0.1:$WEB" \
       > "$WORK/out.jsonl" 2> "$WORK/err.log" &
 sleep 3
@@ -38,11 +44,15 @@ echo "| t (s) | phase | RSS (KiB) | frames decided in the last 5 s |"
 echo "|---|---|---|---|"
 last=$(decided); t=0
 sample() { local now; now=$(decided); echo "| $t | $1 | $(rss) | $((now - last)) |"; last=$now; }
+keep_smaps() { [ -n "${SMAPS_DIR:-}" ] && cp "/proc/$GPID/smaps" "$SMAPS_DIR/smaps-$1" || true; }
 for _ in 1 2; do sleep 5; t=$((t + 5)); sample "broker up"; done
+keep_smaps up
 kill -9 "$BROKER" "$SUB" 2>/dev/null || true
 for _ in $(seq $((OUTAGE / 5))); do sleep 5; t=$((t + 5)); sample "broker away"; done
+keep_smaps away
 broker; subscribe
 for _ in 1 2 3; do sleep 5; t=$((t + 5)); sample "broker back"; done
+keep_smaps back
 # No more frames (ffmpeg paused): what was made is now sent or dropped; stats go on, made and seen alike.
 pkill -STOP -x ffmpeg
 sleep 3
