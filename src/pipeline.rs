@@ -248,24 +248,7 @@ impl Preparer {
         frame: &crate::source::Frame,
         seen: impl FnOnce(&RgbImage),
     ) -> Result<Prepared> {
-        use crate::source::{convert, FrameData};
-        let decode = || match &frame.data {
-            FrameData::Encoded(bytes) => {
-                let name = frame
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(&frame.name));
-                preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, self.limits)
-            }
-            FrameData::Raw {
-                format,
-                data,
-                width,
-                height,
-                stride,
-            } => convert::raw_to_rgb(*format, data, *width, *height, *stride),
-        };
-        self.prepare_decoded(frame.name.clone(), decode, seen)
+        self.prepare_decoded(frame.name.clone(), || frame.rgb(self.limits), seen)
     }
 
     /// Times `decode` as the decode stage, then prepares its image; `seen` is given the image

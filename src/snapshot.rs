@@ -11,6 +11,7 @@ use image::RgbImage;
 
 use crate::error::{Error, Result};
 use crate::health::SourceHealth;
+use crate::preprocess::DecodeLimits;
 use crate::runtime::SourceSpec;
 use crate::source::latest::Taken;
 use crate::source::stream::{self, DropPolicy};
@@ -48,18 +49,7 @@ pub fn take_frame(
                     seen += 1;
                     continue;
                 }
-                let data = match convert::RawFormat::from_fourcc(c.pixelformat) {
-                    Some(format) => FrameData::Raw {
-                        format,
-                        data: c.data,
-                        width: c.width,
-                        height: c.height,
-                        stride: c.stride,
-                    },
-                    None => FrameData::Encoded(c.data),
-                };
-                let name = format!("{}#{seen}", path.display());
-                return Ok(Frame::captured(data, name, None, c.age.unwrap_or_default()));
+                return Ok(c.into_frame(format!("{}#{seen}", path.display())));
             }
         }
         SourceSpec::Files(spec) => {
@@ -108,27 +98,6 @@ pub fn take_frame(
     }
 }
 
-/// The frame's pixels as glance sees them (decoded or converted to RGB).
-pub fn frame_rgb(frame: &Frame) -> Result<RgbImage> {
-    match &frame.data {
-        FrameData::Encoded(bytes) => {
-            let limits = crate::preprocess::DecodeLimits::default();
-            let name = frame
-                .path
-                .clone()
-                .unwrap_or_else(|| frame.name.clone().into());
-            crate::preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, limits)
-        }
-        FrameData::Raw {
-            format,
-            data,
-            width,
-            height,
-            stride,
-        } => convert::raw_to_rgb(*format, data, *width, *height, *stride),
-    }
-}
-
 /// What `--raw` wrote: the layout of the bytes, for another tool to read them.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RawDescription {
@@ -157,9 +126,17 @@ pub fn write(frame: &Frame, out: &Path, raw: Option<&Path>) -> Result<Option<Raw
             FrameData::Encoded(b) if b.starts_with(&[0xff, 0xd8]) => {
                 convert::mjpeg_to_jpeg(b).into_owned()
             }
-            _ => encode(&frame_rgb(frame)?, image::ImageFormat::Jpeg, out)?,
+            _ => encode(
+                &frame.rgb(DecodeLimits::default())?,
+                image::ImageFormat::Jpeg,
+                out,
+            )?,
         },
-        Some("png") => encode(&frame_rgb(frame)?, image::ImageFormat::Png, out)?,
+        Some("png") => encode(
+            &frame.rgb(DecodeLimits::default())?,
+            image::ImageFormat::Png,
+            out,
+        )?,
         _ => {
             return Err(Error::InvalidSetting(format!(
                 "{}: write a .jpg or .png file",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{fixture, glance_command};
+use crate::util::{fixture, glance_command, mean_abs_diff};
 
 /// The node whose driver is `driver` (as `glance cameras` reports it).
 fn node(driver: &str) -> PathBuf {
@@ -55,15 +55,6 @@ fn vivid_still() -> PathBuf {
     dev
 }
 
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(x.abs_diff(*y)))
-        .sum::<f64>()
-        / a.len() as f64
-}
-
 /// ffmpeg's own capture of one frame of `dev` in `input_format`, as RGB.
 fn ffmpeg_frame(dev: &Path, input_format: &str, size: &str) -> Vec<u8> {
     let out = Command::new("ffmpeg")
@@ -88,6 +79,17 @@ fn ffmpeg_frame(dev: &Path, input_format: &str, size: &str) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Whether `v` is an unhealthy status with a problem that names `dev` and says `why`.
+fn unhealthy_for(v: &Value, dev: &Path, why: &str) -> bool {
+    let dev = dev.to_string_lossy();
+    v["status"]["healthy"] == false
+        && v["status"]["problems"].as_array().is_some_and(|p| {
+            p.iter()
+                .filter_map(Value::as_str)
+                .any(|s| s.contains(dev.as_ref()) && s.contains(why))
+        })
 }
 
 /// The share of one core glance may use while it waits for a camera: under 1% natively.
@@ -202,15 +204,23 @@ impl Run {
         n
     }
 
-    /// The share of a core and the wake-ups a second over the next `secs` seconds.
-    fn idle_cost(&self, secs: u64) -> (f64, f64) {
+    /// Over the next 5 s, while `what`: under `cpu` of a core and WAKEUPS_WAITING wake-ups a
+    /// second.
+    fn assert_idle(&self, what: &str, cpu: f64) {
         let (c0, w0, t0) = (self.cpu_seconds(), self.wakeups(), Instant::now());
-        std::thread::sleep(Duration::from_secs(secs));
+        std::thread::sleep(Duration::from_secs(5));
         let dt = t0.elapsed().as_secs_f64();
-        (
-            (self.cpu_seconds() - c0) / dt,
-            (self.wakeups() - w0) as f64 / dt,
-        )
+        let share = (self.cpu_seconds() - c0) / dt;
+        let wakeups = (self.wakeups() - w0) as f64 / dt;
+        eprintln!(
+            "while {what}: {:.2}% of a core, {wakeups:.1} wake-ups/s",
+            share * 100.0
+        );
+        assert!(share < cpu, "{:.2}% of a core while waiting", share * 100.0);
+        assert!(
+            wakeups < WAKEUPS_WAITING,
+            "{wakeups:.1} wake-ups/s while waiting"
+        );
     }
 
     fn stop(mut self) {
@@ -243,20 +253,7 @@ fn waiting_for_a_missing_camera_costs_under_1_percent_of_a_core() {
     ]);
     let s = run.wait_out(30, "a heartbeat", |v| v.get("status").is_some());
     assert_eq!(s["status"]["healthy"], false, "{s}");
-    let (share, wakeups) = run.idle_cost(5);
-    eprintln!(
-        "while waiting for a missing camera: {:.2}% of a core, {wakeups:.1} wake-ups/s",
-        share * 100.0
-    );
-    assert!(
-        share < CPU_WAITING,
-        "{:.2}% of a core while waiting",
-        share * 100.0
-    );
-    assert!(
-        wakeups < WAKEUPS_WAITING,
-        "{wakeups:.1} wake-ups/s while waiting"
-    );
+    run.assert_idle("waiting for a missing camera", CPU_WAITING);
     run.stop();
 }
 
@@ -358,13 +355,7 @@ fn an_unplugged_camera_is_reported_waited_for_cheaply_and_resumed_within_2_s() {
     let holder = std::fs::File::open(&dev).unwrap();
     v4l2_ctl(&dev, &["-c", "disconnect=1"]);
     let gone = run.wait_out(90, "a status saying the camera is gone", |v| {
-        v["status"]["healthy"] == false
-            && v["status"]["problems"].as_array().is_some_and(|p| {
-                p.iter().any(|s| {
-                    s.as_str()
-                        .is_some_and(|s| s.contains(dev.to_str().unwrap()))
-                })
-            })
+        unhealthy_for(v, &dev, "")
     });
     eprintln!("status while unplugged: {gone}");
     // Once the frame that was being decided is done (two heartbeats with the same count),
@@ -378,20 +369,7 @@ fn an_unplugged_camera_is_reported_waited_for_cheaply_and_resumed_within_2_s() {
         }
         last = now;
     }
-    let (share, wakeups) = run.idle_cost(5);
-    eprintln!(
-        "while the camera is gone: {:.2}% of a core, {wakeups:.1} wake-ups/s",
-        share * 100.0
-    );
-    assert!(
-        share < CPU_WAITING_VM,
-        "{:.2}% of a core while waiting",
-        share * 100.0
-    );
-    assert!(
-        wakeups < WAKEUPS_WAITING,
-        "{wakeups:.1} wake-ups/s while waiting"
-    );
+    run.assert_idle("the camera is gone", CPU_WAITING_VM);
     // Plugged in again: streaming within 2 s, and decisions again.
     drop(holder);
     let back = Instant::now();
@@ -478,30 +456,10 @@ fn a_removed_loopback_device_is_waited_for_cheaply_and_resumed_within_2_s() {
     }
     assert!(!dev.exists());
     let gone = run.wait_out(60, "a status saying the device is gone", |v| {
-        v["status"]["healthy"] == false
-            && v["status"]["problems"].as_array().is_some_and(|p| {
-                p.iter().any(|s| {
-                    s.as_str().is_some_and(|s| {
-                        s.contains(dev.to_str().unwrap()) && s.contains("No such file")
-                    })
-                })
-            })
+        unhealthy_for(v, &dev, "No such file")
     });
     eprintln!("status while the device is gone: {gone}");
-    let (share, wakeups) = run.idle_cost(5);
-    eprintln!(
-        "while the loopback device is gone: {:.2}% of a core, {wakeups:.1} wake-ups/s",
-        share * 100.0
-    );
-    assert!(
-        share < CPU_WAITING_VM,
-        "{:.2}% of a core while waiting",
-        share * 100.0
-    );
-    assert!(
-        wakeups < WAKEUPS_WAITING,
-        "{wakeups:.1} wake-ups/s while waiting"
-    );
+    run.assert_idle("the loopback device is gone", CPU_WAITING_VM);
     // Added again, and written to again: streaming within 2 s of it being a camera again.
     let reloaded = Instant::now();
     assert!(load_loopback(), "modprobe v4l2loopback failed");

@@ -71,13 +71,7 @@ fn centre_crop_resize_matches_pil() {
         let pil = glance::decode_file(&fixture(&format!("tensors/{name}.png")), Default::default())
             .expect("decodes");
         assert_eq!(ours.dimensions(), pil.dimensions());
-        let diff: f64 = ours
-            .as_raw()
-            .iter()
-            .zip(pil.as_raw())
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs())
-            .sum::<f64>()
-            / ours.as_raw().len() as f64;
+        let diff = crate::util::mean_abs_diff(ours.as_raw(), pil.as_raw());
         eprintln!("{name}: mean |glance - PIL| = {diff:.3} levels");
         assert!(diff < 1.0, "{name}: mean abs difference {diff:.3} levels");
     }

@@ -818,13 +818,7 @@ fn camera_formats_convert_like_ffmpeg() {
         let data = std::fs::read(&raw).unwrap();
         let ours = glance::raw_to_rgb(format, &data, w, h, stride).unwrap();
         let theirs = std::fs::read(&reference).unwrap();
-        let diff: f64 = ours
-            .as_raw()
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
-            .sum::<f64>()
-            / theirs.len() as f64;
+        let diff = crate::util::mean_abs_diff(ours.as_raw(), &theirs);
         // ffmpeg may interpolate chroma; we repeat it over its block. Both are BT.601.
         assert!(diff < 3.0, "{pix}: mean |Δ| {diff}");
         // A mistaken layout is far off: the same bytes read as another 4:2:x format.
@@ -834,13 +828,7 @@ fn camera_formats_convert_like_ffmpeg() {
             glance::RawFormat::Nv12
         };
         if let Ok(wrong) = glance::raw_to_rgb(other, &data, w, h, w) {
-            let off: f64 = wrong
-                .as_raw()
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
-                .sum::<f64>()
-                / theirs.len() as f64;
+            let off = crate::util::mean_abs_diff(wrong.as_raw(), &theirs);
             assert!(off > 3.0, "{pix} read as {other:?} is as close: {off}");
         }
     }

@@ -16,7 +16,7 @@ use crate::source::convert::RawFormat;
 use crate::source::latest::Latest;
 use crate::source::stream::DropPolicy;
 use crate::source::v4l2::{Camera, CameraConfig, PIX_MJPEG};
-use crate::source::{Frame, FrameData};
+use crate::source::Frame;
 
 /// The longest wait between two attempts to open a camera that failed: opening is a few system
 /// calls, so a camera back from an unplug (or a driver's disconnect) streams again within it.
@@ -118,24 +118,7 @@ pub(crate) fn start_camera(
                                         health.fine();
                                         delivering = true;
                                     }
-                                    let data = match RawFormat::from_fourcc(c.pixelformat) {
-                                        Some(format) => FrameData::Raw {
-                                            format,
-                                            data: c.data,
-                                            width: c.width,
-                                            height: c.height,
-                                            stride: c.stride,
-                                        },
-                                        None => FrameData::Encoded(c.data),
-                                    };
-                                    // The driver's timestamp when it gives one on the
-                                    // monotonic clock; else now.
-                                    let frame = Frame::captured(
-                                        data,
-                                        format!("{}#{n}", path.display()),
-                                        None,
-                                        c.age.unwrap_or_default(),
-                                    );
+                                    let frame = c.into_frame(format!("{}#{n}", path.display()));
                                     n += 1;
                                     match policy {
                                         DropPolicy::Newest => out.put(frame),

@@ -79,6 +79,27 @@ impl Frame {
         }
     }
 
+    /// Its pixels as glance sees them: decoded (MJPEG with its Huffman tables put back) within
+    /// `limits`, or converted from a raw camera layout to RGB.
+    pub fn rgb(&self, limits: crate::preprocess::DecodeLimits) -> crate::Result<image::RgbImage> {
+        match &self.data {
+            FrameData::Encoded(bytes) => {
+                let name = self
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(&self.name));
+                crate::preprocess::decode_bytes(&convert::mjpeg_to_jpeg(bytes), &name, limits)
+            }
+            FrameData::Raw {
+                format,
+                data,
+                width,
+                height,
+                stride,
+            } => convert::raw_to_rgb(*format, data, *width, *height, *stride),
+        }
+    }
+
     /// Milliseconds since the Unix epoch of the capture time.
     pub fn time_ms(&self) -> u64 {
         self.captured

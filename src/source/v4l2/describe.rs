@@ -2,17 +2,15 @@
 //! bus, each pixel format with its sizes and frame rates, and what glance would stream from it
 //! (`glance cameras`). Nothing here starts streaming: formats are tried with VIDIOC_TRY_FMT.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::{
-    xioctl, zeroed, Capability, FmtDesc, Format, FrmIvalEnum, FrmSizeEnum, PixFormat,
-    BUF_TYPE_VIDEO_CAPTURE, CAP_DEVICE_CAPS, CAP_STREAMING, CAP_VIDEO_CAPTURE, FIELD_ANY,
-    VIDIOC_ENUM_FMT, VIDIOC_ENUM_FRAMEINTERVALS, VIDIOC_ENUM_FRAMESIZES, VIDIOC_QUERYCAP,
-    VIDIOC_TRY_FMT,
+    open_node, xioctl, zeroed, Capability, FmtDesc, Format, FrmIvalEnum, FrmSizeEnum, PixFormat,
+    BUF_TYPE_VIDEO_CAPTURE, FIELD_ANY, VIDIOC_ENUM_FMT, VIDIOC_ENUM_FRAMEINTERVALS,
+    VIDIOC_ENUM_FRAMESIZES, VIDIOC_QUERYCAP, VIDIOC_TRY_FMT,
 };
 use crate::source::convert::RawFormat;
 
@@ -115,19 +113,10 @@ pub fn list_devices() -> Vec<PathBuf> {
 /// What `path` offers, and what glance would stream from it at `size` with `preferred`
 /// formats (most wanted first).
 pub fn describe(path: &Path, size: (u32, u32), preferred: &[u32]) -> std::io::Result<CameraInfo> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    let file = open_node(path)?;
     let mut cap: Capability = zeroed();
     xioctl(&file, VIDIOC_QUERYCAP, &mut cap)?;
-    let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
-        cap.device_caps
-    } else {
-        cap.capabilities
-    };
-    let captures = caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0;
+    let captures = cap.streams_video();
     let mut info = CameraInfo {
         path: path.to_path_buf(),
         driver: text(&cap.driver),

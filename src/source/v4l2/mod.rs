@@ -53,6 +53,29 @@ struct Capability {
     reserved: [u32; 3],
 }
 
+impl Capability {
+    /// Whether this node captures video with streaming I/O. The node's own capabilities
+    /// (`device_caps`) when the driver reports them, else the whole device's.
+    fn streams_video(&self) -> bool {
+        let caps = if self.capabilities & CAP_DEVICE_CAPS != 0 {
+            self.device_caps
+        } else {
+            self.capabilities
+        };
+        caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0
+    }
+}
+
+/// Opens a V4L2 node as glance does everywhere: read-write (buffers are queued), non-blocking
+/// (capture waits in poll, so a stalled driver never blocks a read).
+fn open_node(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct PixFormat {
@@ -293,6 +316,26 @@ pub struct Captured {
     pub age: Option<std::time::Duration>,
 }
 
+impl Captured {
+    /// The frame glance decides: raw layouts it converts kept as they are, anything else
+    /// (MJPEG) as encoded bytes; captured at the driver's timestamp when it gives one on the
+    /// monotonic clock, else now.
+    pub fn into_frame(self, name: String) -> crate::source::Frame {
+        use crate::source::{convert::RawFormat, Frame, FrameData};
+        let data = match RawFormat::from_fourcc(self.pixelformat) {
+            Some(format) => FrameData::Raw {
+                format,
+                data: self.data,
+                width: self.width,
+                height: self.height,
+                stride: self.stride,
+            },
+            None => FrameData::Encoded(self.data),
+        };
+        Frame::captured(data, name, None, self.age.unwrap_or_default())
+    }
+}
+
 /// `v4l2_buffer.flags`: which clock `timestamp` is on.
 const BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
 const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
@@ -363,21 +406,12 @@ impl Camera {
     /// Whether `path` is a V4L2 device that can capture video with streaming I/O: `Ok(false)`
     /// for anything else that opens (a tty, `/dev/null`), an error when it cannot be opened.
     pub fn is_capture_device(path: &Path) -> std::io::Result<bool> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
+        let file = open_node(path)?;
         let mut cap: Capability = zeroed();
         if xioctl(&file, VIDIOC_QUERYCAP, &mut cap).is_err() {
             return Ok(false);
         }
-        let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
-            cap.device_caps
-        } else {
-            cap.capabilities
-        };
-        Ok(caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0)
+        Ok(cap.streams_video())
     }
 
     /// Opens `path`, negotiates a format and starts streaming.
@@ -386,21 +420,11 @@ impl Camera {
             path: path.to_path_buf(),
             reason: format!("{what}: {e}"),
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| err("cannot open", e))?;
+        let file = open_node(path).map_err(|e| err("cannot open", e))?;
         let mut cap: Capability = zeroed();
         xioctl(&file, VIDIOC_QUERYCAP, &mut cap)
             .map_err(|e| err("not a V4L2 device (VIDIOC_QUERYCAP)", e))?;
-        let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
-            cap.device_caps
-        } else {
-            cap.capabilities
-        };
-        if caps & CAP_VIDEO_CAPTURE == 0 || caps & CAP_STREAMING == 0 {
+        if !cap.streams_video() {
             return Err(Error::Camera {
                 path: path.to_path_buf(),
                 reason: "the device cannot capture video with streaming I/O".into(),
