@@ -45,6 +45,7 @@ fn latency(args: LatencyArgs) -> anyhow::Result<ExitCode> {
         threads: 1,
         ort_library: args.ort_library,
         features_only: args.features_only,
+        ..EngineOptions::default()
     };
     let backbone = Backbone::load(&source, &engine).context("cannot load the backbone")?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;

@@ -10,8 +10,8 @@ log() { printf '\033[1mtest.sh:\033[0m %s\n' "$*" >&2; }
 # socat: serial tests through a pty pair; ffmpeg: MJPEG streams and camera pixel formats;
 # gcc + linux-libc-dev: the V4L2 ABI check against <linux/videodev2.h>; mosquitto: the MQTT
 # tests' broker, openssl: its TLS certificates; chromium + chromium-driver: the web console in
-# a real browser.
-PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto openssl chromium chromium-driver)
+# a real browser; strace: the benchmark's stage marks (scripts/bench/arm.sh counts between them).
+PACKAGES=(dataset-fashion-mnist socat ffmpeg gcc linux-libc-dev mosquitto openssl chromium chromium-driver strace)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,6 +22,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Installed above: the tests that need it fail rather than skip without it.
+export GLANCE_REQUIRE_STRACE=1
 
 # The onnxruntime engine's tests load libonnxruntime.so from the pinned onnxruntime wheel (PyPI).
 # If it cannot be installed here they say SKIPPED loudly; with it they must pass.

@@ -10,8 +10,9 @@
 //! outside this module sees only [`Backbone`]; only `backbone.rs` knows tract and only
 //! `backbone/ort.rs` knows onnxruntime. This module uses tract's public model API only (load,
 //! declutter and optimise, run); on x86-64, with the cargo feature `x86-kernels` (default), the
-//! optimisation goes through `crates/tract-x86-kernels`, the one crate that touches tract's
-//! internals, and boards run tract's own kernels.
+//! optimisation goes through `crates/tract-x86-kernels`, and boards run tract's own kernels. The
+//! half-precision path ([`BackbonePrecision::F16`]) goes through `crates/tract-f16`. Those two
+//! crates are the only code that touches tract's internals.
 
 #[cfg(feature = "ort")]
 mod ort;
@@ -58,6 +59,45 @@ impl std::str::FromStr for EngineKind {
     }
 }
 
+/// The arithmetic tract runs the backbone's float operators in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackbonePrecision {
+    /// 32-bit floats (the default).
+    #[default]
+    F32,
+    /// Half precision where the CPU computes it natively (ARMv8.2 FP16, `asimdhp` in
+    /// /proc/cpuinfo: Cortex-A55, A76, A78…), else 32-bit floats with a note in the log:
+    /// elsewhere tract would emulate f16 in software, far slower than f32. The graph is translated
+    /// to f16 after decluttering; its input and outputs stay f32.
+    F16,
+}
+
+impl std::str::FromStr for BackbonePrecision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            other => Err(format!("unknown precision `{other}` (f32 or f16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for BackbonePrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        })
+    }
+}
+
+/// Whether this CPU computes f16 natively (what [`BackbonePrecision::F16`] needs).
+pub fn cpu_has_fp16() -> bool {
+    tract_onnx::prelude::tract_linalg::has_fp16()
+}
+
 /// How to run the backbone: the engine and its threads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOptions {
@@ -74,6 +114,8 @@ pub struct EngineOptions {
     /// classifier out (0.5 ms of a ~17 ms frame here, and 5 MB of weights not streamed through
     /// the cache per frame); onnxruntime runs it either way.
     pub features_only: bool,
+    /// tract only: the arithmetic of the float operators (onnxruntime runs the graph's own).
+    pub precision: BackbonePrecision,
 }
 
 impl EngineOptions {
@@ -187,30 +229,78 @@ pub fn tract_kernels() -> String {
     "tract's own".to_owned()
 }
 
+/// The graph of [`tract_typed`] with its float operators in f16 but the depthwise convolutions
+/// (`tract_f16::translate` says why): decluttered first (so that int8 weights are dequantized
+/// into f32 constants, which are then cast once), translated, optimised, and its f16↔f32 casts
+/// vectorised. Its input and outputs are f16: [`TractEngine`] casts frames in and results out.
+pub fn tract_model_f16(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
+    let mut model = tract_typed(bytes, shape, outputs)?.into_decluttered()?;
+    tract_f16::translate(&mut model)?;
+    let mut model = optimize(model)?;
+    tract_f16::vectorise_casts(&mut model)?;
+    Ok(model)
+}
+
 /// tract: the graph optimised once for a fixed input shape, run on the calling thread (plus
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
     plan: Plan,
+    /// What the plan's input is (f16 for a translated graph); frames arrive as f32.
+    input_type: DatumType,
+    precision: BackbonePrecision,
 }
 
 impl TractEngine {
     /// `outputs`: how many of the graph's outputs (in order) to compute.
-    fn new(bytes: &[u8], shape: [usize; 4], outputs: usize, origin: &Path) -> Result<Self> {
+    fn new(
+        bytes: &[u8],
+        shape: [usize; 4],
+        outputs: usize,
+        precision: BackbonePrecision,
+        origin: &Path,
+    ) -> Result<Self> {
         let load_err = |e: TractError| Error::ModelLoad {
             path: origin.to_path_buf(),
             reason: String::new(),
             source: Some(e.into()),
         };
         log::debug!("tract kernels: {}", tract_kernels());
-        let model = tract_model(bytes, shape, outputs).map_err(load_err)?;
+        let precision = if precision == BackbonePrecision::F16 && !cpu_has_fp16() {
+            log::info!(
+                "f16 asked for, but this CPU has no half-precision arithmetic (ARMv8.2 FP16): \
+                 running the backbone in f32"
+            );
+            BackbonePrecision::F32
+        } else {
+            if precision == BackbonePrecision::F16 {
+                log::info!("backbone in f16 (ARMv8.2 FP16), its depthwise convolutions in f32");
+            }
+            precision
+        };
+        let model = match precision {
+            BackbonePrecision::F32 => tract_model(bytes, shape, outputs),
+            BackbonePrecision::F16 => tract_model_f16(bytes, shape, outputs),
+        }
+        .map_err(load_err)?;
+        let input_type = model
+            .input_fact(0)
+            .map(|f| f.datum_type)
+            .map_err(load_err)?;
         let plan = model.into_runnable().map_err(load_err)?;
-        Ok(Self { plan })
+        Ok(Self {
+            plan,
+            input_type,
+            precision,
+        })
     }
 }
 
 impl Engine for TractEngine {
     fn describe(&self) -> String {
-        "tract".to_owned()
+        match self.precision {
+            BackbonePrecision::F32 => "tract".to_owned(),
+            BackbonePrecision::F16 => "tract (f16)".to_owned(),
+        }
     }
 
     fn output_count(&self) -> usize {
@@ -218,7 +308,14 @@ impl Engine for TractEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let input = Tensor::from_shape(&shape, input).map_err(|e| Error::inference_from("", e))?;
+        let mut input =
+            Tensor::from_shape(&shape, input).map_err(|e| Error::inference_from("", e))?;
+        if self.input_type != f32::datum_type() {
+            input = input
+                .cast_to_dt(self.input_type)
+                .map_err(|e| Error::inference_from("", e))?
+                .into_owned();
+        }
         let outputs = self
             .plan
             .run(tvec!(input.into()))
@@ -227,9 +324,13 @@ impl Engine for TractEngine {
             .iter()
             .enumerate()
             .map(|(i, value)| {
+                // An f16 graph's outputs are f16 (the translator casts none back): widen here.
                 value
-                    .to_plain_array_view::<f32>()
-                    .map(|view| view.iter().copied().collect())
+                    .cast_to::<f32>()
+                    .and_then(|t| {
+                        t.to_plain_array_view::<f32>()
+                            .map(|view| view.iter().copied().collect())
+                    })
                     .map_err(|e| Error::inference_from(format!("output {i}"), e))
             })
             .collect()
@@ -389,7 +490,21 @@ impl Backbone {
         let engine: Box<dyn Engine> = match engine.kind {
             EngineKind::Tract => {
                 let outputs = 1 + usize::from(entry.outputs.logits.is_some());
-                Box::new(TractEngine::new(bytes, shape, outputs, &origin)?)
+                Box::new(TractEngine::new(
+                    bytes,
+                    shape,
+                    outputs,
+                    engine.precision,
+                    &origin,
+                )?)
+            }
+            #[cfg(feature = "ort")]
+            EngineKind::Ort if engine.precision == BackbonePrecision::F16 => {
+                return Err(Error::InvalidSetting(
+                    "--precision f16 is tract's; onnxruntime runs the graph in its own precision \
+                     (use --precision f32 with --engine ort)"
+                        .to_owned(),
+                ))
             }
             #[cfg(feature = "ort")]
             EngineKind::Ort => Box::new(ort::OrtEngine::new(bytes, engine, &origin)?),

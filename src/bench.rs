@@ -2,6 +2,7 @@
 //! fixed set of encoded frames, the figure users time their board with. Frames are classified
 //! one after another on the calling thread, as `glance run` does with decode-ahead off.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -10,6 +11,50 @@ use crate::source::{Frame, FrameData};
 
 /// The stages every prediction times, in the order of [`Report::stages`].
 pub const STAGES: [&str; 5] = ["decode", "preprocess", "backbone", "head", "total"];
+
+/// Where a frame is, for the instruction-count marks of scripts/bench/arm.sh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mark {
+    /// `bench` starts loading the classifier.
+    LoadStart = 1,
+    /// The classifier is loaded (backbone parsed, optimised and planned).
+    Loaded = 2,
+    /// A frame is handed to the classifier.
+    FrameStart = 3,
+    /// Its image is decoded.
+    Decoded = 4,
+    /// Its input tensor (or raw pixels) is ready.
+    Prepared = 5,
+    /// The backbone has run.
+    Backbone = 6,
+    /// Its decision is made (head, store, thresholds).
+    FrameEnd = 7,
+}
+
+static MARKS: AtomicBool = AtomicBool::new(false);
+
+/// Turns the marks on when `GLANCE_INSN_MARKS=1` (`bench` calls this; nothing else does).
+pub fn enable_marks_from_env() {
+    if std::env::var_os("GLANCE_INSN_MARKS").is_some_and(|v| v == "1") {
+        MARKS.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Marks a stage boundary for an instruction-counting emulator: `write(-1, NULL, 0x61a9ce00 |
+/// stage)`, a system call that fails at once (bad descriptor) and that qemu's plugin
+/// (scripts/bench/arm/insn-count.c) sees with its arguments. Off (one relaxed load) unless
+/// [`enable_marks_from_env`] turned it on; stage timings are untouched either way.
+#[inline]
+#[allow(unsafe_code)]
+pub fn mark(stage: Mark) {
+    if MARKS.load(Ordering::Relaxed) {
+        // SAFETY: write(2) on descriptor -1 returns EBADF without reading the buffer.
+        unsafe {
+            libc::write(-1, std::ptr::null(), 0x61a9_ce00 | stage as usize);
+        }
+    }
+}
 
 /// One stage's latency percentiles over the timed frames, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,7 +216,9 @@ pub fn run(
         let (name, bytes) = &frames[i % frames.len()];
         let frame = Frame::now(FrameData::Encoded(bytes.clone()), name.clone(), None);
         let t = Instant::now();
+        mark(Mark::FrameStart);
         let p = classifier.classify_frame(&frame)?;
+        mark(Mark::FrameEnd);
         let took = t.elapsed();
         if i >= warmup {
             wall += took;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 
 /// The profiles shipped in `targets/`, by name.
 pub(crate) const BUILT_IN: &[(&str, &str)] = &[
+    ("rpi3", include_str!("../targets/rpi3.toml")),
     ("rpi4", include_str!("../targets/rpi4.toml")),
     ("rpi5", include_str!("../targets/rpi5.toml")),
     ("rpi-armv7", include_str!("../targets/rpi-armv7.toml")),
@@ -105,6 +106,10 @@ pub struct BoardProfile {
     pub rustflags: Vec<String>,
     /// Threads for the backbone.
     pub threads: usize,
+    /// The arithmetic of tract's float operators on this board (`f16` on cores with ARMv8.2
+    /// FP16), the fastest path measured by scripts/bench/arm.sh. Absent: f32.
+    #[serde(default)]
+    pub precision: Option<crate::backbone::BackbonePrecision>,
     /// Camera.
     pub camera: CameraProfile,
     /// Serial port.
@@ -225,6 +230,31 @@ mod tests {
                 "{name}: a built-in profile knows no broker"
             );
         }
+    }
+
+    #[test]
+    fn profiles_name_the_precision_measured_fastest_for_their_core() {
+        use crate::backbone::BackbonePrecision::{F16, F32};
+        for (name, want) in [
+            ("rpi3", F32),
+            ("rpi4", F32),
+            ("rpi5", F16),
+            ("rpi-armv7", F32),
+            ("jetson-orin", F16),
+        ] {
+            assert_eq!(
+                BoardProfile::load(name).unwrap().precision,
+                Some(want),
+                "{name}"
+            );
+        }
+        let text = BUILT_IN[0]
+            .1
+            .replace("precision = \"f32\"", "precision = \"f64\"");
+        let e = BoardProfile::parse(&text, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml") && e.contains("f64"), "{e}");
     }
 
     #[test]

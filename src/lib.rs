@@ -22,7 +22,7 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 // Unsafe code is allowed only in the items that say so (SIMD kernels and the AVX2 int8 dot,
-// V4L2 ioctls and mappings, the onnxruntime library handle), each block with a SAFETY comment.
+// V4L2 ioctls and mappings, the onnxruntime library handle, the benchmark's stage marks), each block with a SAFETY comment.
 #![deny(unsafe_code)]
 
 // Every module is private: what other crates (the two binaries, the tests, examples and fuzz
@@ -66,11 +66,12 @@ pub use pipeline::{Classifier, ClassifierConfig, Prediction, Preparer};
 
 // The backbone and the engines that run it.
 pub use backbone::{
-    set_threads, sha256_hex, Backbone, BackboneIdentity, EngineKind, EngineOptions, ModelSource,
+    cpu_has_fp16, set_threads, sha256_hex, Backbone, BackboneIdentity, BackbonePrecision,
+    EngineKind, EngineOptions, ModelSource,
 };
 pub use manifest::Manifest;
 // The tract graph exactly as the engine runs it, for `examples/tract_profile.rs`.
-pub use backbone::{tract_kernels, tract_model, tract_typed};
+pub use backbone::{tract_kernels, tract_model, tract_model_f16, tract_typed};
 
 // Bytes → RGB → tensor.
 pub use preprocess::{

@@ -262,6 +262,7 @@ impl Preparer {
         let start = Instant::now();
         let image = decode()?;
         let decode_ms = ms(start);
+        crate::bench::mark(crate::bench::Mark::Decoded);
         let mut prepared = self.prepare_image(&image, source)?;
         prepared.decode_ms = decode_ms;
         seen(&image);
@@ -275,6 +276,7 @@ impl Preparer {
             Target::Backbone(spec) => Input::Tensor(preprocess::tensor_from_image(image, spec)?),
             Target::Raw(size) => Input::Raw(preprocess::raw_pixels(image, *size)),
         };
+        crate::bench::mark(crate::bench::Mark::Prepared);
         Ok(Prepared {
             source,
             input,
@@ -431,6 +433,7 @@ impl Classifier {
             (Mode::Deep(backbone, bundle), Input::Tensor(tensor)) => {
                 let t = Instant::now();
                 let out = backbone.run(tensor)?;
+                crate::bench::mark(crate::bench::Mark::Backbone);
                 self.decide(bundle, out.features, source, preprocess_ms, ms(t))
             }
             // A Prepared comes from this classifier's own Preparer, whose target matches its
@@ -453,6 +456,7 @@ impl Classifier {
         let t = Instant::now();
         let out = backbone.run(tensor)?;
         let backbone_ms = ms(t);
+        crate::bench::mark(crate::bench::Mark::Backbone);
 
         let t = Instant::now();
         let logits = out

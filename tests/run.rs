@@ -938,6 +938,96 @@ fn bench_reports_stage_percentiles() {
     );
 }
 
+/// `GLANCE_INSN_MARKS=1` makes `bench` mark the load and each stage of each frame with a failing
+/// `write(-1, NULL, 0x61a9ce00 | stage)`, which scripts/bench/arm.sh's qemu plugin counts
+/// between; seen here through strace. Without the variable there is none.
+#[test]
+fn bench_marks_its_stages_for_the_instruction_counter() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("GLANCE_REQUIRE_STRACE").as_deref() != Ok("1"),
+            "GLANCE_REQUIRE_STRACE=1 but strace is missing"
+        );
+        eprintln!("*** bench_marks_its_stages_for_the_instruction_counter: SKIPPED: no strace ***");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marks = |env: Option<&str>| -> Vec<u32> {
+        let trace = dir.path().join("trace");
+        let inner = crate::util::glance_command([
+            "bench", "--frames", "2", "--warmup", "0", "--format", "json",
+        ]);
+        let mut cmd = std::process::Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", "trace=write", "-o"])
+            .arg(&trace)
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("RUST_LOG", "warn");
+        match env {
+            Some(v) => cmd.env("GLANCE_INSN_MARKS", v),
+            None => cmd.env_remove("GLANCE_INSN_MARKS"),
+        };
+        crate::util::ok(&cmd.output().unwrap());
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let args = l.split_once("write(-1, NULL, ")?.1;
+                let n: u32 = args.split(')').next()?.parse().ok()?;
+                (n & !0xff == 0x61a9_ce00).then_some(n & 0xff)
+            })
+            .collect()
+    };
+    assert_eq!(
+        marks(Some("1")),
+        vec![1, 2, 3, 4, 5, 6, 7, 3, 4, 5, 6, 7],
+        "load start, loaded, then per frame: start, decoded, prepared, backbone, decided"
+    );
+    assert_eq!(marks(None), Vec::<u32>::new());
+    assert_eq!(marks(Some("0")), Vec::<u32>::new());
+}
+
+/// `--board` gives `bench` the profile's threads and precision; `--precision f16` runs f16 only
+/// where the CPU computes it (ARMv8.2 FP16) and says which engine it got, and is tract's alone.
+#[test]
+fn bench_and_info_take_the_boards_precision() {
+    let native_f16 = glance::cpu_has_fp16();
+    let want = if native_f16 { "tract (f16)" } else { "tract" };
+    let out = crate::util::glance([
+        "bench", "--board", "rpi5", "--frames", "1", "--warmup", "0", "--format", "json",
+    ]);
+    let v: Value = serde_json::from_str(&crate::util::ok(&out)).unwrap();
+    assert_eq!(v["engine"], want, "{v}");
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    assert_eq!(v["threads"], 4.min(cores), "{v}");
+    for (args, engine) in [
+        (vec!["info", "--precision", "f16", "--format", "json"], want),
+        (
+            vec!["info", "--precision", "f32", "--format", "json"],
+            "tract",
+        ),
+        (vec!["info", "--format", "json"], "tract"),
+    ] {
+        let out = crate::util::glance(&args);
+        let v: Value = serde_json::from_str(&crate::util::ok(&out)).unwrap();
+        assert_eq!(v["backbone"]["engine"], engine, "{args:?}: {v}");
+    }
+    let out = crate::util::glance(["info", "--precision", "f64"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("f32 or f16"));
+    #[cfg(feature = "ort")]
+    {
+        let out = crate::util::glance(["info", "--engine", "ort", "--precision", "f16"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--precision f16 is tract's"), "{err}");
+    }
+}
+
 #[test]
 fn run_refuses_bad_settings_with_a_message() {
     for (args, needle) in [

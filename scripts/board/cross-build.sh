@@ -49,7 +49,8 @@ fi
 # Board flags apply to the target only (not to build scripts and proc macros, which run here).
 VAR="CARGO_TARGET_$(echo "$TRIPLE" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
 export "$VAR=$FLAGS"
-export CARGO_PROFILE_RELEASE_STRIP=symbols
+# Stripped unless the caller says otherwise (scripts/bench/arm.sh keeps symbols for its profile).
+export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-symbols}"
 say "$BOARD: $TRIPLE, profile $PROFILE, $VAR=\"$FLAGS\""
 cargo build --locked --profile "$PROFILE" --target "$TRIPLE" --bin glance --no-default-features --features "${GLANCE_BOARD_FEATURES-net}" >&2
 BIN="${CARGO_TARGET_DIR:-target}/$TRIPLE/$PROFILE/glance"

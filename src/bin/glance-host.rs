@@ -171,6 +171,9 @@ impl RunArgs {
                 ort_library: self.ort_library.clone(),
                 // The workbench loads the backbone for its features alone either way.
                 features_only: false,
+                // Features a bundle is fitted on are computed in f32 on the host; a board that
+                // runs f16 stays within the cosine BENCHMARKS.md gives for it.
+                precision: glance::BackbonePrecision::F32,
             },
             cache_dir: (!self.no_cache).then(|| {
                 self.cache

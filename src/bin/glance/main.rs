@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use glance::encode_classified;
 use glance::DecodeLimits;
 use glance::Manifest;
-use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
+use glance::{Backbone, BackbonePrecision, EngineKind, EngineOptions, ModelSource};
 use glance::{Classifier, ClassifierConfig};
 
 mod camera;
@@ -58,12 +58,36 @@ struct EngineArgs {
     /// site-packages/onnxruntime/capi/.
     #[arg(long, value_name = "FILE")]
     ort_library: Option<PathBuf>,
+    /// Arithmetic of tract's float operators: `f32`, or `f16` on CPUs that compute half
+    /// precision natively (ARMv8.2 FP16: Raspberry Pi 5, Jetson Orin; elsewhere f32 is used)
+    /// [default: the board profile's, else f32].
+    #[arg(long, value_name = "f32|f16")]
+    precision: Option<BackbonePrecision>,
 }
 
 impl EngineArgs {
     /// The engine options for `threads`; tract's threads are process-wide, so they are set here.
     fn options(&self, threads: usize) -> anyhow::Result<EngineOptions> {
+        self.options_for(threads, None)
+    }
+
+    /// The engine options for `threads`, taking what the command line leaves open from `board`.
+    fn options_for(
+        &self,
+        threads: usize,
+        board: Option<&glance::BoardProfile>,
+    ) -> anyhow::Result<EngineOptions> {
         let threads = glance::commands::check_threads(threads).map_err(anyhow::Error::msg)?;
+        self.options_unchecked(threads, board)
+    }
+
+    /// As [`EngineArgs::options_for`], without refusing more threads than this machine has
+    /// cores (`bench` only: counting the work of 4 threads under an emulator on a 2-core host).
+    fn options_unchecked(
+        &self,
+        threads: usize,
+        board: Option<&glance::BoardProfile>,
+    ) -> anyhow::Result<EngineOptions> {
         if self.engine == EngineKind::Tract {
             glance::set_threads(threads)?;
         }
@@ -72,6 +96,16 @@ impl EngineArgs {
             threads,
             ort_library: self.ort_library.clone(),
             features_only: false,
+            // A profile's precision is tract's; with --engine ort it does not apply (an explicit
+            // --precision f16 with ort is refused when the backbone loads).
+            precision: self
+                .precision
+                .or_else(|| {
+                    board
+                        .filter(|_| self.engine == EngineKind::Tract)
+                        .and_then(|b| b.precision)
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -90,9 +124,14 @@ struct BenchArgs {
     /// Untimed frames first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Threads for the backbone.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Threads for the backbone [default: the board profile's, else 1].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A board profile (`rpi3`, `rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file):
+    /// time the path `glance run --board` takes there (its threads and precision), unless flags
+    /// say otherwise.
+    #[arg(long, value_name = "NAME|FILE")]
+    board: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
     /// Output format.
@@ -211,25 +250,46 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         v
     };
+    let board = match &args.board {
+        Some(b) => Some(glance::BoardProfile::load(b)?),
+        None => None,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| board.as_ref().map_or(1, |b| b.threads_here()));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let engine = if threads > cores {
+        // Allowed here only: the work of a board's 4 threads can be counted on a smaller host
+        // (scripts/bench/arm.sh); the frame rate printed then is not the board's.
+        log::warn!(
+            "--threads {threads} on a machine with {cores} core(s): times are not meaningful"
+        );
+        args.engine.options_unchecked(threads, board.as_ref())?
+    } else {
+        args.engine.options_for(threads, board.as_ref())?
+    };
+    glance::bench::enable_marks_from_env();
+    glance::bench::mark(glance::bench::Mark::LoadStart);
     let classifier = Classifier::new(ClassifierConfig {
         bundle,
         model: model_source(args.model),
-        engine: args.engine.options(args.threads)?,
+        engine,
         ..ClassifierConfig::default()
     })
     .context("cannot set up the classifier")?;
+    glance::bench::mark(glance::bench::Mark::Loaded);
     let r = glance::bench::run(&classifier, &frames, args.warmup, args.frames)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match args.format {
-        Format::Json => writeln!(out, "{}", r.to_json(args.threads))?,
+        Format::Json => writeln!(out, "{}", r.to_json(threads))?,
         Format::Text => {
             let decider = if args.bundle.is_some() {
                 "bundle"
             } else {
                 "ImageNet head"
             };
-            r.write_text(&mut out, decider, args.threads)?;
+            r.write_text(&mut out, decider, threads)?;
         }
     }
     Ok(ExitCode::SUCCESS)

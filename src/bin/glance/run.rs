@@ -65,8 +65,9 @@ pub(crate) enum DropArg {
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
-    /// A board profile (`rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file): its
-    /// camera, serial port, store capacity and threads become the defaults; flags override.
+    /// A board profile (`rpi3`, `rpi4`, `rpi5`, `rpi-armv7`, `jetson-orin`, or a .toml file):
+    /// its camera, serial port, store capacity, threads and precision become the defaults;
+    /// flags override.
     #[arg(long, value_name = "BOARD")]
     board: Option<String>,
     /// Frames: `/dev/videoN`, an image file, a folder, a glob (quote it), a recorded
@@ -264,7 +265,7 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
     let threads = args
         .threads
         .unwrap_or_else(|| board.as_ref().map_or(1, |b| b.threads_here()));
-    let engine = args.engine.options(threads)?;
+    let engine = args.engine.options_for(threads, board.as_ref())?;
     let bundle = load_bundle(&args.bundle)?;
     if args.smooth == 0 {
         anyhow::bail!("--smooth must be at least 1");
