@@ -69,7 +69,7 @@ pub enum BackbonePrecision {
     /// Half precision where the CPU computes it natively (ARMv8.2 FP16, `asimdhp` in
     /// /proc/cpuinfo: Cortex-A55, A76, A78…), else 32-bit floats with a note in the log:
     /// elsewhere tract would emulate f16 in software, far slower than f32. The graph is translated
-    /// to f16 after decluttering; its input and outputs stay f32.
+    /// to f16 after decluttering; frames go in and features come out as f32 all the same.
     F16,
 }
 
@@ -81,15 +81,6 @@ impl std::str::FromStr for BackbonePrecision {
             "f16" => Ok(Self::F16),
             other => Err(format!("unknown precision `{other}` (f32 or f16)")),
         }
-    }
-}
-
-impl std::fmt::Display for BackbonePrecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-        })
     }
 }
 
@@ -245,8 +236,7 @@ pub fn tract_model_f16(bytes: &[u8], shape: [usize; 4], outputs: usize) -> Tract
 /// tract's matrix-product executor, see [`set_threads`]).
 struct TractEngine {
     plan: Plan,
-    /// What the plan's input is (f16 for a translated graph); frames arrive as f32.
-    input_type: DatumType,
+    /// The plan's arithmetic: an f16 plan takes an f16 input and gives f16 outputs.
     precision: BackbonePrecision,
 }
 
@@ -265,33 +255,26 @@ impl TractEngine {
             source: Some(e.into()),
         };
         log::debug!("tract kernels: {}", tract_kernels());
-        let precision = if precision == BackbonePrecision::F16 && !cpu_has_fp16() {
-            log::info!(
-                "f16 asked for, but this CPU has no half-precision arithmetic (ARMv8.2 FP16): \
-                 running the backbone in f32"
-            );
-            BackbonePrecision::F32
-        } else {
-            if precision == BackbonePrecision::F16 {
-                log::info!("backbone in f16 (ARMv8.2 FP16), its depthwise convolutions in f32");
+        let precision = match precision {
+            BackbonePrecision::F16 if !cpu_has_fp16() => {
+                log::info!(
+                    "f16 asked for, but this CPU has no half-precision arithmetic (ARMv8.2 \
+                     FP16): running the backbone in f32"
+                );
+                BackbonePrecision::F32
             }
-            precision
+            p => p,
         };
         let model = match precision {
             BackbonePrecision::F32 => tract_model(bytes, shape, outputs),
-            BackbonePrecision::F16 => tract_model_f16(bytes, shape, outputs),
+            BackbonePrecision::F16 => {
+                log::info!("backbone in f16 (ARMv8.2 FP16), its depthwise convolutions in f32");
+                tract_model_f16(bytes, shape, outputs)
+            }
         }
         .map_err(load_err)?;
-        let input_type = model
-            .input_fact(0)
-            .map(|f| f.datum_type)
-            .map_err(load_err)?;
         let plan = model.into_runnable().map_err(load_err)?;
-        Ok(Self {
-            plan,
-            input_type,
-            precision,
-        })
+        Ok(Self { plan, precision })
     }
 }
 
@@ -310,9 +293,9 @@ impl Engine for TractEngine {
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
         let mut input =
             Tensor::from_shape(&shape, input).map_err(|e| Error::inference_from("", e))?;
-        if self.input_type != f32::datum_type() {
+        if self.precision == BackbonePrecision::F16 {
             input = input
-                .cast_to_dt(self.input_type)
+                .cast_to::<f16>()
                 .map_err(|e| Error::inference_from("", e))?
                 .into_owned();
         }

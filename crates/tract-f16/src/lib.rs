@@ -9,8 +9,8 @@
 //! tract's NEON kernel) and everything else in f16. The casts that puts around each depthwise
 //! convolution are, with tract's own `Cast`, an element-by-element conversion that cost as much as
 //! the f16 products saved; [`vectorise_casts`] swaps them for [`HalfCast`], which converts whole
-//! slices four lanes at a time (`half`'s `fcvtn`/`fcvtl` path). BENCHMARKS.md, "ARM: instructions
-//! per frame", has the counts.
+//! slices with FCVTN/FCVTL, 16 lanes a loop turn. BENCHMARKS.md, "ARM: instructions per frame",
+//! has the counts.
 //!
 //! tract-core is pinned `=`: [`HalfCast`] implements tract's operator traits and the translation
 //! matches its `Conv` operator, neither of which is stable API.
