@@ -566,11 +566,14 @@ impl LoopState {
         // commands, status and the watchdog), which costs nothing while a camera is away.
         match source.next(Duration::from_millis(250)) {
             Next::Frame(frame) => {
-                r.last_frame = Instant::now();
                 let dropped = source.dropped();
                 let since = dropped - self.reported_drops;
                 self.reported_drops = dropped;
                 r.frame(frame, since)?;
+                // The stall clock runs while the loop waits for a frame, not while it decides
+                // one: a frame slower to decide than STALLED (an emulated CPU, a Pi Zero on a
+                // large backbone) is no stalled source.
+                r.last_frame = Instant::now();
             }
             Next::Failed(why) => {
                 r.errors += 1;
