@@ -100,6 +100,7 @@ fn bundle() -> Bundle {
         },
         split: None,
         calibration: None,
+        drift: Some(glance::DriftReference::new(&[0.5, 0.9, 0.99], &[0.1, 0.3])),
     }
 }
 
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let body = |file: &[u8]| file[glance::HEADER_LEN..].to_vec();
 
-    // Bundles: the file (mode 0) and its body to be sealed as version 2 (mode 1).
+    // Bundles: the file (mode 0) and its body to be sealed as the current version (mode 1).
     let dir = root.join("bundle_open");
     let deep = bundle().to_bytes()?;
     let mut raw = bundle();

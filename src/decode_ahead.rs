@@ -127,6 +127,8 @@ pub(crate) struct ReadyFrame {
     pub(crate) prepared: Result<Prepared>,
     /// Its picture for people, when there is one ([`crate::view`]).
     pub(crate) picture: Option<Arc<Vec<u8>>>,
+    /// Its decoded image, when kept ([`Views::kept`]) and the frame is not a JPEG.
+    pub(crate) image: Option<Arc<image::RgbImage>>,
 }
 
 impl ReadyFrame {
@@ -135,14 +137,17 @@ impl ReadyFrame {
         // classifier, never decoded twice.
         let jpeg = Views::is_jpeg(&frame.data);
         let mut encoded = None;
+        let mut kept = None;
         let prepared = preparer.prepare_frame_seen(&frame, |image| {
             if !jpeg {
                 encoded = views.encoded(image);
+                kept = views.kept(image);
             }
         });
         let time_ms = frame.time_ms();
         let captured_at = frame.captured_at;
-        let picture = if prepared.is_ok() {
+        let prepared_ok = prepared.is_ok();
+        let picture = if prepared_ok {
             Views::picture(frame.data, encoded)
         } else {
             None
@@ -153,6 +158,7 @@ impl ReadyFrame {
             captured_at,
             name: frame.name,
             picture,
+            image: kept.filter(|_| prepared_ok),
         }
     }
 }

@@ -51,6 +51,12 @@ pub(crate) struct StatusInfo {
     pub latency_p99_ms: Option<f64>,
     /// sha256 of the backbone.
     pub backbone: String,
+    /// `--capture`: frames kept, skipped and removed, and the folder's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureCounts>,
+    /// Scene drift against the bundle's held-out distributions, once the window is half full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftInfo>,
     /// No problem below.
     pub healthy: bool,
     /// What is wrong, most urgent first, in words (camera gone, store not saved, output
@@ -238,9 +244,20 @@ pub(crate) fn encode_status(s: &StatusInfo, format: Format) -> Vec<u8> {
                 (Some(p50), Some(p99)) => format!(", latency p50 {p50:.1} ms p99 {p99:.1} ms"),
                 _ => String::new(),
             };
+            let drift = s.drift.as_ref().map_or(String::new(), |d| {
+                format!(", drift KS {:.2} over {} frames", d.score, d.frames)
+            });
+            let capture = s.capture.as_ref().map_or(String::new(), |c| {
+                format!(
+                    ", captured {} ({} in the folder, {:.1} MB)",
+                    c.saved,
+                    c.files,
+                    c.bytes as f64 / 1e6
+                )
+            });
             format!(
                 "status: up {} s, {} frames, {} dropped, {} errors, store {}/{}, sink dropped {}, \
-                 bad commands {}{latency}; {health}\n",
+                 bad commands {}{latency}{drift}{capture}; {health}\n",
                 s.uptime_s,
                 s.frames,
                 s.dropped,

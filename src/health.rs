@@ -94,6 +94,8 @@ pub(crate) struct Observations<'a> {
     pub sink_dropping: Option<u64>,
     /// Why the MQTT link is down, while it is.
     pub mqtt_trouble: Option<&'a str>,
+    /// The scene has drifted from the bundle's validation images ([`crate::drift::problem`]).
+    pub drift: Option<&'a str>,
 }
 
 /// The one-line verdict status text and systemd's `STATUS=` both show: `healthy`, or
@@ -129,6 +131,9 @@ pub(crate) fn problems(o: &Observations<'_>) -> Vec<String> {
     if let Some(why) = o.mqtt_trouble {
         out.push(format!("mqtt: {why}"));
     }
+    if let Some(why) = o.drift {
+        out.push(why.to_string());
+    }
     out
 }
 
@@ -153,6 +158,7 @@ mod tests {
             unsaved: Some("No space left on device"),
             sink_dropping: Some(7),
             mqtt_trouble: None,
+            drift: None,
         };
         let p = problems(&gone);
         assert_eq!(p.len(), 3, "{p:?}");

@@ -31,9 +31,11 @@ mod backbone;
 pub mod bench;
 mod board;
 mod bundle;
+mod capture;
 mod control;
 mod decision;
 mod decode_ahead;
+mod drift;
 mod encode;
 mod envelope;
 mod error;
@@ -91,7 +93,9 @@ pub use store::{previous_path, Generation, Store, STORE_MAGIC, STORE_VERSION};
 
 // `glance run`: the live loop, its sources and outputs.
 pub use board::{BoardProfile, MqttProfile, WebProfile};
+pub use capture::CaptureConfig;
 pub use decision::DEFAULT_ENROLLED_DISTANCE;
+pub use drift::{DriftReference, DEFAULT_WINDOW as DEFAULT_DRIFT_WINDOW};
 pub use encode::Format;
 pub use mqtt::{MqttConfig, MqttSpec, MqttTls, ENROLL_FRAMES};
 pub use runtime::{default_camera, run, Emit, RunConfig, RunSummary, SourceSpec};

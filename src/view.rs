@@ -18,12 +18,26 @@ const QUALITY: u8 = 80;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Views {
     wanted: Arc<AtomicBool>,
+    keep_images: Arc<AtomicBool>,
 }
 
 impl Views {
     /// Pictures of frames that are not JPEG are made while this is on.
     pub(crate) fn set_wanted(&self, on: bool) {
         self.wanted.store(on, Ordering::Relaxed);
+    }
+
+    /// Keep the decoded image of frames that are not JPEG (for `--capture`, which encodes the
+    /// few it keeps): a copy of the image a frame, against an encode a frame.
+    pub(crate) fn set_keep_images(&self, on: bool) {
+        self.keep_images.store(on, Ordering::Relaxed);
+    }
+
+    /// A copy of the decoded image of a frame that is not a JPEG, when kept.
+    pub(crate) fn kept(&self, image: &RgbImage) -> Option<Arc<RgbImage>> {
+        self.keep_images
+            .load(Ordering::Relaxed)
+            .then(|| Arc::new(image.clone()))
     }
 
     /// The frame is a JPEG, its own picture.

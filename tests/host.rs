@@ -8,7 +8,7 @@ use image::RgbImage;
 use crate::util::*;
 
 /// Crops of one photo: different views of the same object, so that a class is learnable.
-fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {
+pub(crate) fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {
     let img = glance::decode_file(&fixture(&format!("photos/{photo}")), Default::default())
         .expect("fixture decodes");
     let (w, h) = img.dimensions();
@@ -29,7 +29,7 @@ fn crops(photo: &str, n: usize, seed: u32) -> Vec<RgbImage> {
 }
 
 /// DATA/train/<class>/*.png and DATA/test/<class>/*.png from crops of three fixture photos.
-fn photo_dataset(root: &Path, train: usize, test: usize) -> Vec<&'static str> {
+pub(crate) fn photo_dataset(root: &Path, train: usize, test: usize) -> Vec<&'static str> {
     let classes = [
         ("cat", "chelsea.png"),
         ("coffee", "coffee.png"),
@@ -399,4 +399,97 @@ fn damaged_or_foreign_bundles_are_refused() {
         s.contains("made with backbone `efficientnet-lite0-fp32`"),
         "{s}"
     );
+}
+
+/// `fit --backbone lite1 --augment flip`: the bundle carries Lite1 (its bytes and its 240²
+/// preprocessing), the head also fits a mirrored view of each fitted image (cached in a file of
+/// its own), the store keeps the images alone unless `--store-augmented`, and `eval` runs the
+/// bundle's backbone.
+#[test]
+fn fit_on_a_shipped_backbone_with_flipped_views() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 8, 2);
+    let cache = tmp.path().join("cache");
+    let bundle = tmp.path().join("lite1.glance");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "fit".to_string(),
+            p(&data),
+            "--out".into(),
+            p(&bundle),
+            "--cache".into(),
+            p(&cache),
+            "-q".into(),
+            "--backbone".into(),
+            "lite1".into(),
+            "--augment".into(),
+            "flip".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ok(&host(args))
+    };
+    // 8 training images a class, too few to hold some out: all 24 are fitted (and scored by
+    // cross-validation), each with its mirrored view.
+    let out = fit(&[]);
+    assert!(
+        out.contains("fitted on 24 images and 24 augmented views"),
+        "{out}"
+    );
+    let show = |b: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(&host(["show", &p(b), "--format", "json"]))).expect("JSON")
+    };
+    let v = show(&bundle);
+    assert_eq!(v["backbone"]["name"], "efficientnet-lite1-int8w", "{v}");
+    assert_eq!(v["backbone"]["embedded"], true);
+    assert_eq!(v["preprocess"]["width"], 240, "{v}");
+    assert_eq!(v["store"]["examples"], 24, "{v}");
+    assert_eq!(v["training"]["metrics"]["augmented_views"], 24.0, "{v}");
+    // One cache file for the images, one for their mirrored views.
+    assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
+    let eval = ok(&host([
+        "eval",
+        &p(&bundle),
+        &p(&data),
+        "--cache",
+        &p(&cache),
+        "-q",
+        "--format",
+        "json",
+    ]));
+    let e: serde_json::Value = serde_json::from_str(&eval).expect("JSON");
+    assert!(e["accuracy"].as_f64().expect("accuracy") >= 0.8, "{e}");
+
+    let out = fit(&["--store-augmented"]);
+    assert!(out.contains("24 augmented views"), "{out}");
+    assert_eq!(show(&bundle)["store"]["examples"], 48);
+    // Both were cached: nothing new extracted.
+    assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
+
+    // A file and a shipped backbone at once, and an unknown name: refused before any work.
+    let out = host([
+        "fit",
+        &p(&data),
+        "--out",
+        &p(&bundle),
+        "--backbone",
+        "lite2",
+        "--model",
+        &p(&model_file("efficientnet_lite0_fp32.onnx")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    let out = host([
+        "fit",
+        &p(&data),
+        "--out",
+        &p(&bundle),
+        "--backbone",
+        "lite9",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lite9"));
+    let out = host(["fit", &p(&data), "--out", &p(&bundle), "--store-augmented"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store-augmented needs --augment"));
 }

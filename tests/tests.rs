@@ -8,7 +8,11 @@
 
 mod bad_input;
 mod cameras;
+#[cfg(feature = "host")]
+mod capture;
 mod control;
+#[cfg(feature = "host")]
+mod drift;
 #[cfg(feature = "ort")]
 mod engine;
 #[cfg(feature = "host")]

@@ -2,7 +2,9 @@
 """scikit-learn on the very features glance extracted (glance-host extract --export DIR), and on
 raw Fashion-MNIST pixels: the reference figures glance's head is compared with.
 
-usage: fashion_sklearn.py EXPORT_DIR [IDX_DIR]    prints one JSON object
+usage: fashion_sklearn.py EXPORT_DIR [IDX_DIR] [--views flip,...]    prints one JSON object
+  --views: also fit on the training images' augmented views (glance-host extract --augment
+  exports them as train_<view>_features.npy), as `glance-host fit --augment` does.
 """
 import gzip
 import json
@@ -33,9 +35,19 @@ def idx(path):
 
 
 def main():
+    args = sys.argv[1:]
+    views = []
+    if "--views" in args:
+        i = args.index("--views")
+        views = [v for v in args[i + 1].split(",") if v]
+        del args[i:i + 2]
+    sys.argv[1:] = args
     d = Path(sys.argv[1])
-    out = {}
+    out = {"views": views}
     xtr, ytr = np.load(d / "train_features.npy"), np.load(d / "train_labels.npy")
+    for v in views:
+        xv, yv = np.load(d / f"train_{v}_features.npy"), np.load(d / f"train_{v}_labels.npy")
+        xtr, ytr = np.concatenate([xtr, xv]), np.concatenate([ytr, yv])
     xte, yte = np.load(d / "test_features.npy"), np.load(d / "test_labels.npy")
     t = time.time()
     clf = LogisticRegression(C=1.0, max_iter=1000)

@@ -25,6 +25,10 @@ struct Cli {
 enum Command {
     /// Counts per class and split, image sizes, unreadable files; optionally a contact sheet.
     Inspect(InspectArgs),
+    /// Make a `glance run --capture` folder ready for labelling: a numbered contact sheet and
+    /// DIR/labels.csv to fill in (path, label, split, the board's suggestion, score, why kept).
+    /// Filled in, DIR is a dataset: `fit DATA --add DIR` refits with it.
+    Label(LabelArgs),
     /// Extract (and cache) deep features for every image of DATA.
     Extract(ExtractArgs),
     /// Fit a softmax-regression head and pack a bundle.
@@ -159,6 +163,7 @@ impl RunArgs {
     fn options(&self) -> RunOptions {
         RunOptions {
             model: self.model.clone(),
+            backbone: None,
             engine: EngineOptions {
                 kind: self.engine,
                 // onnxruntime runs one frame at a time on all the threads (its session is
@@ -196,6 +201,30 @@ impl RunArgs {
     }
 }
 
+/// The backbone to extract with, for the commands that choose one (eval and query take the
+/// bundle's).
+#[derive(clap::Args, Debug, Clone)]
+struct BackboneArgs {
+    /// A shipped backbone, compiled into glance-host: `lite0` (224², the default, fastest),
+    /// `lite1` (240²) or `lite2` (260², most accurate, 2.2× Lite0's work); the bundle carries it.
+    /// Its int8-weight file; for the others, --model FILE.
+    #[arg(long, value_enum, value_name = "NAME", conflicts_with = "model")]
+    backbone: Option<glance::host::ShippedBackbone>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LabelArgs {
+    /// The capture folder.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Where to draw the contact sheet [default: DIR/labels.png].
+    #[arg(long, value_name = "PNG")]
+    sheet: Option<PathBuf>,
+    /// Captures per row of the contact sheet.
+    #[arg(long, default_value_t = 8)]
+    sheet_columns: usize,
+}
+
 #[derive(clap::Args, Debug)]
 struct InspectArgs {
     #[command(flatten)]
@@ -214,10 +243,16 @@ struct ExtractArgs {
     data: DataArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
     /// Also write {train,test}_{features,labels}.npy, {train,test}_paths.txt (row i's image)
     /// and classes.txt into DIR (for numpy).
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
+    /// Also extract the training images' augmented views `fit --augment` uses (cached for it;
+    /// exported as train_<view>_{features,labels}.npy, row for row with train_features.npy).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "flip,crops")]
+    augment: Vec<glance::host::Augment>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -251,6 +286,8 @@ struct FitArgs {
     #[command(flatten)]
     run: RunArgs,
     #[command(flatten)]
+    backbone: BackboneArgs,
+    #[command(flatten)]
     head: HeadArgs,
     /// Bundle to write.
     #[arg(long, value_name = "BUNDLE")]
@@ -273,6 +310,20 @@ struct FitArgs {
     /// Reference the backbone instead of copying its ONNX bytes into the bundle.
     #[arg(long)]
     external_backbone: bool,
+    /// More training data beside DATA, all of it for training (repeatable): a labelled
+    /// capture folder (`glance-host label`), class folders or a CSV. Classes are matched by
+    /// name; new ones are added.
+    #[arg(long, value_name = "DATA")]
+    add: Vec<PathBuf>,
+    /// Also fit the head on augmented views of each training image: `flip` (mirrored, one
+    /// view) and `crops` (four corner crops of 85% of each side). Their features are extracted
+    /// once and cached like the images'; validation images are never augmented.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "flip,crops")]
+    augment: Vec<glance::host::Augment>,
+    /// Put the augmented views in the kNN store too (by default it keeps the images as they
+    /// are).
+    #[arg(long)]
+    store_augmented: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -353,6 +404,8 @@ struct CompareArgs {
     data: DataArgs,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
     #[command(flatten)]
     head: HeadArgs,
     /// Output format.
@@ -440,6 +493,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect(a.job()),
+        Command::Label(a) => label(&a),
         Command::Extract(a) => commands::extract(a.job()),
         Command::Fit(a) => commands::fit(a.job()),
         Command::Eval(a) => commands::eval(a.job()),
@@ -493,8 +547,12 @@ impl ExtractArgs {
     fn job(self) -> commands::ExtractJob {
         commands::ExtractJob {
             data: self.data.spec(),
-            run: self.run.options(),
+            run: RunOptions {
+                backbone: self.backbone.backbone,
+                ..self.run.options()
+            },
             export: self.export,
+            augment: self.augment,
         }
     }
 }
@@ -503,7 +561,10 @@ impl FitArgs {
     fn job(self) -> commands::FitJob {
         commands::FitJob {
             data: self.data.spec(),
-            run: self.run.options(),
+            run: RunOptions {
+                backbone: self.backbone.backbone,
+                ..self.run.options()
+            },
             head: self.head.spec(),
             out: self.out,
             features: self.features,
@@ -511,6 +572,9 @@ impl FitArgs {
             store_per_class: self.store_per_class,
             reject_percentile: self.reject_percentile,
             external_backbone: self.external_backbone,
+            add: self.add,
+            augment: self.augment,
+            store_augmented: self.store_augmented,
         }
     }
 }
@@ -550,7 +614,10 @@ impl CompareArgs {
     fn job(self) -> commands::CompareJob {
         commands::CompareJob {
             data: self.data.spec(),
-            run: self.run.options(),
+            run: RunOptions {
+                backbone: self.backbone.backbone,
+                ..self.run.options()
+            },
             head: self.head.spec(),
             format: self.format,
         }
@@ -564,4 +631,27 @@ impl FeaturesArgs {
             images: self.images,
         }
     }
+}
+
+/// `glance-host label`.
+fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
+    let s = glance::host::label(&a.dir, a.sheet.as_deref(), a.sheet_columns)?;
+    for why in &s.unreadable {
+        eprintln!("glance-host: left out: {why}");
+    }
+    println!(
+        "{}: {} capture(s), {} labelled so far; fill in the label column{}",
+        s.csv.display(),
+        s.captures,
+        s.labelled,
+        s.sheet
+            .as_ref()
+            .map(|p| format!(" (contact sheet: {})", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(if s.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

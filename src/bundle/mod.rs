@@ -31,8 +31,9 @@ pub(crate) const MAX_RAW_SIZE: u32 = 256;
 pub const BUNDLE_MAGIC: [u8; 8] = *b"GLANCEBN";
 
 /// Current bundle format version. Version 2 added [`Bundle::split`] and
-/// [`Bundle::calibration`] at the end of the body; version 1 files are still read.
-pub const BUNDLE_VERSION: u32 = 2;
+/// [`Bundle::calibration`] at the end of the body, version 3 [`Bundle::drift`]; version 1 and 2
+/// files are still read.
+pub const BUNDLE_VERSION: u32 = 3;
 
 /// What the head was trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,9 +201,47 @@ pub struct Bundle {
     pub split: Option<SplitRecord>,
     /// How the thresholds were calibrated (absent in version 1 bundles).
     pub calibration: Option<Calibration>,
+    /// The held-out distributions the board compares its frames with (absent before
+    /// version 3).
+    pub drift: Option<crate::drift::DriftReference>,
 }
 
-/// The body of a version 1 bundle: [`Bundle`] without its last two fields.
+/// The body of a version 2 bundle: [`Bundle`] without its last field.
+#[derive(Deserialize)]
+struct BundleV2 {
+    backbone: BackboneIdentity,
+    onnx: Option<Vec<u8>>,
+    preprocess: PreprocessSpec,
+    features: FeatureKind,
+    labels: Vec<String>,
+    head: LinearHead,
+    thresholds: Thresholds,
+    store: Option<KnnStore>,
+    training: TrainingInfo,
+    split: Option<SplitRecord>,
+    calibration: Option<Calibration>,
+}
+
+impl From<BundleV2> for Bundle {
+    fn from(v: BundleV2) -> Self {
+        Bundle {
+            backbone: v.backbone,
+            onnx: v.onnx,
+            preprocess: v.preprocess,
+            features: v.features,
+            labels: v.labels,
+            head: v.head,
+            thresholds: v.thresholds,
+            store: v.store,
+            training: v.training,
+            split: v.split,
+            calibration: v.calibration,
+            drift: None,
+        }
+    }
+}
+
+/// The body of a version 1 bundle: [`Bundle`] without its last three fields.
 #[derive(Deserialize)]
 struct BundleV1 {
     backbone: BackboneIdentity,
@@ -230,6 +269,7 @@ impl From<BundleV1> for Bundle {
             training: v.training,
             split: None,
             calibration: None,
+            drift: None,
         }
     }
 }
@@ -241,6 +281,9 @@ impl Bundle {
         let bad = |why: String| Err(Error::InvalidSetting(why));
         self.head.validate()?;
         self.preprocess.validate()?;
+        if let Some(d) = &self.drift {
+            d.validate().map_err(Error::InvalidSetting)?;
+        }
         if self.preprocess.width > MAX_INPUT_SIDE || self.preprocess.height > MAX_INPUT_SIDE {
             return bad(format!(
                 "backbone input {}×{} is larger than {MAX_INPUT_SIDE}×{MAX_INPUT_SIDE}",
@@ -334,6 +377,10 @@ impl Bundle {
         let undecodable = |e: postcard::Error| bad(format!("undecodable body: {e}"));
         let bundle: Bundle = if version == 1 {
             postcard::from_bytes::<BundleV1>(body)
+                .map_err(undecodable)?
+                .into()
+        } else if version == 2 {
+            postcard::from_bytes::<BundleV2>(body)
                 .map_err(undecodable)?
                 .into()
         } else {
@@ -483,19 +530,30 @@ mod tests {
             },
             split: None,
             calibration: None,
+            drift: None,
         }
     }
 
     #[test]
-    fn version_1_bundles_still_load() {
+    fn version_1_and_2_bundles_still_load() {
         let b = bundle();
-        let v2 = postcard::to_allocvec(&b).unwrap();
-        // A version 1 body is the same fields without the last two (two `None`s, one byte each).
-        let v1 = crate::envelope::seal(&BUNDLE_MAGIC, 1, &v2[..v2.len() - 2]);
-        assert_eq!(Bundle::from_bytes(&v1, Path::new("old.glance")).unwrap(), b);
-        let v3 = crate::envelope::seal(&BUNDLE_MAGIC, 3, &v2);
-        let err = Bundle::from_bytes(&v3, Path::new("new.glance")).unwrap_err();
-        assert!(err.to_string().contains("reads versions 1 to 2"), "{err}");
+        let v3 = postcard::to_allocvec(&b).unwrap();
+        // A version 2 body is the same fields without the last (a `None`, one byte), a
+        // version 1 body without the last three.
+        let v2 = crate::envelope::seal(&BUNDLE_MAGIC, 2, &v3[..v3.len() - 1]);
+        assert_eq!(Bundle::from_bytes(&v2, Path::new("old.glance")).unwrap(), b);
+        let v1 = crate::envelope::seal(&BUNDLE_MAGIC, 1, &v3[..v3.len() - 3]);
+        assert_eq!(
+            Bundle::from_bytes(&v1, Path::new("older.glance")).unwrap(),
+            b
+        );
+        let v4 = crate::envelope::seal(&BUNDLE_MAGIC, 4, &v3);
+        let err = Bundle::from_bytes(&v4, Path::new("new.glance")).unwrap_err();
+        assert!(err.to_string().contains("reads versions 1 to 3"), "{err}");
+        let mut with_drift = bundle();
+        with_drift.drift = Some(crate::drift::DriftReference::new(&[0.9, 0.5], &[0.1, 0.3]));
+        let back = Bundle::from_bytes(&with_drift.to_bytes().unwrap(), Path::new("d")).unwrap();
+        assert_eq!(back.drift, with_drift.drift);
         let mut with_split = bundle();
         with_split.split = Some(SplitRecord {
             test_fraction: 0.2,

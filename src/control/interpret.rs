@@ -153,11 +153,26 @@ impl Runner {
         self.sink_drops.observe(sink_dropped);
         let trouble = self.source_health.current_trouble();
         let mqtt_trouble = self.mqtt.as_ref().and_then(|m| m.trouble());
+        let drift = self
+            .drift
+            .as_mut()
+            .and_then(crate::drift::DriftMonitor::report)
+            .filter(|d| d.drifting)
+            .map(|d| {
+                crate::drift::problem(
+                    d.score,
+                    d.confidence_ks,
+                    d.distance_ks,
+                    d.threshold,
+                    d.frames,
+                )
+            });
         crate::health::problems(&Observations {
             since_frame: self.live.then(|| self.last_frame.elapsed()),
             source_trouble: trouble.as_deref(),
             unsaved: self.save_error.as_deref().filter(|_| self.dirty),
             mqtt_trouble: mqtt_trouble.as_deref(),
+            drift: drift.as_deref(),
             sink_dropping: self
                 .sink_drops
                 .recent(crate::health::SINK_DROP_MEMORY)
@@ -183,6 +198,11 @@ impl Runner {
             sink_dropped: self.sink.dropped(),
             bad_commands: self.bad_commands + self.sink.bad_input(),
             backbone: self.backbone_sha.clone(),
+            capture: self.capture.as_ref().map(crate::capture::Capture::counts),
+            drift: self
+                .drift
+                .as_mut()
+                .and_then(crate::drift::DriftMonitor::report),
         }
     }
 

@@ -54,8 +54,11 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    /// Features of one decoded image.
-    pub(super) fn features(&self, image: &image::RgbImage) -> crate::Result<Vec<f32>> {
+    /// Features of one view of a decoded image.
+    pub(super) fn features(&self, image: &image::RgbImage, view: View) -> crate::Result<Vec<f32>> {
+        if view != View::Plain {
+            return self.features(&view.apply(image), View::Plain);
+        }
         match self {
             Extractor::Deep(b) => {
                 let t = preprocess::tensor_from_image(image, b.preprocess_spec())?;
@@ -69,10 +72,15 @@ impl<'a> Extractor<'a> {
     /// preprocessing, the decoder's revision (vectors decoded before EXIF orientation was
     /// applied must not be reused) and whether truncated JPEGs were let through (so that a
     /// vector cached with `--allow-truncated` never bypasses the check of a later run).
-    fn cache_identity(&self, limits: DecodeLimits) -> Option<String> {
+    /// A view other than the plain image adds its name (so plain vectors keep their cache).
+    fn cache_identity(&self, limits: DecodeLimits, view: View) -> Option<String> {
+        let view = match view {
+            View::Plain => String::new(),
+            v => format!("|view={}", v.name()),
+        };
         match self {
             Extractor::Deep(b) => Some(format!(
-                "deep|decode{}{}|{}|{}",
+                "deep|decode{}{}|{}|{}{view}",
                 preprocess::DECODE_REVISION,
                 if limits.allow_truncated {
                     "|truncated-allowed"
@@ -88,6 +96,51 @@ impl<'a> Extractor<'a> {
 }
 
 pub(super) use crate::preprocess::raw_pixels;
+
+/// One way of showing an image to the backbone: as it is, or an augmented view of it. Views are
+/// applied to the decoded image before the backbone's own preprocessing, and each has its own
+/// cache file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum View {
+    /// The image as it is.
+    Plain,
+    /// Mirrored left to right.
+    Flip,
+    /// A corner crop of [`CROP_SIDE`] of each side: 0 top left, 1 top right, 2 bottom left,
+    /// 3 bottom right.
+    Crop(u8),
+}
+
+/// Share of each side an augmentation crop keeps: the object stays in the frame, its position
+/// and scale move (a 0.875 centre crop is then taken of it by the backbone's preprocessing).
+pub(crate) const CROP_SIDE: f64 = 0.85;
+
+impl View {
+    /// The view of `image`.
+    pub(crate) fn apply(self, image: &image::RgbImage) -> image::RgbImage {
+        match self {
+            View::Plain => image.clone(),
+            View::Flip => image::imageops::flip_horizontal(image),
+            View::Crop(corner) => {
+                let (w, h) = image.dimensions();
+                let cw = ((f64::from(w) * CROP_SIDE).round() as u32).clamp(1, w.max(1));
+                let ch = ((f64::from(h) * CROP_SIDE).round() as u32).clamp(1, h.max(1));
+                let x = if corner % 2 == 1 { w - cw } else { 0 };
+                let y = if corner >= 2 { h - ch } else { 0 };
+                image::imageops::crop_imm(image, x, y, cw, ch).to_image()
+            }
+        }
+    }
+
+    /// Its name in cache identities and store entries.
+    pub(crate) fn name(self) -> String {
+        match self {
+            View::Plain => "plain".into(),
+            View::Flip => "flip".into(),
+            View::Crop(c) => format!("crop{CROP_SIDE}-{c}"),
+        }
+    }
+}
 
 /// The default cache folder: `$GLANCE_CACHE`, else `$XDG_CACHE_HOME/glance`, else `~/.cache/glance`.
 pub fn default_cache_dir() -> PathBuf {
@@ -231,6 +284,8 @@ pub(super) struct ExtractOptions<'a> {
     pub progress: bool,
     /// Decoder limits.
     pub limits: DecodeLimits,
+    /// Which view of each image.
+    pub view: View,
 }
 
 /// Extracts features for `items`, in parallel, through the cache.
@@ -239,7 +294,10 @@ pub(super) fn extract(
     extractor: &Extractor<'_>,
     opts: &ExtractOptions<'_>,
 ) -> Result<Extracted> {
-    let (cached_map, mut writer) = match (opts.cache_dir, extractor.cache_identity(opts.limits)) {
+    let (cached_map, mut writer) = match (
+        opts.cache_dir,
+        extractor.cache_identity(opts.limits, opts.view),
+    ) {
         (Some(dir), Some(id)) => {
             let c = FeatureCache::open(dir, &id, extractor.dim())?;
             (Some(c.map), Some(c.writer))
@@ -283,7 +341,7 @@ pub(super) fn extract(
                         return Ok((key, v.clone(), true));
                     }
                     let image = payload.decode(opts.limits)?;
-                    Ok((key, extractor.features(&image)?, false))
+                    Ok((key, extractor.features(&image, opts.view)?, false))
                 })();
                 if tx.send((i, result.map_err(|e| e.report()))).is_err() {
                     break;
@@ -325,4 +383,52 @@ pub(super) fn extract(
         keys,
         cached,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 10×6 image whose pixel (x, y) is (x, y, 7): every pixel says where it came from.
+    fn coordinates() -> image::RgbImage {
+        image::RgbImage::from_fn(10, 6, |x, y| image::Rgb([x as u8, y as u8, 7]))
+    }
+
+    #[test]
+    fn a_flip_mirrors_left_to_right() {
+        let f = View::Flip.apply(&coordinates());
+        assert_eq!(f.dimensions(), (10, 6));
+        for (x, y, p) in f.enumerate_pixels() {
+            assert_eq!(p.0, [9 - x as u8, y as u8, 7]);
+        }
+    }
+
+    #[test]
+    fn each_crop_keeps_its_corner_and_85_percent_of_each_side() {
+        let img = coordinates();
+        // 85% of 10 and of 6, rounded: 9 (8.5 rounds up) and 5.
+        for (corner, origin) in [(0u8, (0, 0)), (1, (1, 0)), (2, (0, 1)), (3, (1, 1))] {
+            let c = View::Crop(corner).apply(&img);
+            assert_eq!(c.dimensions(), (9, 5), "corner {corner}");
+            assert_eq!(
+                c.get_pixel(0, 0).0[..2],
+                [origin.0, origin.1],
+                "corner {corner}"
+            );
+        }
+    }
+
+    #[test]
+    fn views_have_distinct_names() {
+        let views = [
+            View::Plain,
+            View::Flip,
+            View::Crop(0),
+            View::Crop(1),
+            View::Crop(2),
+            View::Crop(3),
+        ];
+        let names: std::collections::HashSet<String> = views.iter().map(|v| v.name()).collect();
+        assert_eq!(names.len(), views.len());
+    }
 }

@@ -40,6 +40,16 @@ fn stored_per_class(bundle: &Bundle) -> Vec<usize> {
     counts
 }
 
+/// The values at 0, 10, …, 100 % of a sorted sample (empty for none).
+fn deciles(sorted: &[f32]) -> Vec<f32> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    (0..=10)
+        .map(|i| sorted[i * (sorted.len() - 1) / 10])
+        .collect()
+}
+
 /// The bundle as one JSON object.
 pub(super) fn describe(bundle: &Bundle, path: &Path, file_bytes: u64) -> Value {
     let store_counts = stored_per_class(bundle);
@@ -87,6 +97,11 @@ pub(super) fn describe(bundle: &Bundle, path: &Path, file_bytes: u64) -> Value {
             "precision": format!("{:?}", s.precision()),
         })),
         "classes": classes,
+        "drift": bundle.drift.as_ref().map(|d| json!({
+            "images": d.images,
+            "confidence_deciles": deciles(&d.confidence),
+            "distance_deciles": deciles(&d.distance),
+        })),
         "calibration": bundle.calibration.as_ref().map(|k| json!({
             "method": k.method,
             "folds": k.folds,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use glance_proto::Command;
 
+use crate::capture::{Capture, CaptureConfig, Picture};
 use crate::control::interpret::Enrolling;
 use crate::control::{start_stdin_control, ControlEvent, ReplyTo};
 use crate::decision::{Decided, Decider};
@@ -178,6 +179,11 @@ pub struct RunConfig {
     /// Which frames a stream or camera hands on (`--drop`); `None`: by the source
     /// ([`SourceSpec::default_drop`]).
     pub drop: Option<DropPolicy>,
+    /// Keep the frames the model was unsure of (`--capture DIR`).
+    pub capture: Option<CaptureConfig>,
+    /// Frames in the scene-drift window (0: no drift watch); the bundle must carry its
+    /// reference (version 3 bundles).
+    pub drift_window: usize,
 }
 
 /// What a run did.
@@ -234,6 +240,10 @@ pub(crate) struct Runner {
     pub(crate) unix: Option<crate::control::unix::UnixControl>,
     /// The latest capture-to-decision latencies.
     pub(crate) latencies: Latencies,
+    /// `--capture`: the frames the model was unsure of, kept for labelling.
+    pub(crate) capture: Option<Capture>,
+    /// Scene drift against the bundle's held-out distributions.
+    pub(crate) drift: Option<crate::drift::DriftMonitor>,
 }
 
 /// The last [`Latencies::WINDOW`] capture-to-decision latencies, for their percentiles in
@@ -307,6 +317,8 @@ impl Runner {
             web: None,
             unix: None,
             latencies: Latencies::default(),
+            capture: None,
+            drift: None,
         }
     }
 
@@ -350,6 +362,11 @@ impl Runner {
             }
         };
         let features = p.features.take().unwrap_or_default();
+        if let (Some(m), Some(best)) = (self.drift.as_mut(), p.top_k.first()) {
+            // The bundle's own verdict, before enrolled examples and smoothing: what its
+            // reference was measured on.
+            m.observe(best.score, p.knn.as_ref().map(|k| k.distance));
+        }
         let mut decided: Decided = self.decider.decide(
             p,
             &features,
@@ -367,6 +384,14 @@ impl Runner {
         if let Some(w) = self.web.as_mut() {
             w.frame(&decided, frame.picture.clone());
         }
+        if let Some(c) = self.capture.as_mut() {
+            let (picture, image) = (frame.picture.clone(), frame.image.clone());
+            c.offer(&decided, self.last_label.as_deref(), || {
+                picture
+                    .map(Picture::Jpeg)
+                    .or_else(|| image.map(Picture::Image))
+            });
+        }
         let changed = self.last_label.as_deref() != Some(decided.prediction.label.as_str());
         if self.emit == Emit::Every || changed {
             let bytes = encode::encode_prediction(&decided, self.format, |l| self.label_id(l));
@@ -376,6 +401,24 @@ impl Runner {
         self.enroll_frame(&features, &frame.name)?;
         self.last_features = Some((features, frame.name));
         Ok(())
+    }
+}
+
+/// The drift watch, when asked for and the bundle carries a reference (a bundle fitted before
+/// version 3 has none: said once).
+fn drift_monitor(classifier: &Classifier, window: usize) -> Option<crate::drift::DriftMonitor> {
+    if window == 0 {
+        return None;
+    }
+    let bundle = classifier.bundle()?;
+    match &bundle.drift {
+        Some(reference) => Some(crate::drift::DriftMonitor::new(reference.clone(), window)),
+        None => {
+            log::info!(
+                "the bundle carries no drift reference (fitted before glance's bundle version                  3): no scene-drift watch; refit to have one"
+            );
+            None
+        }
     }
 }
 
@@ -413,6 +456,9 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
     let views = Views::default();
     views.set_wanted(config.mqtt.as_ref().is_some_and(|m| m.snapshot));
+    // The capture encodes only the frames it keeps, from their decoded image.
+    views.set_keep_images(config.capture.is_some());
+    let capture = config.capture.clone().map(Capture::start).transpose()?;
     let web = match &config.web {
         Some(w) => Some(
             Web::start(w, views.clone(), ctl_tx.clone()).map_err(|e| Error::Io {
@@ -461,6 +507,8 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     r.mqtt = mqtt;
     r.web = web;
     r.unix = unix;
+    r.capture = capture;
+    r.drift = drift_monitor(&r.classifier, config.drift_window);
     r.apply_threshold_flags(&config);
     r.labels_changed();
 

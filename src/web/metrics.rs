@@ -122,6 +122,75 @@ impl Metrics {
             for (name, kind, help, v) in gauges {
                 metric(name, kind, help, &one(v));
             }
+            if let Some(d) = &s.drift {
+                let mut ks = vec![(
+                    "{signal=\"confidence\"}".to_string(),
+                    d.confidence_ks.to_string(),
+                )];
+                if let Some(v) = d.distance_ks {
+                    ks.push(("{signal=\"distance\"}".to_string(), v.to_string()));
+                }
+                metric(
+                    "glance_drift_ks",
+                    "gauge",
+                    "Kolmogorov-Smirnov statistic of the latest frames against the bundle's \
+                     held-out images.",
+                    &ks,
+                );
+                metric(
+                    "glance_drift_threshold",
+                    "gauge",
+                    "The statistic above which the scene counts as drifted.",
+                    &[(String::new(), d.threshold.to_string())],
+                );
+                metric(
+                    "glance_drifting",
+                    "gauge",
+                    "1 while the scene counts as drifted.",
+                    &one(u64::from(d.drifting)),
+                );
+                metric(
+                    "glance_drift_frames",
+                    "gauge",
+                    "Frames in the drift window.",
+                    &one(d.frames as u64),
+                );
+            }
+            if let Some(c) = &s.capture {
+                let outcomes: Vec<(String, String)> = [
+                    ("saved", c.saved),
+                    ("rate_limited", c.rate_limited),
+                    ("busy", c.busy),
+                    ("error", c.errors),
+                ]
+                .iter()
+                .map(|(k, v)| (format!("{{outcome=\"{k}\"}}"), v.to_string()))
+                .collect();
+                metric(
+                    "glance_captures_total",
+                    "counter",
+                    "Unsure frames offered to --capture, by what became of them.",
+                    &outcomes,
+                );
+                metric(
+                    "glance_captures_removed_total",
+                    "counter",
+                    "Captures removed to keep the folder under --capture-max-mb.",
+                    &one(c.removed),
+                );
+                metric(
+                    "glance_capture_files",
+                    "gauge",
+                    "Captures in the --capture folder.",
+                    &one(c.files),
+                );
+                metric(
+                    "glance_capture_bytes",
+                    "gauge",
+                    "Bytes of the captures in the --capture folder.",
+                    &one(c.bytes),
+                );
+            }
         }
         if let Some(n) = mqtt_dropped {
             metric(

@@ -211,6 +211,26 @@ pub(crate) struct RunArgs {
     /// refusing them as truncated.
     #[arg(long)]
     allow_truncated: bool,
+    /// Keep the frames the model was unsure of in DIR, for labelling (`glance-host label
+    /// DIR`) and refitting: a JPEG and a JSON sidecar (decision, top-k, nearest stored
+    /// example, why) for each frame that was unknown, hesitant, flipped the decision, or on
+    /// which the head and the nearest stored example disagreed.
+    #[arg(long, value_name = "DIR")]
+    capture: Option<PathBuf>,
+    /// With --capture: a frame is hesitant when its best two head scores are closer than this.
+    #[arg(long, default_value_t = 0.2, value_name = "M", requires = "capture")]
+    capture_margin: f32,
+    /// With --capture: most frames kept in any minute.
+    #[arg(long, default_value_t = 6, value_name = "N", requires = "capture")]
+    capture_per_minute: u32,
+    /// With --capture: most megabytes (10⁶ bytes) in DIR; the oldest captures are removed
+    /// first.
+    #[arg(long, default_value_t = 500, value_name = "MB", requires = "capture")]
+    capture_max_mb: u64,
+    /// Watch for scene drift over the latest N frames against the bundle's held-out images
+    /// (status, metrics and a health problem past PSI 0.25); 0 turns it off.
+    #[arg(long, default_value_t = glance::DEFAULT_DRIFT_WINDOW, value_name = "N")]
+    drift_window: usize,
 }
 
 /// Store precision.
@@ -358,6 +378,13 @@ pub(crate) fn run_live(args: RunArgs) -> anyhow::Result<ExitCode> {
             DropArg::Newest => glance::DropPolicy::Newest,
             DropArg::Never => glance::DropPolicy::Never,
         }),
+        capture: args.capture.clone().map(|dir| glance::CaptureConfig {
+            dir,
+            margin: args.capture_margin,
+            per_minute: args.capture_per_minute,
+            max_bytes: args.capture_max_mb.saturating_mul(1_000_000),
+        }),
+        drift_window: args.drift_window,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -169,6 +169,30 @@ pub fn extract(args: ExtractJob) -> anyhow::Result<ExitCode> {
             std::fs::write(dir.join("classes.txt"), ds.classes.join("\n") + "\n")
                 .with_context(|| format!("{}: cannot write classes.txt", dir.display()))?;
         }
+        // The views `fit --augment` fits, of the training images: cached for it, and exported
+        // row for row beside the plain features (an image with no plain row has none here).
+        if split == Split::Train {
+            for view in crate::host::workbench::views_of(&args.augment) {
+                let kept_items: Vec<_> = kept.iter().map(|&i| items[i]).collect();
+                let (v, _, f, _) =
+                    crate::host::workbench::feature_matrix_of(&kept_items, &extractor, &run, view)?;
+                rows += v.rows();
+                failures.extend(f);
+                if let Some(dir) = &args.export {
+                    let name = format!("train_{}", view.name());
+                    crate::host::npy::write_f32(
+                        &dir.join(format!("{name}_features.npy")),
+                        v.rows(),
+                        v.dim,
+                        &v.data,
+                    )?;
+                    crate::host::npy::write_labels(
+                        &dir.join(format!("{name}_labels.npy")),
+                        &v.labels,
+                    )?;
+                }
+            }
+        }
     }
     let secs = t.elapsed().as_secs_f64();
     println!(

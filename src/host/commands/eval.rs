@@ -92,7 +92,7 @@ pub fn query(args: QueryJob) -> anyhow::Result<ExitCode> {
         &EngineOptions::default(),
     )?;
     let features = crate::host::extract::Extractor::new(bundle.features, backbone.as_ref())?
-        .features(&image)?;
+        .features(&image, crate::host::extract::View::Plain)?;
     let hits = store.search(&features, args.k.max(1), class);
     let out = &mut io::stdout().lock();
     for n in &hits {

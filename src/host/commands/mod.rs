@@ -137,6 +137,8 @@ pub struct ExtractJob {
     pub run: RunOptions,
     /// Folder for numpy files of the features.
     pub export: Option<PathBuf>,
+    /// Augmented views of the training images to extract (and export) too.
+    pub augment: Vec<crate::host::Augment>,
 }
 
 /// `glance-host fit`.
@@ -160,6 +162,12 @@ pub struct FitJob {
     pub reject_percentile: f64,
     /// Reference the backbone instead of copying it into the bundle.
     pub external_backbone: bool,
+    /// More training data (`--add`).
+    pub add: Vec<PathBuf>,
+    /// Augmented views the head fits besides each image.
+    pub augment: Vec<crate::host::Augment>,
+    /// Put the augmented views in the store too.
+    pub store_augmented: bool,
 }
 
 /// `glance-host eval`.
@@ -297,5 +305,7 @@ pub(super) fn train_options(
         reject_percentile: 5.0,
         embed_backbone: true,
         deep_norm: head.feature_norm,
+        augment: Vec::new(),
+        store_augmented: false,
     })
 }

@@ -15,7 +15,11 @@ use crate::knn::Precision;
 
 /// Fits a head and packs a bundle.
 pub fn fit(args: FitJob) -> anyhow::Result<ExitCode> {
-    let ds = args.data.open()?;
+    let mut ds = args.data.open()?;
+    for extra in &args.add {
+        let more = crate::host::dataset::Dataset::open_extra(extra, args.data.label_names.clone())?;
+        ds.add_training(more)?;
+    }
     let run = args.run.clone();
     let features = match args.features {
         FeatureChoice::Deep => FeatureKind::Deep,
@@ -37,6 +41,11 @@ pub fn fit(args: FitJob) -> anyhow::Result<ExitCode> {
     }
     opts.reject_percentile = args.reject_percentile;
     opts.embed_backbone = !args.external_backbone;
+    opts.augment = crate::host::workbench::views_of(&args.augment);
+    opts.store_augmented = args.store_augmented;
+    if opts.store_augmented && opts.augment.is_empty() {
+        bail!("--store-augmented needs --augment");
+    }
     let backbone = crate::host::workbench::backbone_for(features, &run)?;
     let (bundle, report) = crate::host::workbench::train(&ds, backbone.as_ref(), &run, &opts)?;
     report_failures(&report.failures);
@@ -54,8 +63,13 @@ pub fn fit(args: FitJob) -> anyhow::Result<ExitCode> {
     } else {
         format!("validated on {}", report.val_rows)
     };
+    let augmented = if report.augmented_rows > 0 {
+        format!(" and {} augmented views", report.augmented_rows)
+    } else {
+        String::new()
+    };
     println!(
-        "{}: {} head on {} features, {} classes; fitted on {} images, {held_out}",
+        "{}: {} head on {} features, {} classes; fitted on {} images{augmented}, {held_out}",
         args.out.display(),
         match bundle.features {
             FeatureKind::Deep => "deep-feature",

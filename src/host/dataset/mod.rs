@@ -1,5 +1,6 @@
 //! Labelled image datasets: class folders (with or without train/test splits), CSV manifests,
-//! and IDX pairs (MNIST, Fashion-MNIST; gzipped or not).
+//! IDX pairs (MNIST, Fashion-MNIST; gzipped or not), and `glance run --capture` folders once
+//! labelled (their `labels.csv`, written by `glance-host label`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -210,25 +211,7 @@ impl Dataset {
     /// Opens DATA: a folder with `train/` (and optionally `test/`) of class folders, a folder of
     /// class folders, a folder with IDX files, an IDX images file, or a `.csv` manifest.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        if !path.exists() {
-            bail!("{}: no such file or folder", path.display());
-        }
-        let mut ds = if path.is_file() {
-            if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-            {
-                open_csv(path)?
-            } else {
-                open_idx_file(path, opts)?
-            }
-        } else if find_idx(path, "train").is_some() {
-            open_idx_dir(path, opts)?
-        } else if path.join("train").is_dir() {
-            open_split_folders(path)?
-        } else {
-            open_class_folders(path)?
-        };
+        let mut ds = Self::read(path, opts)?;
         if !ds.items.iter().any(|i| i.split == Split::Test) && opts.test_fraction > 0.0 {
             split_test(&mut ds, opts.test_fraction, opts.seed);
             ds.split_generated = true;
@@ -239,6 +222,85 @@ impl Dataset {
         ds.opened_with = opts.clone();
         ds.check()?;
         Ok(ds)
+    }
+
+    /// What DATA holds, as it is: no split made, nothing checked.
+    fn read(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        if !path.exists() {
+            bail!("{}: no such file or folder", path.display());
+        }
+        Ok(if path.is_file() {
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                open_csv(path)?
+            } else {
+                open_idx_file(path, opts)?
+            }
+        } else if path.join(crate::host::label::LABELS_CSV).is_file() {
+            open_csv(&path.join(crate::host::label::LABELS_CSV))?
+        } else if crate::host::label::is_capture_folder(path) {
+            bail!(
+                "{}: a --capture folder with no labels yet: run `glance-host label {}` and fill \
+                 in the label column of the {} it writes",
+                path.display(),
+                path.display(),
+                crate::host::label::LABELS_CSV
+            );
+        } else if find_idx(path, "train").is_some() {
+            open_idx_dir(path, opts)?
+        } else if path.join("train").is_dir() {
+            open_split_folders(path)?
+        } else {
+            open_class_folders(path)?
+        })
+    }
+
+    /// Extra training data (`fit --add`): every example of DATA is for training, whatever its
+    /// own split; checked once added to the main data ([`Self::add_training`]).
+    pub fn open_extra(path: &Path, label_names: Option<PathBuf>) -> Result<Self> {
+        let opts = OpenOptions {
+            test_fraction: 0.0,
+            label_names,
+            ..OpenOptions::default()
+        };
+        let mut ds = Self::read(path, &opts)?;
+        ds.opened_with = opts;
+        Ok(ds)
+    }
+
+    /// Adds every example of `other` to the training split (`fit --add`: labelled captures
+    /// beside the original data). Classes are matched by name; a class only `other` has is
+    /// added.
+    pub fn add_training(&mut self, other: Dataset) -> Result<()> {
+        let mut classes = self.classes.clone();
+        for c in &other.classes {
+            if !classes.contains(c) {
+                classes.push(c.clone());
+            }
+        }
+        classes.sort();
+        let remap = |old: &[String], label: usize| {
+            classes.iter().position(|c| *c == old[label]).unwrap_or(0)
+        };
+        for item in &mut self.items {
+            item.label = remap(&self.classes, item.label);
+        }
+        let added = other.items.len();
+        self.items.extend(other.items.into_iter().map(|mut item| {
+            item.label = remap(&other.classes, item.label);
+            item.split = Split::Train;
+            item
+        }));
+        self.unsupported.extend(other.unsupported);
+        self.classes = classes;
+        log::info!(
+            "{}: {added} training example(s) added from {}",
+            self.root.display(),
+            other.root.display()
+        );
+        self.check()
     }
 
     /// Examples of one split.
@@ -426,10 +488,16 @@ fn open_csv(path: &Path) -> Result<Dataset> {
         .from_path(path)
         .with_context(|| format!("{}: cannot read CSV", path.display()))?;
     let mut rows = Vec::new();
+    let mut unlabelled = 0;
     for (n, rec) in reader.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
         if n == 0 && rec.get(0) == Some("path") {
             continue; // header row
+        }
+        // A row still to be labelled (`glance-host label` writes them with an empty label).
+        if rec.get(0).is_some_and(|f| !f.is_empty()) && rec.get(1).is_some_and(str::is_empty) {
+            unlabelled += 1;
+            continue;
         }
         let (file, label) = match (rec.get(0), rec.get(1)) {
             (Some(f), Some(l)) if !f.is_empty() && !l.is_empty() => (f, l),
@@ -455,6 +523,18 @@ fn open_csv(path: &Path) -> Result<Dataset> {
             base.join(p)
         };
         rows.push((full, label.to_string(), split));
+    }
+    if unlabelled > 0 {
+        log::warn!(
+            "{}: {unlabelled} row(s) with no label yet, left out",
+            path.display()
+        );
+    }
+    if rows.is_empty() {
+        bail!(
+            "{}: no labelled rows (fill in the label column: path,label[,split])",
+            path.display()
+        );
     }
     let mut classes: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
     classes.sort();

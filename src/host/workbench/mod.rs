@@ -12,7 +12,7 @@ use crate::knn::Precision;
 use crate::preprocess::DecodeLimits;
 
 use super::dataset::Item;
-use super::extract::{extract, ExtractOptions, Extractor};
+use super::extract::{extract, ExtractOptions, Extractor, View};
 use super::fit::{FitOptions, Matrix};
 
 mod evaluate;
@@ -24,8 +24,10 @@ pub(super) use train::{backbone_for, bundle_backbone, train};
 /// Settings shared by the commands that extract.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Backbone file (else the embedded default).
+    /// Backbone file (else `backbone`, else the embedded default).
     pub model: Option<PathBuf>,
+    /// A shipped backbone compiled into glance-host (`--backbone`).
+    pub backbone: Option<crate::host::ShippedBackbone>,
     /// The engine that runs it.
     pub engine: EngineOptions,
     /// Feature cache folder (None = no cache).
@@ -61,6 +63,32 @@ pub(super) struct TrainOptions {
     pub embed_backbone: bool,
     /// How deep features are conditioned before the head (raw pixels are always standardised).
     pub deep_norm: DeepNorm,
+    /// Augmented views of each fitted image the head fits besides it.
+    pub augment: Vec<View>,
+    /// Store the augmented views too (else the store keeps the images as they are).
+    pub store_augmented: bool,
+}
+
+/// Augmentations `fit --augment` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Augment {
+    /// The image mirrored left to right: one more view.
+    Flip,
+    /// Four corner crops of 85% of each side: four more views.
+    Crops,
+}
+
+/// The views `augment` asks for, each once, in a fixed order (cache files and rows do not
+/// depend on the order given).
+pub(crate) fn views_of(augment: &[Augment]) -> Vec<View> {
+    let mut views = Vec::new();
+    if augment.contains(&Augment::Flip) {
+        views.push(View::Flip);
+    }
+    if augment.contains(&Augment::Crops) {
+        views.extend((0..4).map(View::Crop));
+    }
+    views
 }
 
 /// Conditioning of deep features before the head.
@@ -77,6 +105,11 @@ pub enum DeepNorm {
 
 /// Loads the backbone the user asked for, on the engine they asked for.
 pub(super) fn load_backbone(run: &RunOptions) -> Result<Backbone> {
+    if let (None, Some(shipped)) = (&run.model, run.backbone) {
+        return shipped
+            .load(&run.engine.for_features())
+            .context("cannot load the backbone");
+    }
     let source = run
         .model
         .clone()
@@ -98,6 +131,16 @@ pub(super) fn feature_matrix(
     extractor: &Extractor<'_>,
     run: &RunOptions,
 ) -> Result<FeatureSet> {
+    feature_matrix_of(items, extractor, run, View::Plain)
+}
+
+/// [`feature_matrix`] of one view of each image.
+pub(super) fn feature_matrix_of(
+    items: &[&Item],
+    extractor: &Extractor<'_>,
+    run: &RunOptions,
+    view: View,
+) -> Result<FeatureSet> {
     let ex = extract(
         items,
         extractor,
@@ -106,6 +149,7 @@ pub(super) fn feature_matrix(
             threads: run.threads,
             progress: run.progress,
             limits: run.limits,
+            view,
         },
     )?;
     if ex.cached > 0 {

@@ -13,11 +13,11 @@ use crate::head::{argmax, FeatureNorm};
 use crate::knn::KnnStore;
 
 use super::{
-    condition, conformal_threshold, feature_matrix, load_backbone, quantiles, standardizer,
-    take_rows, DeepNorm, RunOptions, TrainOptions,
+    condition, conformal_threshold, feature_matrix, feature_matrix_of, load_backbone, quantiles,
+    standardizer, take_rows, DeepNorm, RunOptions, TrainOptions,
 };
-use crate::host::dataset::{stratified_order, Dataset, Split};
-use crate::host::extract::Extractor;
+use crate::host::dataset::{stratified_order, Dataset, Item, Split};
+use crate::host::extract::{Extractor, View};
 use crate::host::fit::{fit, temperature_from_logits, FitOptions, FitReport, Matrix};
 
 /// Folds of the cross-validation that calibrates small training sets.
@@ -45,6 +45,8 @@ pub(crate) struct TrainReport {
     pub fit: FitReport,
     /// Examples fitted.
     pub train_rows: usize,
+    /// Augmented views of them fitted besides (`fit --augment`).
+    pub augmented_rows: usize,
     /// Examples validated (held-out mode), or cross-validated (every training example).
     pub val_rows: usize,
     /// Temperature fitted on the held-out predictions.
@@ -74,6 +76,7 @@ pub(crate) fn backbone_for(features: FeatureKind, run: &RunOptions) -> Result<Op
 /// Returns the logits and the median number of iterations the fold heads ran.
 fn cross_validated_logits(
     m: &Matrix,
+    augmented: &Augmented,
     classes: usize,
     norm: &FeatureNorm,
     opts: &TrainOptions,
@@ -93,7 +96,13 @@ fn cross_validated_logits(
         if held.is_empty() {
             continue;
         }
-        let (train, val) = (take_rows(m, &fitted), take_rows(m, &held));
+        // A fold's head also fits the augmented views of its own images, never of the
+        // images it scores.
+        let views: Vec<usize> = (0..augmented.rows.rows())
+            .filter(|&a| fold_of[augmented.origin[a]] != f)
+            .collect();
+        let train = concat_rows(&take_rows(m, &fitted), &take_rows(&augmented.rows, &views));
+        let val = take_rows(m, &held);
         let (head, report) = fit(&train, &val, classes, norm.clone(), &opts.fit)?;
         iterations.push(report.iterations);
         for (i, &r) in held.iter().enumerate() {
@@ -106,6 +115,56 @@ fn cross_validated_logits(
         .copied()
         .unwrap_or(opts.fit.max_iters);
     Ok((logits, median.max(1)))
+}
+
+/// Augmented views of the fitted images: their feature rows (conditioned as the fitted rows
+/// are), and for each the fitted row it is a view of.
+struct Augmented {
+    rows: Matrix,
+    origin: Vec<usize>,
+    /// Each row's view.
+    view: Vec<View>,
+}
+
+/// The augmented views `views` of the fitted rows' images. A view that cannot be made of an
+/// image that was read once is a failure of the whole fit (the file changed under it).
+fn augmented_views(
+    fit_items: &[&Item],
+    extractor: &Extractor<'_>,
+    run: &RunOptions,
+    views: &[View],
+) -> Result<Augmented> {
+    let mut out = Augmented {
+        rows: Matrix {
+            data: Vec::new(),
+            dim: extractor.dim(),
+            labels: Vec::new(),
+        },
+        origin: Vec::new(),
+        view: Vec::new(),
+    };
+    for &view in views {
+        let (m, kept, failures, _) = feature_matrix_of(fit_items, extractor, run, view)?;
+        if let Some((name, reason)) = failures.first() {
+            bail!("{name}: its {} view: {reason}", view.name());
+        }
+        out.rows = concat_rows(&out.rows, &m);
+        out.origin.extend_from_slice(&kept);
+        out.view.extend(std::iter::repeat_n(view, kept.len()));
+    }
+    Ok(out)
+}
+
+/// The rows of `a`, then those of `b`.
+fn concat_rows(a: &Matrix, b: &Matrix) -> Matrix {
+    let mut data = Vec::with_capacity(a.data.len() + b.data.len());
+    data.extend_from_slice(&a.data);
+    data.extend_from_slice(&b.data);
+    Matrix {
+        data,
+        dim: a.dim,
+        labels: a.labels.iter().chain(&b.labels).copied().collect(),
+    }
 }
 
 /// Fits a head (and builds the store and thresholds) on the training split of `ds`.
@@ -201,6 +260,18 @@ pub(crate) fn train(
     };
     let fit_m = conditioned(&fit_raw);
     let val_m = conditioned(&val_raw);
+    // Augmented views of the fitted images only: a view of a validation image among the fitted
+    // rows would leak it into the head it validates.
+    let t = Instant::now();
+    let fit_items: Vec<&Item> = fit_rows.iter().map(|&r| items[kept[r]]).collect();
+    let aug_raw = augmented_views(&fit_items, &extractor, run, &opts.augment)?;
+    let extract_seconds = extract_seconds + t.elapsed().as_secs_f64();
+    let aug = Augmented {
+        rows: conditioned(&aug_raw.rows),
+        origin: aug_raw.origin.clone(),
+        view: aug_raw.view.clone(),
+    };
+    let fit_all = concat_rows(&fit_m, &aug.rows);
     // The store is searched with unit-length frame features; with plain L2 conditioning those
     // are the conditioned vectors, otherwise the store keeps the unconditioned ones.
     let store_keeps_raw = !matches!(norm, FeatureNorm::L2);
@@ -210,16 +281,16 @@ pub(crate) fn train(
         .max(2);
     // Held-out logits and their true classes: the out-of-fold ones, or the validation split's.
     let (mut head, mut report, held_logits, held_labels) = if cross_validate {
-        let (logits, iters) = cross_validated_logits(&fit_m, c, &norm, opts, folds)?;
+        let (logits, iters) = cross_validated_logits(&fit_m, &aug, c, &norm, opts, folds)?;
         let final_opts = FitOptions {
             max_iters: iters.div_ceil(opts.fit.check_every.max(1)) * opts.fit.check_every.max(1),
             ..opts.fit.clone()
         };
         let empty = take_rows(&fit_m, &[]);
-        let (head, report) = fit(&fit_m, &empty, c, norm.clone(), &final_opts)?;
+        let (head, report) = fit(&fit_all, &empty, c, norm.clone(), &final_opts)?;
         (head, report, logits, fit_m.labels.clone())
     } else {
-        let (head, report) = fit(&fit_m, &val_m, c, norm.clone(), &opts.fit)?;
+        let (head, report) = fit(&fit_all, &val_m, c, norm.clone(), &opts.fit)?;
         let logits = (0..val_m.rows())
             .map(|i| head.logits_prepared(val_m.row(i)))
             .collect();
@@ -246,10 +317,10 @@ pub(crate) fn train(
     report.val_loss = loss / held;
 
     // The store: fitted examples, capped per class, in a seeded order.
-    let (store_src, val_query) = if store_keeps_raw {
-        (&fit_raw, &val_raw)
+    let (store_src, val_query, aug_src) = if store_keeps_raw {
+        (&fit_raw, &val_raw, &aug_raw.rows)
     } else {
-        (&fit_m, &val_m)
+        (&fit_m, &val_m, &aug.rows)
     };
     let mut store = KnnStore::new(dim, opts.store_precision);
     for order in stratified_order(&fit_m.labels, c, opts.seed) {
@@ -260,7 +331,7 @@ pub(crate) fn train(
         };
         let mut chosen = order[..take].to_vec();
         chosen.sort_unstable();
-        for r in chosen {
+        for &r in &chosen {
             let item = items[kept[fit_rows[r]]];
             store.push(
                 store_src.row(r),
@@ -269,7 +340,28 @@ pub(crate) fn train(
                 item.source.name(),
             )?;
         }
+        // Asked for (`--store-augmented`): the chosen images' views too, under their image's id
+        // so that leave-one-out below skips an image's own views as it skips the image.
+        if opts.store_augmented {
+            for a in (0..aug.origin.len()).filter(|&a| chosen.binary_search(&aug.origin[a]).is_ok())
+            {
+                let r = aug.origin[a];
+                let item = items[kept[fit_rows[r]]];
+                store.push(
+                    aug_src.row(a),
+                    aug_src.labels[a] as u16,
+                    kept[fit_rows[r]] as u32,
+                    format!("{}#{}", item.source.name(), aug.view[a].name()),
+                )?;
+            }
+        }
     }
+    // An image's own entries: itself, and its stored views.
+    let own = 1 + if opts.store_augmented {
+        opts.augment.len()
+    } else {
+        0
+    };
 
     // Distances to the nearest same-class stored example: leave-one-out over the fitted images
     // (a stored image skips itself), plus the validation split's images in held-out mode.
@@ -278,7 +370,7 @@ pub(crate) fn train(
         let y = store_src.labels[r];
         let me = kept[fit_rows[r]] as u32;
         if let Some(n) = store
-            .search(store_src.row(r), 2, Some(y as u16))
+            .search(store_src.row(r), own + 1, Some(y as u16))
             .into_iter()
             .find(|n| n.id != me)
         {
@@ -291,6 +383,40 @@ pub(crate) fn train(
             dists[y].push(d);
         }
     }
+    // The drift reference: every held-out image's top-1 probability (right or wrong) and its
+    // distance to the nearest stored example of any class, itself and its views left out —
+    // what the board measures on each frame.
+    let confidences: Vec<f32> = held_logits
+        .iter()
+        .map(|z| {
+            crate::head::softmax(z, head.temperature)
+                .into_iter()
+                .fold(0.0, f32::max)
+        })
+        .collect();
+    let nearest: Vec<f32> = if cross_validate {
+        (0..store_src.rows())
+            .filter_map(|r| {
+                let me = kept[fit_rows[r]] as u32;
+                store
+                    .search(store_src.row(r), own + 1, None)
+                    .into_iter()
+                    .find(|n| n.id != me)
+                    .map(|n| n.distance)
+            })
+            .collect()
+    } else {
+        (0..val_query.rows())
+            .filter_map(|i| {
+                store
+                    .search(val_query.row(i), 1, None)
+                    .first()
+                    .map(|n| n.distance)
+            })
+            .collect()
+    };
+    let drift = crate::drift::DriftReference::new(&confidences, &nearest);
+
     let p = opts.reject_percentile;
     let mut min_score = Vec::with_capacity(c);
     let mut max_distance = Vec::with_capacity(c);
@@ -345,7 +471,9 @@ pub(crate) fn train(
                     Some(p) => {
                         std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?
                     }
-                    None => embedded_model()
+                    None => run
+                        .backbone
+                        .map_or_else(embedded_model, |b| b.bytes())
                         .context("no --model and no embedded backbone in this build")?
                         .to_vec(),
                 })
@@ -385,6 +513,7 @@ pub(crate) fn train(
         store: Some(store),
         split: Some(split),
         calibration: Some(calibration.clone()),
+        drift: Some(drift),
         training: TrainingInfo {
             dataset: ds.root.display().to_string(),
             dataset_hash,
@@ -396,6 +525,7 @@ pub(crate) fn train(
                 ("val_accuracy".into(), report.val_accuracy),
                 ("val_log_loss".into(), report.val_loss),
                 ("l2".into(), opts.fit.l2),
+                ("augmented_views".into(), aug.rows.rows() as f64),
                 ("iterations".into(), report.iterations as f64),
                 ("temperature".into(), temperature),
                 ("fit_seconds".into(), fit_seconds),
@@ -408,6 +538,7 @@ pub(crate) fn train(
         TrainReport {
             fit: report,
             train_rows: fit_m.rows(),
+            augmented_rows: aug.rows.rows(),
             val_rows: held_labels.len(),
             temperature,
             calibration,

@@ -1,0 +1,62 @@
+//! The backbones `glance-host` can fit on without a file: EfficientNet-Lite0, -Lite1 and -Lite2,
+//! their int8-weight exports compiled into the host binary (`fit --backbone lite2`). The board
+//! binary embeds Lite0 alone (`embedded-model`); a bundle fitted on another carries its bytes.
+
+use anyhow::{bail, Context, Result};
+
+use crate::backbone::{embedded_model, sha256_hex, Backbone, EngineOptions};
+use crate::manifest::Manifest;
+
+/// A backbone shipped in `models/`, by its family name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shipped {
+    /// EfficientNet-Lite0: 224², 0.81 GFLOPs, ImageNet top-1 75.1% (the default).
+    Lite0,
+    /// EfficientNet-Lite1: 240², 1.26 GFLOPs, 76.7%.
+    Lite1,
+    /// EfficientNet-Lite2: 260², 1.80 GFLOPs, 77.6%.
+    Lite2,
+}
+
+impl Shipped {
+    /// The manifest name of its int8-weight file.
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            Shipped::Lite0 => "efficientnet-lite0-int8w",
+            Shipped::Lite1 => "efficientnet-lite1-int8w",
+            Shipped::Lite2 => "efficientnet-lite2-int8w",
+        }
+    }
+
+    /// The ONNX bytes compiled into this binary.
+    pub fn bytes(self) -> Option<&'static [u8]> {
+        match self {
+            Shipped::Lite0 => embedded_model(),
+            Shipped::Lite1 => Some(include_bytes!("../../models/efficientnet_lite1_int8w.onnx")),
+            Shipped::Lite2 => Some(include_bytes!("../../models/efficientnet_lite2_int8w.onnx")),
+        }
+    }
+
+    /// Loads it on `engine`, checked against the manifest's sha256.
+    pub fn load(self, engine: &EngineOptions) -> Result<Backbone> {
+        let bytes = self.bytes().with_context(|| {
+            format!(
+                "this build does not embed {} (cargo feature `embedded-model`)",
+                self.manifest_name()
+            )
+        })?;
+        let entry = Manifest::embedded()?.find(self.manifest_name())?.clone();
+        // Both come from models/ at build time; a difference means a stale manifest.
+        let actual = sha256_hex(bytes);
+        if actual != entry.sha256 {
+            bail!(
+                "the embedded {} has sha256 {actual}, the manifest says {}: rebuild after \
+                 scripts/models/export-backbone.sh",
+                entry.name,
+                entry.sha256
+            );
+        }
+        let origin = format!("<embedded {}>", entry.name).into();
+        Ok(Backbone::from_bytes(bytes, entry, origin, engine)?)
+    }
+}
