@@ -363,7 +363,7 @@ impl Folder {
 }
 
 /// A capture's stem: `<ms since the epoch>-<frame number>`, both digits.
-fn is_capture(stem: &str) -> bool {
+pub(crate) fn is_capture(stem: &str) -> bool {
     stem.split_once('-').is_some_and(|(a, b)| {
         !a.is_empty()
             && !b.is_empty()
@@ -376,7 +376,9 @@ fn writer(mut folder: Folder, rx: mpsc::Receiver<Job>, counts: Arc<Mutex<Capture
     for job in rx {
         let jpeg = match &job.picture {
             Picture::Jpeg(b) => Some(Arc::clone(b)),
-            Picture::Image(img) => encode(img).map(Arc::new),
+            Picture::Image(img) => {
+                crate::view::encode_jpeg(img, QUALITY, "a captured frame").map(Arc::new)
+            }
         };
         let Some(jpeg) = jpeg else {
             folder.publish(&counts, 0, 1, 0);
@@ -407,18 +409,6 @@ fn writer(mut folder: Folder, rx: mpsc::Receiver<Job>, counts: Arc<Mutex<Capture
                 log::warn!("capture: {}", e.report());
                 folder.publish(&counts, 0, 1, removed);
             }
-        }
-    }
-}
-
-fn encode(image: &RgbImage) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY);
-    match enc.encode_image(image) {
-        Ok(()) => Some(out),
-        Err(e) => {
-            log::warn!("capture: cannot encode the frame: {e}");
-            None
         }
     }
 }

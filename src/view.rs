@@ -69,12 +69,17 @@ fn is_jpeg(bytes: &[u8]) -> bool {
 }
 
 fn encode(image: &RgbImage) -> Option<Vec<u8>> {
+    encode_jpeg(image, QUALITY, "the live view")
+}
+
+/// `image` as a JPEG of `quality`; `None` (logged, naming `what`) if it cannot be encoded.
+pub(crate) fn encode_jpeg(image: &RgbImage, quality: u8, what: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY);
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
     match enc.encode_image(image) {
         Ok(()) => Some(out),
         Err(e) => {
-            log::warn!("cannot encode the live view: {e}");
+            log::warn!("cannot encode {what}: {e}");
             None
         }
     }

@@ -135,10 +135,20 @@ ROWS_A64=(
   "ort-qdq|${M}_qdq.onnx|--engine ort"
   "ort-int8w|${M}_int8w.onnx|--engine ort"
 )
+# The bigger backbones on their default paths (`ROWS='^lite'` runs only these).
+for v in lite1 lite2; do
+  ROWS_A64+=(
+    "$v-tract-int8w|models/efficientnet_${v}_int8w.onnx|--engine tract --precision f32"
+    "$v-tract-int8w-f16|models/efficientnet_${v}_int8w.onnx|--engine tract --precision f16"
+    "$v-ort-qdq|models/efficientnet_${v}_qdq.onnx|--engine ort"
+  )
+done
 ROWS_A7=(
   "tract-int8w|${M}_int8w.onnx|--engine tract"
   "tract-fp32|${M}_fp32.onnx|--engine tract"
   "tract-qdq|${M}_qdq.onnx|--engine tract"
+  "lite1-tract-int8w|models/efficientnet_lite1_int8w.onnx|--engine tract"
+  "lite2-tract-int8w|models/efficientnet_lite2_int8w.onnx|--engine tract"
 )
 jobs_file="$WORK/jobs"
 : > "$jobs_file"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """onnxruntime's side of scripts/bench/backbone.sh: time one model on one image, 1 thread.
 
-Preprocessing is glance's (centre crop 0.875, bilinear, (x-127)/128), done once with PIL; only
+Preprocessing is glance's (centre crop side/(side+32), bilinear, (x-127)/128), done once with PIL; only
 session.run is timed, as examples/latency.rs times only the backbone. Prints one JSON object.
 """
 import json
@@ -14,18 +14,20 @@ from PIL import Image
 
 
 def main(model, image, runs, warmup):
-    img = Image.open(image).convert("RGB")
-    w, h = img.size
-    side = int(min(w, h) * 0.875 + 0.5)
-    x, y = (w - side) // 2, (h - side) // 2
-    img = img.crop((x, y, x + side, y + side)).resize((224, 224), Image.BILINEAR)
-    t = ((np.asarray(img, np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     t0 = time.perf_counter()
     s = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1e3
+    # The model's own input side (Lite0 224, Lite1 240, Lite2 260) and its evaluation crop.
+    size = int(s.get_inputs()[0].shape[2])
+    img = Image.open(image).convert("RGB")
+    w, h = img.size
+    side = int(min(w, h) * size / (size + 32) + 0.5)
+    x, y = (w - side) // 2, (h - side) // 2
+    img = img.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR)
+    t = ((np.asarray(img, np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
     for _ in range(warmup):
         s.run(None, {"input": t})
     times = []

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Backbone latency, tract (glance) beside onnxruntime, same files, same image, same run, 1 thread.
 # Prints a Markdown table for BENCHMARKS.md. Usage: scripts/bench/backbone.sh [RUNS]
+# BACKBONES="lite0 lite1 lite2" times each backbone's three files (default: lite0).
 # Needs Python 3 with venv; onnxruntime, numpy and pillow go into target/bench-venv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,8 +18,8 @@ LATENCY="${CARGO_TARGET_DIR:-target}/release/examples/latency"
 export OMP_NUM_THREADS=1
 rows=()
 for pass in 1 2; do  # two interleaved passes: a noisy neighbour shows up as disagreement
-  for m in fp32 int8w qdq; do
-    f="models/efficientnet_lite0_$m.onnx"
+  for f in $(for v in ${BACKBONES:-lite0}; do for m in fp32 int8w qdq; do
+               echo "models/efficientnet_${v}_$m.onnx"; done; done); do
     # tract with the build's kernels (x86-64: crates/tract-x86-kernels; its examples/side_by_side.rs
     # times each of its pieces against tract's own).
     rows+=("$("$LATENCY" --model "$f" --runs "$RUNS" --warmup "$WARMUP" "$IMAGE")")

@@ -20,23 +20,26 @@ pub const LABELS_CSV: &str = "labels.csv";
 
 const HEADER: [&str; 6] = ["path", "label", "split", "suggested", "score", "reasons"];
 
+/// Whether `dir` holds a `labels.csv` that `label` wrote (its header says so): only then is the
+/// folder read as that CSV, so a class-folders dataset with a file of that name stays one.
+pub(crate) fn has_labels(dir: &Path) -> bool {
+    use std::io::BufRead;
+    std::fs::File::open(dir.join(LABELS_CSV)).is_ok_and(|f| {
+        let mut first = String::new();
+        std::io::BufReader::new(f).read_line(&mut first).is_ok()
+            && first.trim_end() == HEADER.join(",")
+    })
+}
+
 /// Whether `dir` holds captures (a `<ms>-<frame>.json` sidecar beside its `.jpg`).
 pub(crate) fn is_capture_folder(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".json")
-                .is_some_and(|stem| is_stem(stem) && dir.join(format!("{stem}.jpg")).is_file())
+            name.strip_suffix(".json").is_some_and(|stem| {
+                crate::capture::is_capture(stem) && dir.join(format!("{stem}.jpg")).is_file()
+            })
         })
-    })
-}
-
-fn is_stem(stem: &str) -> bool {
-    stem.split_once('-').is_some_and(|(a, b)| {
-        !a.is_empty()
-            && !b.is_empty()
-            && a.bytes().all(|c| c.is_ascii_digit())
-            && b.bytes().all(|c| c.is_ascii_digit())
     })
 }
 
@@ -59,7 +62,8 @@ fn captures(dir: &Path) -> Result<(Vec<Capture>, Vec<String>)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let stem = name.strip_suffix(".json")?.to_owned();
-            (is_stem(&stem) && dir.join(format!("{stem}.jpg")).is_file()).then_some(stem)
+            (crate::capture::is_capture(&stem) && dir.join(format!("{stem}.jpg")).is_file())
+                .then_some(stem)
         })
         .collect();
     stems.sort();

@@ -238,7 +238,7 @@ impl Dataset {
             } else {
                 open_idx_file(path, opts)?
             }
-        } else if path.join(crate::host::label::LABELS_CSV).is_file() {
+        } else if crate::host::label::has_labels(path) {
             open_csv(&path.join(crate::host::label::LABELS_CSV))?
         } else if crate::host::label::is_capture_folder(path) {
             bail!(

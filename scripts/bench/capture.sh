@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Does --capture stall the frame loop? The same recording decided with and without capture,
+# alternated in one run, every frame made a capture candidate (--capture-margin 1) and the
+# per-minute allowance lifted, so the writer is as busy as it can be; frames/s side by side,
+# and the folder's size against its cap after each run. Two sources: a 640×480 MJPEG recording
+# (a camera's own JPEGs are written as they are) and the same frames as PNG files (decoded
+# frames are kept and encoded by the capture thread). Prints a Markdown table.
+#
+#   scripts/bench/capture.sh [FRAMES]     (default 300 frames a run; ffmpeg is installed if missing)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FRAMES="${1:-300}"
+ROUNDS="${ROUNDS:-3}"
+CAP_MB="${CAP_MB:-5}"
+command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
+cargo build --release --locked --bin glance >&2
+G="${CARGO_TARGET_DIR:-target}/release/glance"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+# A moving picture: a slow pan over a photo, so frames differ and JPEG sizes are realistic.
+ffmpeg -v error -y -loop 1 -i tests/fixtures/photos/china.jpg \
+  -vf "scale=1280:960,crop=640:480:'t*40':'t*20'" -r 30 -frames:v "$FRAMES" -f mjpeg "$W/clip.mjpeg"
+mkdir -p "$W/png"
+ffmpeg -v error -y -i "$W/clip.mjpeg" "$W/png/%05d.png"
+
+fps() { # the run's closing log line: "N frames in S s (F frames/s)"
+  sed -n 's/.* frames in .* s (\([0-9.]*\) frames\/s).*/\1/p' "$1" | tail -1
+}
+run() { # label source extra…
+  local label="$1" src="$2"; shift 2
+  rm -rf "$W/cap"
+  RUST_LOG=info "$G" run --source "$src" --format json --drop never "$@" >"$W/$label.out" 2>"$W/$label.err"
+  fps "$W/$label.err"
+}
+printf '| source | round | frames/s without | with --capture, every frame a candidate | ratio | captured (last status) | skipped, writer busy | folder MB (cap %s) | with --capture, default 6 a minute | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' "$CAP_MB"
+for src in mjpeg png; do
+  s="$W/clip.mjpeg"; [ "$src" = png ] && s="$W/png"
+  for r in $(seq 1 "$ROUNDS"); do
+    a=$(run plain "$s")
+    b=$(run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
+          --capture-max-mb "$CAP_MB" --heartbeat 0.2)
+    last=$(grep '"status"' "$W/capture.out" | tail -1)
+    saved=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["saved"])')
+    busy=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["busy"])')
+    # The files' bytes, as the cap counts them (du would add the folder's own block).
+    bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    mb=$(python3 -c "print(f'{$bytes/1e6:.3f}')")
+    c=$(run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB")
+    ratio=$(python3 -c "print(f'{$b/$a:.3f}')")
+    ratio_default=$(python3 -c "print(f'{$c/$a:.3f}')")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$src" "$r" "$a" "$b" "$ratio" "$saved" "$busy" "$mb" "$c" "$ratio_default"
+    python3 -c "import sys; sys.exit(0 if $bytes <= $CAP_MB * 1e6 else 1)" || { echo "the folder is over its cap" >&2; exit 1; }
+  done
+done
