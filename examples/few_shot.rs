@@ -208,6 +208,7 @@ fn main() -> Result<()> {
                     store.add(&names[classes[k]], &row(&train, p[j]), String::new())?;
                 }
             }
+            let labels: Vec<String> = store.counts().into_iter().map(|(l, _)| l).collect();
             let mut right = 0usize;
             for &(i, k) in &tests {
                 let per_label = store.nearest_per_label(&row(&test, i));
@@ -217,9 +218,7 @@ fn main() -> Result<()> {
                     .filter_map(|(l, d)| d.map(|d| (l, d)))
                     .min_by(|x, y| x.1.total_cmp(&y.1))
                     .map(|(l, _)| l);
-                if best.and_then(|l| store.counts().get(l).map(|c| c.0.clone()))
-                    == Some(names[classes[k]].clone())
-                {
+                if best.and_then(|l| labels.get(l)) == Some(&names[classes[k]]) {
                     right += 1;
                 }
             }

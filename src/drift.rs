@@ -186,32 +186,39 @@ impl DriftMonitor {
         let c = c?;
         let score = d.map_or(c, |d| d.max(c));
         let threshold = ks_threshold(self.reference.images as usize, frames);
-        let drifting = score > threshold;
-        if drifting && !self.warned {
-            log::warn!("{}", problem(score, c, d, threshold, frames));
-        } else if !drifting && self.warned {
-            log::info!("scene drift over: KS {score:.2} over the last {frames} frames");
-        }
-        self.warned = drifting;
-        Some(DriftInfo {
+        let info = DriftInfo {
             score,
             confidence_ks: c,
             distance_ks: d,
             threshold,
             frames,
-            drifting,
-        })
+            drifting: score > threshold,
+        };
+        if info.drifting && !self.warned {
+            log::warn!("{}", info.problem());
+        } else if !info.drifting && self.warned {
+            log::info!("scene drift over: KS {score:.2} over the last {frames} frames");
+        }
+        self.warned = info.drifting;
+        Some(info)
     }
 }
 
-/// The health problem of a drifted scene, in words a user can act on.
-pub(crate) fn problem(score: f32, c: f32, d: Option<f32>, threshold: f32, frames: usize) -> String {
-    format!(
-        "scene drift: KS {score:.2} over the last {frames} frames (confidence {c:.2}{}; above \
-         {threshold:.2} is drift): the frames no longer look like the images the bundle was \
-         validated on; check the camera and the light, or capture (--capture) and refit",
-        d.map_or(String::new(), |d| format!(", distance {d:.2}"))
-    )
+impl DriftInfo {
+    /// The health problem of a drifted scene, in words a user can act on.
+    pub(crate) fn problem(&self) -> String {
+        format!(
+            "scene drift: KS {:.2} over the last {} frames (confidence {:.2}{}; above {:.2} is \
+             drift): the frames no longer look like the images the bundle was validated on; \
+             check the camera and the light, or capture (--capture) and refit",
+            self.score,
+            self.frames,
+            self.confidence_ks,
+            self.distance_ks
+                .map_or(String::new(), |d| format!(", distance {d:.2}")),
+            self.threshold
+        )
+    }
 }
 
 fn push(q: &mut VecDeque<f32>, v: f32, cap: usize) {

@@ -149,24 +149,27 @@ impl Runner {
 
     /// What is wrong now, most urgent first (see [`crate::health::problems`]).
     pub(crate) fn problems(&mut self) -> Vec<String> {
+        let drift = self.drift_report();
+        self.problems_with(drift.as_ref())
+    }
+
+    /// The drift watch's comparison now (none without a watch or before its window is half
+    /// full).
+    fn drift_report(&mut self) -> Option<crate::drift::DriftInfo> {
+        self.drift
+            .as_mut()
+            .and_then(crate::drift::DriftMonitor::report)
+    }
+
+    /// [`Self::problems`], with the drift report already made.
+    fn problems_with(&mut self, drift: Option<&crate::drift::DriftInfo>) -> Vec<String> {
         let sink_dropped = self.sink.dropped();
         self.sink_drops.observe(sink_dropped);
         let trouble = self.source_health.current_trouble();
         let mqtt_trouble = self.mqtt.as_ref().and_then(|m| m.trouble());
-        let drift = self
-            .drift
-            .as_mut()
-            .and_then(crate::drift::DriftMonitor::report)
+        let drift = drift
             .filter(|d| d.drifting)
-            .map(|d| {
-                crate::drift::problem(
-                    d.score,
-                    d.confidence_ks,
-                    d.distance_ks,
-                    d.threshold,
-                    d.frames,
-                )
-            });
+            .map(crate::drift::DriftInfo::problem);
         crate::health::problems(&Observations {
             since_frame: self.live.then(|| self.last_frame.elapsed()),
             source_trouble: trouble.as_deref(),
@@ -182,7 +185,8 @@ impl Runner {
 
     /// A status report (`dropped`: the source's drop count).
     pub(crate) fn status(&mut self, dropped: u64) -> StatusInfo {
-        let problems = self.problems();
+        let drift = self.drift_report();
+        let problems = self.problems_with(drift.as_ref());
         let latency = self.latencies.p50_p99();
         StatusInfo {
             latency_p50_ms: latency.map(|l| l.0),
@@ -199,10 +203,7 @@ impl Runner {
             bad_commands: self.bad_commands + self.sink.bad_input(),
             backbone: self.backbone_sha.clone(),
             capture: self.capture.as_ref().map(crate::capture::Capture::counts),
-            drift: self
-                .drift
-                .as_mut()
-                .and_then(crate::drift::DriftMonitor::report),
+            drift,
         }
     }
 

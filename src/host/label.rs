@@ -31,16 +31,26 @@ pub(crate) fn has_labels(dir: &Path) -> bool {
     })
 }
 
-/// Whether `dir` holds captures (a `<ms>-<frame>.json` sidecar beside its `.jpg`).
+/// Whether `dir` holds captures.
 pub(crate) fn is_capture_folder(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
+    capture_stems(dir).is_ok_and(|stems| !stems.is_empty())
+}
+
+/// The stems of the captures in `dir` (a `<ms>-<frame>.json` sidecar beside its `.jpg`), oldest
+/// first.
+fn capture_stems(dir: &Path) -> Result<Vec<String>> {
+    let mut stems: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list folder", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".json").is_some_and(|stem| {
-                crate::capture::is_capture(stem) && dir.join(format!("{stem}.jpg")).is_file()
-            })
+            let stem = name.strip_suffix(".json")?.to_owned();
+            (crate::capture::is_capture(&stem) && dir.join(format!("{stem}.jpg")).is_file())
+                .then_some(stem)
         })
-    })
+        .collect();
+    stems.sort();
+    Ok(stems)
 }
 
 /// One capture as its sidecar describes it.
@@ -56,17 +66,7 @@ struct Capture {
 /// Reads the captures of `dir`, oldest first. A sidecar that cannot be read is reported and
 /// left out; it never stops the others.
 fn captures(dir: &Path) -> Result<(Vec<Capture>, Vec<String>)> {
-    let mut stems: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list folder", dir.display()))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_suffix(".json")?.to_owned();
-            (crate::capture::is_capture(&stem) && dir.join(format!("{stem}.jpg")).is_file())
-                .then_some(stem)
-        })
-        .collect();
-    stems.sort();
+    let stems = capture_stems(dir)?;
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for stem in stems {

@@ -171,9 +171,10 @@ pub fn extract(args: ExtractJob) -> anyhow::Result<ExitCode> {
         }
         // The views `fit --augment` fits, of the training images: cached for it, and exported
         // row for row beside the plain features (an image with no plain row has none here).
-        if split == Split::Train {
-            for view in crate::host::workbench::views_of(&args.augment) {
-                let kept_items: Vec<_> = kept.iter().map(|&i| items[i]).collect();
+        let views = crate::host::workbench::views_of(&args.augment);
+        if split == Split::Train && !views.is_empty() {
+            let kept_items: Vec<_> = kept.iter().map(|&i| items[i]).collect();
+            for view in views {
                 let (v, _, f, _) =
                     crate::host::workbench::feature_matrix_of(&kept_items, &extractor, &run, view)?;
                 rows += v.rows();

@@ -264,12 +264,16 @@ pub(crate) fn train(
     // rows would leak it into the head it validates.
     let t = Instant::now();
     let fit_items: Vec<&Item> = fit_rows.iter().map(|&r| items[kept[r]]).collect();
-    let aug_raw = augmented_views(&fit_items, &extractor, run, &opts.augment)?;
+    let Augmented {
+        rows: aug_raw,
+        origin,
+        view,
+    } = augmented_views(&fit_items, &extractor, run, &opts.augment)?;
     let extract_seconds = extract_seconds + t.elapsed().as_secs_f64();
     let aug = Augmented {
-        rows: conditioned(&aug_raw.rows),
-        origin: aug_raw.origin.clone(),
-        view: aug_raw.view.clone(),
+        rows: conditioned(&aug_raw),
+        origin,
+        view,
     };
     let fit_all = concat_rows(&fit_m, &aug.rows);
     // The store is searched with unit-length frame features; with plain L2 conditioning those
@@ -318,7 +322,7 @@ pub(crate) fn train(
 
     // The store: fitted examples, capped per class, in a seeded order.
     let (store_src, val_query, aug_src) = if store_keeps_raw {
-        (&fit_raw, &val_raw, &aug_raw.rows)
+        (&fit_raw, &val_raw, &aug_raw)
     } else {
         (&fit_m, &val_m, &aug.rows)
     };
