@@ -5,7 +5,8 @@
 //!
 //! Running it again after more captures keeps every label already filled in (rows are matched
 //! by path) and adds rows for the new captures; rows of captures the board has since removed
-//! are kept too, so no label written is ever lost.
+//! are kept too, the replaced file stays as `labels.csv.prev`, and a file with a quote left
+//! open is refused rather than rewritten: no label written is ever lost.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,12 +120,31 @@ fn existing_labels(csv: &Path) -> Result<BTreeMap<String, (String, String)>> {
     if !csv.exists() {
         return Ok(out);
     }
+    // A quote left open swallows every row after it into one field, which the CSV reader
+    // accepts: refused (quotes come in pairs, `""` included), so that the rewrite never drops
+    // what the labeller typed.
+    let text =
+        std::fs::read_to_string(csv).with_context(|| format!("{}: cannot read", csv.display()))?;
+    if text.matches('"').count() % 2 == 1 {
+        let line = text
+            .lines()
+            .scan(0usize, |quotes, l| {
+                *quotes += l.matches('"').count();
+                Some(*quotes)
+            })
+            .position(|q| q % 2 == 1)
+            .map_or(0, |i| i + 1);
+        bail!(
+            "{}: line {line}: a quote is not closed; fix the row and run `glance-host label` \
+             again",
+            csv.display()
+        );
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(csv)
-        .with_context(|| format!("{}: cannot read", csv.display()))?;
+        .from_reader(text.as_bytes());
     for (n, rec) in reader.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", csv.display(), n + 2))?;
         let Some(path) = rec.get(0).filter(|p| !p.is_empty()) else {
@@ -215,7 +235,12 @@ pub fn label(dir: &Path, sheet: Option<&Path>, columns: usize) -> Result<LabelSu
         }
         w.flush()?;
     }
-    crate::fsutil::write_atomic(&csv_path, &bytes)?;
+    // The labeller's last version stays beside it, as labels.csv.prev.
+    crate::fsutil::write_atomic_keep_previous(
+        &csv_path,
+        &bytes,
+        &dir.join(format!("{LABELS_CSV}.prev")),
+    )?;
 
     let sheet_path = sheet
         .map(Path::to_path_buf)
@@ -257,4 +282,67 @@ pub fn label(dir: &Path, sheet: Option<&Path>, columns: usize) -> Result<LabelSu
         labelled,
         unreadable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A capture `stem` in `dir`: a small JPEG and `sidecar` as its JSON.
+    fn capture(dir: &Path, stem: &str, sidecar: &[u8]) {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([90, 120, 200]))
+            .save(dir.join(format!("{stem}.jpg")))
+            .unwrap();
+        std::fs::write(dir.join(format!("{stem}.json")), sidecar).unwrap();
+    }
+
+    #[test]
+    fn a_broken_sidecar_is_named_and_left_out_and_the_others_are_labelled() {
+        let dir = tempfile::tempdir().unwrap();
+        capture(
+            dir.path(),
+            "1700000000000-00000001",
+            br#"{"label":"unknown","score":0.4,"top_k":[{"label":"mug","score":0.4}],
+                "capture":{"reasons":["unknown"]}}"#,
+        );
+        capture(dir.path(), "1700000000001-00000002", b"{\"label\": \"cut");
+        let s = label(dir.path(), None, 4).unwrap();
+        assert_eq!(s.captures, 1);
+        assert_eq!(s.unreadable.len(), 1);
+        assert!(
+            s.unreadable[0].contains("1700000000001-00000002.json"),
+            "{s:?}"
+        );
+        let csv = std::fs::read_to_string(&s.csv).unwrap();
+        assert!(
+            csv.contains("1700000000000-00000001.jpg,,train,mug,0.400,unknown"),
+            "{csv}"
+        );
+        // Run again: the CSV it replaces stays beside it.
+        label(dir.path(), None, 4).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("{LABELS_CSV}.prev"))).unwrap(),
+            csv
+        );
+    }
+
+    #[test]
+    fn a_broken_labels_csv_is_refused_by_name_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        capture(
+            dir.path(),
+            "1700000000000-00000001",
+            br#"{"label":"mug","score":0.9}"#,
+        );
+        // A row with an unterminated quote: the user's edit, not to be overwritten.
+        let broken = format!("{}\n\"1700000000000-00000001.jpg,mug\n", HEADER.join(","));
+        std::fs::write(dir.path().join(LABELS_CSV), &broken).unwrap();
+        let err = label(dir.path(), None, 4).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains(LABELS_CSV) && err.contains("line 2"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(LABELS_CSV)).unwrap(),
+            broken
+        );
+    }
 }
