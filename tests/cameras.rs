@@ -254,8 +254,10 @@ impl Run {
         );
     }
 
+    /// SIGTERM: glance first finishes the frame in the backbone, which under the VM's emulation
+    /// takes up to SETTLE_S (28 s measured in a CI run), then stops within 20 s.
     fn stop(mut self) {
-        crate::run::terminate(&mut self.child);
+        crate::run::terminate_within(&mut self.child, SETTLE_S + 20);
     }
 }
 

@@ -77,12 +77,19 @@ impl Drop for PtyPair {
 /// Stops `child` with SIGTERM (the graceful path: store saved, sink flushed) and returns what
 /// it wrote to stderr (when piped).
 pub(crate) fn terminate(child: &mut Child) -> String {
+    terminate_within(child, 20)
+}
+
+/// [`terminate`], with `secs` to stop in: glance finishes the frame in the backbone before it
+/// stops, which on a board is under a second but under the camera VM's emulation up to half a
+/// minute.
+pub(crate) fn terminate_within(child: &mut Child, secs: u64) -> String {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
+    while t.elapsed() < Duration::from_secs(secs) {
         if child.try_wait().ok().flatten().is_some() {
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -93,7 +100,7 @@ pub(crate) fn terminate(child: &mut Child) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
-    panic!("glance did not stop on SIGTERM within 20 s");
+    panic!("glance did not stop on SIGTERM within {secs} s");
 }
 
 /// Reads from `file` (non-blocking via a thread) until `done(messages)` or the deadline.
