@@ -17,6 +17,7 @@ mod drift;
 mod engine;
 #[cfg(feature = "host")]
 mod fashion;
+mod fuzz_corpus;
 mod golden;
 #[cfg(feature = "host")]
 mod host;
