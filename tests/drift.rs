@@ -23,15 +23,8 @@ fn random_crops(photo: &str, n: usize, seed: u64) -> Vec<RgbImage> {
     let img = glance::decode_file(&fixture(&format!("photos/{photo}")), Default::default())
         .expect("fixture decodes");
     let (w, h) = img.dimensions();
-    let mut s = seed;
-    let mut uniform = move || {
-        // SplitMix64.
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = crate::util::Rng(seed);
+    let mut uniform = move || rng.uniform();
     (0..n)
         .map(|_| {
             let side = (f64::from(w.min(h)) * (0.45 + 0.45 * uniform())) as u32;

@@ -11,6 +11,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use crate::util::Rng;
+
 #[path = "../fuzz/bodies/bundle_open.rs"]
 mod bundle_open;
 #[path = "../fuzz/bodies/camera_frame.rs"]
@@ -30,24 +32,6 @@ mod wire_stream;
 
 /// Mutants per corpus file; GLANCE_MUTANTS overrides it (a longer local run).
 const MUTANTS: usize = 3000;
-
-/// SplitMix64: a few lines, the same sequence everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One to four edits of `input`; `other` is another file of the same corpus, for splicing.
 fn mutate(input: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
