@@ -103,7 +103,7 @@ const CPU_WAITING_VM: f64 = 0.05;
 /// decode-ahead worker twice, and a heartbeat each second here.
 const WAKEUPS_WAITING: f64 = 40.0;
 /// How long the work of frames already taken may go on once a source is gone: a frame takes
-/// 5–21 s in the VM (the longest seen with ffmpeg writing beside it).
+/// 5–28 s in the VM (the longest seen with ffmpeg writing beside it, on CI's machine).
 const SETTLE_S: u64 = 60;
 
 /// A running `glance run` whose stdout (JSON lines) and stderr lines arrive on channels.

@@ -80,27 +80,14 @@ pub(crate) fn terminate(child: &mut Child) -> String {
     terminate_within(child, 20)
 }
 
-/// [`terminate`], with `secs` to stop in: glance finishes the frame in the backbone before it
-/// stops, which on a board is under a second but under the camera VM's emulation up to half a
-/// minute.
+/// [`terminate`], with `secs` to stop in ([`crate::util::sigterm_and_wait`]).
 pub(crate) fn terminate_within(child: &mut Child, secs: u64) -> String {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        if child.try_wait().ok().flatten().is_some() {
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut stderr);
-            }
-            return stderr;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    crate::util::sigterm_and_wait(child, secs);
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
     }
-    let _ = child.kill();
-    panic!("glance did not stop on SIGTERM within {secs} s");
+    stderr
 }
 
 /// Reads from `file` (non-blocking via a thread) until `done(messages)` or the deadline.

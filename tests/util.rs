@@ -1,7 +1,7 @@
 //! Shared helpers: fixture paths, the onnxruntime reference, loaded backbones, the CLI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::OnceLock;
 
 use glance::{Backbone, ModelSource};
@@ -222,23 +222,31 @@ pub fn free_port() -> u16 {
 /// SIGTERM (a clean shutdown) and the exit, which must be a success, within 20 s.
 pub fn stop(running: Running) {
     let mut child = running.take();
+    let s = sigterm_and_wait(&mut child, 20);
+    assert!(s.success(), "glance exited with {s}");
+}
+
+/// Sends `child` SIGTERM (the graceful path: store saved, sink flushed) and waits up to `secs`
+/// for its exit; past that it is killed and the test fails. glance finishes the frame in the
+/// backbone before it stops: under a second on a board, up to half a minute under the camera
+/// VM's emulation.
+pub fn sigterm_and_wait(child: &mut Child, secs: u64) -> ExitStatus {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < until {
         if let Ok(Some(s)) = child.try_wait() {
-            assert!(s.success(), "glance exited with {s}");
-            return;
+            return s;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("glance did not stop within 20 s of SIGTERM");
+    panic!("glance did not stop on SIGTERM within {secs} s");
 }
 
 /// `glance` (see [`glance_command`]) with `args`, in the background, output discarded, killed if
