@@ -490,7 +490,7 @@ impl Backbone {
                 ))
             }
             #[cfg(feature = "ort")]
-            EngineKind::Ort => Box::new(ort::OrtEngine::new(bytes, engine, &origin)?),
+            EngineKind::Ort => Box::new(ort::OrtEngine::new(bytes, shape, engine, &origin)?),
             #[cfg(not(feature = "ort"))]
             EngineKind::Ort => {
                 return Err(Error::InvalidSetting(

@@ -493,3 +493,132 @@ fn fit_on_a_shipped_backbone_with_flipped_views() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store-augmented needs --augment"));
 }
+
+/// `--backbone lite0-160`: Lite0's file at a 160² input. The bundle carries the smaller side, its
+/// features are not the 224² ones (another cache file), and the board binary runs it at 160²
+/// and decides as the fit's own evaluation did.
+#[test]
+fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 8, 4);
+    let cache = tmp.path().join("cache");
+    let fit = |name: &str, extra: &[&str]| -> PathBuf {
+        let bundle = tmp.path().join(format!("{name}{}.glance", extra.len()));
+        let (data, bundle_s, cache) = (p(&data), p(&bundle), p(&cache));
+        let mut args = vec!["fit", &data, "--out", &bundle_s, "--cache", &cache];
+        args.extend_from_slice(&["-q", "--backbone", name]);
+        args.extend_from_slice(extra);
+        ok(&host(args));
+        bundle
+    };
+    let small = fit("lite0-160", &[]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&host(["show", &p(&small), "--format", "json"]))).expect("JSON");
+    assert_eq!(v["backbone"]["name"], "efficientnet-lite0-int8w", "{v}");
+    assert_eq!(
+        (&v["preprocess"]["width"], &v["preprocess"]["height"]),
+        (&serde_json::json!(160), &serde_json::json!(160)),
+        "{v}"
+    );
+    fit("lite0", &[]);
+    assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
+    // The board binary on the bundle tells the held-out photos apart, and says it runs at 160².
+    let test_dir = data.join("test");
+    let mut right = 0;
+    let mut total = 0;
+    for class in std::fs::read_dir(&test_dir).expect("test dir") {
+        let class = class.expect("entry").path();
+        let label = class
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for img in std::fs::read_dir(&class).expect("class dir") {
+            let out = glance([
+                "classify",
+                "--bundle",
+                &p(&small),
+                "--format",
+                "json",
+                &p(&img.expect("entry").path()),
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let d: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("a JSON decision");
+            right += usize::from(d["label"] == label.as_str());
+            total += 1;
+        }
+    }
+    assert!(
+        total >= 12 && right * 10 >= total * 8,
+        "{right} of {total} right"
+    );
+    // Its features are not the 224² ones of the same file.
+    let photo = p(&test_dir.join("cat/00.png"));
+    let features = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec!["classify", "--format", "json", "--with-features"];
+        args.extend_from_slice(extra);
+        args.push(&photo);
+        let out = glance(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        d["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect()
+    };
+    let (at160, at224) = (features(&["--bundle", &p(&small)]), features(&[]));
+    assert_eq!((at160.len(), at224.len()), (1280, 1280));
+    let dot: f64 = at160.iter().zip(&at224).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&at160) * norm(&at224));
+    assert!(
+        cosine < 0.99,
+        "160² and 224² features alike: cosine {cosine}"
+    );
+    // A bundle that does not carry the file runs at 160² too, on the embedded backbone and on
+    // the file given with --model.
+    let external = fit("lite0-160", &["--external-backbone"]);
+    let file = p(&model_file("efficientnet_lite0_int8w.onnx"));
+    for extra in [vec![], vec!["--model", file.as_str()]] {
+        let mut args = vec!["--bundle", external.to_str().expect("UTF-8 path")];
+        args.extend(extra);
+        let other = features(&args);
+        let dot: f64 = other.iter().zip(&at160).map(|(a, b)| a * b).sum();
+        let cosine = dot / (norm(&other) * norm(&at160));
+        assert!(
+            cosine > 0.9999,
+            "{args:?}: cosine {cosine} to the 160² features"
+        );
+    }
+    // onnxruntime only runs the graph at its exported 224²: refused at load, with the way out.
+    #[cfg(feature = "ort")]
+    if let Some(lib) = ort_library("lite0_at_160_is_fitted_cached_apart_and_run_at_160") {
+        let out = glance([
+            "classify",
+            "--bundle",
+            &p(&small),
+            "--engine",
+            "ort",
+            "--ort-library",
+            &p(&lib),
+            &photo,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("use --engine tract"),
+            "{err}"
+        );
+    }
+}

@@ -84,7 +84,15 @@ pub(super) struct OrtEngine {
 }
 
 impl OrtEngine {
-    pub(super) fn new(bytes: &[u8], options: &EngineOptions, origin: &Path) -> Result<Self> {
+    /// `shape` is the input the frames are prepared at; a graph exported with other fixed
+    /// dimensions is refused here rather than at the first frame (onnxruntime checks the input
+    /// against the graph's declared dimensions, tract takes the shape it is given).
+    pub(super) fn new(
+        bytes: &[u8],
+        shape: [usize; 4],
+        options: &EngineOptions,
+        origin: &Path,
+    ) -> Result<Self> {
         let (env, version) = environment(options)?;
         let fail = |what: &str, e: ort::Error| Error::ModelLoad {
             path: origin.to_path_buf(),
@@ -106,15 +114,33 @@ impl OrtEngine {
             .map_err(|e| fail("spinning", e.into()))?
             .commit_from_memory(bytes)
             .map_err(|e| fail("loading the graph", e))?;
-        let input = session
-            .inputs()
-            .first()
-            .map(|o| o.name().to_owned())
-            .ok_or_else(|| Error::ModelLoad {
-                path: origin.to_path_buf(),
-                reason: "onnxruntime: the graph has no input".into(),
-                source: None,
-            })?;
+        let first = session.inputs().first().ok_or_else(|| Error::ModelLoad {
+            path: origin.to_path_buf(),
+            reason: "onnxruntime: the graph has no input".into(),
+            source: None,
+        })?;
+        if let Some(declared) = first.dtype().tensor_shape() {
+            // The batch dimension is free (-1) in every export; a negative one is symbolic.
+            let fixed_elsewhere = declared.len() == shape.len()
+                && declared
+                    .iter()
+                    .zip(shape)
+                    .skip(1)
+                    .any(|(&d, want)| d >= 0 && d as usize != want);
+            if fixed_elsewhere {
+                return Err(Error::ModelLoad {
+                    path: origin.to_path_buf(),
+                    reason: format!(
+                        "onnxruntime runs this graph at its exported input {:?} only, and the \
+                         preprocessing asks for {shape:?} (a bundle fitted at a smaller side, \
+                         such as `--backbone lite0-160`); use --engine tract",
+                        &declared[..]
+                    ),
+                    source: None,
+                });
+            }
+        }
+        let input = first.name().to_owned();
         let outputs = session
             .outputs()
             .iter()

@@ -206,8 +206,9 @@ impl RunArgs {
 #[derive(clap::Args, Debug, Clone)]
 struct BackboneArgs {
     /// A shipped backbone, compiled into glance-host: `lite0` (224², the default, fastest),
-    /// `lite1` (240²) or `lite2` (260², most accurate, 2.2× Lite0's work); the bundle carries it.
-    /// Its int8-weight file; for the others, --model FILE.
+    /// `lite1` (240²) or `lite2` (260², 2.2× Lite0's work), or Lite0's file at a smaller input
+    /// for slow boards, `lite0-192` or `lite0-160`; the bundle carries it (README.md, "Which
+    /// backbone"). Its int8-weight file; for the others, --model FILE.
     #[arg(long, value_enum, value_name = "NAME", conflicts_with = "model")]
     backbone: Option<glance::host::ShippedBackbone>,
 }

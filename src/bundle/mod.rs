@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions, ModelSource};
+use crate::backbone::{embedded_model, Backbone, BackboneIdentity, EngineOptions};
 use crate::error::{Error, Result};
 use crate::head::LinearHead;
 use crate::knn::KnnStore;
@@ -404,9 +404,10 @@ impl Bundle {
         crate::fsutil::write_atomic(path, &self.to_bytes()?)
     }
 
-    /// Loads the backbone this bundle was trained with: the bytes inside the bundle, else the
-    /// binary's embedded model, else `model_file`. A backbone whose sha256 differs from the
-    /// bundle's is refused. It runs on `engine`.
+    /// Loads the backbone this bundle was trained with: the bytes inside the bundle, else
+    /// `model_file`, else the binary's embedded model. A backbone whose sha256 differs from the
+    /// bundle's is refused. It runs on `engine`, at the bundle's preprocessing (which is what
+    /// its head was fitted on, even where it differs from the file's manifest entry).
     pub fn load_backbone(
         &self,
         path: &Path,
@@ -421,8 +422,19 @@ impl Bundle {
             return Backbone::from_bytes(bytes, entry, path.to_path_buf(), engine);
         }
         if let Some(file) = model_file {
-            let b = Backbone::load(&ModelSource::File(file.to_path_buf()), engine)?;
-            return self.check_backbone(&b, path).map(|_| b);
+            let bytes = std::fs::read(file).map_err(|source| Error::Io {
+                path: file.to_path_buf(),
+                source,
+            })?;
+            let have = crate::backbone::sha256_hex(&bytes);
+            if have != want.sha256 {
+                let name = Manifest::embedded()
+                    .ok()
+                    .and_then(|m| m.find_by_sha256(&have).map(|e| e.name.clone()))
+                    .unwrap_or_else(|| file.display().to_string());
+                return Err(self.mismatch(path, &name, &have));
+            }
+            return Backbone::from_bytes(&bytes, entry, file.to_path_buf(), engine);
         }
         if let Some(bytes) =
             embedded_model().filter(|b| crate::backbone::sha256_hex(b) == want.sha256)
@@ -443,23 +455,31 @@ impl Bundle {
     pub fn check_backbone(&self, backbone: &Backbone, path: &Path) -> Result<()> {
         let have = backbone.identity();
         if have.sha256 != self.backbone.sha256 {
-            return Err(Error::Bundle {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "made with backbone `{}` (sha256 {}), but the backbone in use is `{}` \
-                     (sha256 {}); features from another network are meaningless to this head",
-                    self.backbone.name, self.backbone.sha256, have.name, have.sha256
-                ),
-            });
+            return Err(self.mismatch(path, &have.name, &have.sha256));
         }
         Ok(())
     }
 
+    fn mismatch(&self, path: &Path, name: &str, sha256: &str) -> Error {
+        Error::Bundle {
+            path: path.to_path_buf(),
+            reason: format!(
+                "made with backbone `{}` (sha256 {}), but the backbone in use is `{name}` \
+                 (sha256 {sha256}); features from another network are meaningless to this head",
+                self.backbone.name, self.backbone.sha256
+            ),
+        }
+    }
+
+    /// The manifest's entry for the bundle's backbone, with the bundle's own preprocessing: a
+    /// bundle may run a file at another input side than it was exported at (`fit --backbone
+    /// lite0-160`), and its head was fitted on features made with the bundle's preprocessing.
     fn model_entry(&self) -> ModelEntry {
-        if let Some(e) = Manifest::embedded()
+        if let Some(mut e) = Manifest::embedded()
             .ok()
             .and_then(|m| m.find_by_sha256(&self.backbone.sha256).cloned())
         {
+            e.preprocess = self.preprocess.clone();
             return e;
         }
         ModelEntry {

@@ -1,5 +1,6 @@
 //! The backbones `glance-host` can fit on without a file: EfficientNet-Lite0, -Lite1 and -Lite2,
-//! their int8-weight exports compiled into the host binary (`fit --backbone lite2`). The board
+//! their int8-weight exports compiled into the host binary (`fit --backbone lite2`), and Lite0 at
+//! 160² and 192² (`lite0-160`: the same file at a smaller input side). The board
 //! binary embeds Lite0 alone (`embedded-model`); a bundle fitted on another carries its bytes.
 
 use anyhow::{Context, Result};
@@ -16,13 +17,22 @@ pub enum Shipped {
     Lite1,
     /// EfficientNet-Lite2: 260², 1.80 GFLOPs, 77.6%.
     Lite2,
+    /// EfficientNet-Lite0 at 160²: the same file (convolutions up to a global pooling take any
+    /// input side), about half the multiply-adds, for the slowest boards.
+    #[value(name = "lite0-160")]
+    Lite0At160,
+    /// EfficientNet-Lite0 at 192², about three quarters of the multiply-adds.
+    #[value(name = "lite0-192")]
+    Lite0At192,
 }
 
 impl Shipped {
     /// The manifest name of its int8-weight file.
     pub fn manifest_name(self) -> &'static str {
         match self {
-            Shipped::Lite0 => "efficientnet-lite0-int8w",
+            Shipped::Lite0 | Shipped::Lite0At160 | Shipped::Lite0At192 => {
+                "efficientnet-lite0-int8w"
+            }
             Shipped::Lite1 => "efficientnet-lite1-int8w",
             Shipped::Lite2 => "efficientnet-lite2-int8w",
         }
@@ -31,9 +41,18 @@ impl Shipped {
     /// The ONNX bytes compiled into this binary.
     pub fn bytes(self) -> Option<&'static [u8]> {
         match self {
-            Shipped::Lite0 => embedded_model(),
+            Shipped::Lite0 | Shipped::Lite0At160 | Shipped::Lite0At192 => embedded_model(),
             Shipped::Lite1 => Some(include_bytes!("../../models/efficientnet_lite1_int8w.onnx")),
             Shipped::Lite2 => Some(include_bytes!("../../models/efficientnet_lite2_int8w.onnx")),
+        }
+    }
+
+    /// The input side when it is not the manifest's (the preprocessing's crop fraction stays).
+    pub fn side(self) -> Option<u32> {
+        match self {
+            Shipped::Lite0At160 => Some(160),
+            Shipped::Lite0At192 => Some(192),
+            Shipped::Lite0 | Shipped::Lite1 | Shipped::Lite2 => None,
         }
     }
 
@@ -46,7 +65,12 @@ impl Shipped {
                 self.manifest_name()
             )
         })?;
-        let entry = Manifest::embedded()?.find(self.manifest_name())?.clone();
+        let mut entry = Manifest::embedded()?.find(self.manifest_name())?.clone();
+        // The bundle carries this preprocessing, so the board runs the backbone at this side too.
+        if let Some(side) = self.side() {
+            entry.preprocess.width = side;
+            entry.preprocess.height = side;
+        }
         let origin = format!("<embedded {}>", entry.name).into();
         Ok(Backbone::from_bytes(bytes, entry, origin, engine)?)
     }
