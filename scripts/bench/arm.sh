@@ -123,8 +123,8 @@ count() {
 export -f count qemu_for say
 export WORK PLUGIN ORT_DIR
 
-M=models/efficientnet_lite0
-# name | model | engine flags (tract: precision; ort)
+M="--model models/efficientnet_lite0"
+# name | backbone (--model FILE or --bundle FILE) | engine flags (tract: precision; ort)
 ROWS_A64=(
   "tract-int8w|${M}_int8w.onnx|--engine tract --precision f32"
   "tract-int8w-f16|${M}_int8w.onnx|--engine tract --precision f16"
@@ -138,32 +138,60 @@ ROWS_A64=(
 # The bigger backbones on their default paths (`ROWS='^lite'` runs only these).
 for v in lite1 lite2; do
   ROWS_A64+=(
-    "$v-tract-int8w|models/efficientnet_${v}_int8w.onnx|--engine tract --precision f32"
-    "$v-tract-int8w-f16|models/efficientnet_${v}_int8w.onnx|--engine tract --precision f16"
-    "$v-ort-qdq|models/efficientnet_${v}_qdq.onnx|--engine ort"
+    "$v-tract-int8w|--model models/efficientnet_${v}_int8w.onnx|--engine tract --precision f32"
+    "$v-tract-int8w-f16|--model models/efficientnet_${v}_int8w.onnx|--engine tract --precision f16"
+    "$v-ort-qdq|--model models/efficientnet_${v}_qdq.onnx|--engine ort"
   )
 done
 ROWS_A7=(
   "tract-int8w|${M}_int8w.onnx|--engine tract"
   "tract-fp32|${M}_fp32.onnx|--engine tract"
   "tract-qdq|${M}_qdq.onnx|--engine tract"
-  "lite1-tract-int8w|models/efficientnet_lite1_int8w.onnx|--engine tract"
-  "lite2-tract-int8w|models/efficientnet_lite2_int8w.onnx|--engine tract"
+  "lite1-tract-int8w|--model models/efficientnet_lite1_int8w.onnx|--engine tract"
+  "lite2-tract-int8w|--model models/efficientnet_lite2_int8w.onnx|--engine tract"
 )
+# Lite0 at a smaller input side (`fit --backbone lite0-192|lite0-160`) exists only in a bundle:
+# each runs a bundle fitted on the fixture photos, beside one fitted at 224² the same way, so the
+# head stage is the same work (`ROWS='^side'` runs only these).
+for side in 224 192 160; do
+  b="--bundle $WORK/bundles/lite0-$side.glance"
+  ROWS_A64+=(
+    "side$side-tract-int8w|$b|--engine tract --precision f32"
+    "side$side-tract-int8w-f16|$b|--engine tract --precision f16"
+  )
+  ROWS_A7+=("side$side-tract-int8w|$b|--engine tract")
+done
+make_bundles() {
+  [ -s "$WORK/bundles/done" ] && return
+  say "bundles at 224², 192² and 160² (glance-host fit on the fixture photos)"
+  cargo build -q --locked --bin glance-host
+  d="$WORK/bundles/photos"
+  rm -rf "$d"; mkdir -p "$d/indoor" "$d/outdoor"
+  for f in camera chelsea coffee; do ln -s "$ROOT"/tests/fixtures/photos/$f.* "$d/indoor/"; done
+  for f in china flower motorcycle_right; do ln -s "$ROOT"/tests/fixtures/photos/$f.* "$d/outdoor/"; done
+  for side in 224 192 160; do
+    b=lite0-$side; [ $side = 224 ] && b=lite0
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/glance-host" fit "$d" --backbone "$b" \
+      -q --cache "$WORK/bundles/cache" --out "$WORK/bundles/lite0-$side.glance" >/dev/null
+  done
+  git rev-parse HEAD > "$WORK/bundles/done"
+}
+rm -f "$WORK/bundles/done"
 jobs_file="$WORK/jobs"
 : > "$jobs_file"
 for core in "${CORES[@]}"; do
   if [ "$core" = a7 ]; then bin=$ARM7; rows=("${ROWS_A7[@]}"); else bin=$A64; rows=("${ROWS_A64[@]}"); fi
   for row in "${rows[@]}"; do
-    IFS='|' read -r name model flags <<< "$row"
+    IFS='|' read -r name src flags <<< "$row"
     if [ -n "${ROWS:-}" ] && ! [[ $name =~ $ROWS ]]; then continue; fi
-    echo "count $core $name inline $bin bench --model $model $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
+    [[ $src == --bundle* ]] && make_bundles
+    echo "count $core $name inline $bin bench $src $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
     if [ "${PROFILE:-}" = "$core.$name" ]; then
-      echo "count $core $name-profile profile,reset=3:2 $bin bench --model $model $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
+      echo "count $core $name-profile profile,reset=3:2 $bin bench $src $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
     fi
     if [ "${THREADS:-1}" != 1 ] && [[ $name == tract-int8w* ]]; then
-      echo "count $core $name-t1 atomic $bin bench --model $model $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
-      echo "count $core $name-t4 atomic $bin bench --model $model $flags --threads 4 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
+      echo "count $core $name-t1 atomic $bin bench $src $flags --threads 1 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
+      echo "count $core $name-t4 atomic $bin bench $src $flags --threads 4 --warmup 0 --frames $FRAMES --format json $IMAGE" >> "$jobs_file"
     fi
   done
   kl=$WORK/known-loop-aarch64; [ "$core" = a7 ] && kl=$WORK/known-loop-armv7

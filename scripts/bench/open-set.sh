@@ -7,7 +7,8 @@
 # and on Fashion-MNIST, whose test split is a fixed 100 a class and whose "unknowns" are two
 # held-out classes, Bag and Ankle boot). 1 photo a class is not a fit (fit needs 2 to
 # calibrate) and is printed as such.
-# Prints Markdown tables. Usage: scripts/bench/open-set.sh [WORKDIR]
+# Prints Markdown tables. Usage: scripts/bench/open-set.sh [WORKDIR]; env BACKBONE (a shipped
+# backbone for `fit --backbone`, default lite0) and CURVES=0 (the first table only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK="${1:-target/open-set}"
@@ -18,13 +19,14 @@ PY="$(scripts/python-env.sh scikit-image scikit-learn)"
 cargo build -q --locked --bin glance-host
 HOST="${CARGO_TARGET_DIR:-target}/debug/glance-host"
 CACHE="$WORK/cache"
+BACKBONE="${BACKBONE:-lite0}"
 
 [ -d "$WORK/photos/train" ] || "$PY" scripts/bench/make-photo-set.py "$WORK/photos" --train 50
 "$PY" scripts/bench/make-fashion-subsets.py "$WORK/fashion" >/dev/null
 
 # One fit + eval; prints a JSON object with the figures.
 run() { # DATA UNKNOWN_DIR BUNDLE
-  "$HOST" fit "$1" --out "$3" --cache "$CACHE" -q >"$3.fit.txt" 2>"$3.fit.err"
+  "$HOST" fit "$1" --out "$3" --cache "$CACHE" --backbone "$BACKBONE" -q >"$3.fit.txt" 2>"$3.fit.err"
   "$HOST" eval "$3" "$1" --unknown "$2" --cache "$CACHE" -q --format json
 }
 
@@ -39,10 +41,10 @@ subset() { # ROOT N DATA
   done
 }
 
-echo "### Real-photo set, 30 photos a class, default settings ($(git rev-parse --short HEAD))"
+echo "### Real-photo set, 30 photos a class, default settings, $BACKBONE ($(git rev-parse --short HEAD))"
 echo
 subset "$WORK/photos" 30 "$WORK/photos-30"
-e=$(run "$WORK/photos-30" "$WORK/photos/unknown" "$WORK/photos-30.glance")
+e=$(run "$WORK/photos-30" "$WORK/photos/unknown" "$WORK/photos-30-$BACKBONE.glance")
 "$PY" - "$e" <<'PYEOF'
 import json, sys
 e = json.loads(sys.argv[1]); o = e["open_set"]
@@ -52,15 +54,16 @@ print(f"| {e['examples']} | {e['accuracy']*100:.1f}% | {o['known_rejected']*100:
       f"{o['unknown_rejected']*100:.1f}% | {o['auroc']:.3f} | {o['auroc_score']:.3f} | {o['auroc_distance']:.3f} | "
       f"{e['expected_calibration_error']:.3f} |")
 PYEOF
+[ "${CURVES:-1}" = 0 ] && exit 0
 echo
-echo "### Learning curve: training photos per class"
+echo "### Learning curve: training photos per class ($BACKBONE)"
 echo
 echo "| data | per class | calibration | accuracy | known falsely rejected | unknowns rejected | AUROC (rule) |"
 echo "|---|---|---|---|---|---|---|"
 curve() { # NAME LABEL ROOT N...
   local name="$1" label="$2" root="$3"; shift 3
   for n in "$@"; do
-    local d="$WORK/curve-$name-$n"
+    local d="$WORK/curve-$name-$n-$BACKBONE"
     subset "$root" "$n" "$d"
     e=$(run "$d" "$root/unknown" "$d.glance")
     method=$(grep -o 'calibrated by [0-9]*-fold cross-validation\|validated on [0-9]*' "$d.glance.fit.txt" | head -1)
