@@ -415,7 +415,8 @@ fn drift_monitor(classifier: &Classifier, window: usize) -> Option<crate::drift:
         Some(reference) => Some(crate::drift::DriftMonitor::new(reference.clone(), window)),
         None => {
             log::info!(
-                "the bundle carries no drift reference (fitted before glance's bundle version                  3): no scene-drift watch; refit to have one"
+                "the bundle carries no drift reference (fitted before glance's bundle version \
+                 3): no scene-drift watch; refit to have one"
             );
             None
         }
