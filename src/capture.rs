@@ -372,7 +372,33 @@ pub(crate) fn is_capture(stem: &str) -> bool {
     })
 }
 
+/// Lowers the calling thread to the least CPU priority (nice 19): when the cores are busy, the
+/// frame loop and the camera go first and the writer falls behind, which the bounded queue turns
+/// into skipped captures (`busy`), never into a slower loop. Encoding a decoded frame is a few
+/// milliseconds of CPU against a frame's tens; on a saturated 2-core machine it cost the loop
+/// 13–15% of its frames/s at normal priority (BENCHMARKS.md, "Capture").
+#[allow(unsafe_code)] // two system calls on the calling thread
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours. On
+        // Linux the nice value is per thread and PRIO_PROCESS with a thread id sets only that
+        // thread's (setpriority(2), NOTES).
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+        };
+        if rc != 0 {
+            log::debug!(
+                "capture: the writer keeps its priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 fn writer(mut folder: Folder, rx: mpsc::Receiver<Job>, counts: Arc<Mutex<CaptureCounts>>) {
+    lower_priority();
     for job in rx {
         let jpeg = match &job.picture {
             Picture::Jpeg(b) => Some(Arc::clone(b)),
@@ -452,6 +478,42 @@ mod tests {
             dropped: 0,
             disagree,
         }
+    }
+
+    /// The writer lowers itself to nice 19 (read back from /proc, as `ps -L -o ni` shows it).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_writer_runs_at_the_least_cpu_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Capture::start(config(dir.path())).unwrap();
+        // Other tests' writers may be starting too: every one named `capture` must get there.
+        let nice_of_writers = || -> Vec<i64> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| {
+                    let t = t.ok()?.path();
+                    let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+                    (comm.trim() == "capture").then_some(())?;
+                    let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+                    // After "pid (comm) ", field 3 (state) is first and field 19 (nice) 17th.
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(16)?.parse().ok()
+                })
+                .collect()
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let nice = nice_of_writers();
+            if !nice.is_empty() && nice.iter().all(|&n| n == 19) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "capture writers' nice values: {nice:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c.finish();
     }
 
     fn config(dir: &Path) -> CaptureConfig {

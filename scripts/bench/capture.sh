@@ -7,10 +7,19 @@
 # frames are kept and encoded by the capture thread). Prints a Markdown table.
 #
 #   scripts/bench/capture.sh [FRAMES]     (default 300 frames a run; ffmpeg is installed if missing)
+#
+# env ROUNDS (default 3) and SOURCES (default "mjpeg png"). A round is four runs in turn: without
+# capture, every frame, the default allowance, and without capture again (the control: the
+# ratio of two identical runs shows what the machine's own noise does), reversed every other
+# round, so slow drifts fall on both sides. The closing table gives each setting's median ratio
+# over the rounds with a 95% bootstrap interval of that median (fixed seed), and whether the
+# interval shows "within 5%" (its low end at 0.95 or above), refutes it (its high end below
+# 0.95), or cannot tell on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FRAMES="${1:-300}"
 ROUNDS="${ROUNDS:-3}"
+SOURCES="${SOURCES:-mjpeg png}"
 CAP_MB="${CAP_MB:-5}"
 command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 cargo build --release --locked --bin glance >&2
@@ -33,22 +42,46 @@ run() { # label source extra…
   fps "$W/$label.err"
 }
 printf '| source | round | frames/s without | with --capture, every frame a candidate | ratio | captured (last status) | skipped, writer busy | folder MB (cap %s) | with --capture, default 6 a minute | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' "$CAP_MB"
-for src in mjpeg png; do
+for src in $SOURCES; do
   s="$W/clip.mjpeg"; [ "$src" = png ] && s="$W/png"
   for r in $(seq 1 "$ROUNDS"); do
-    a=$(run plain "$s")
-    b=$(run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
-          --capture-max-mb "$CAP_MB" --heartbeat 0.2)
+    every() { run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
+          --capture-max-mb "$CAP_MB" --heartbeat 0.2; }
+    default() { run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB"; }
+    if [ $((r % 2)) = 1 ]; then
+      a=$(run plain "$s"); b=$(every); bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      c=$(default); a2=$(run plain "$s")
+    else
+      a2=$(run plain "$s"); c=$(default)
+      b=$(every); bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      a=$(run plain "$s")
+    fi
     last=$(grep '"status"' "$W/capture.out" | tail -1)
     saved=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["saved"])')
     busy=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["busy"])')
-    # The files' bytes, as the cap counts them (du would add the folder's own block).
-    bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    # The files' bytes after the every-frame run, as the cap counts them (du would add the
+    # folder's own block).
     mb=$(python3 -c "print(f'{$bytes/1e6:.3f}')")
-    c=$(run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB")
     ratio=$(python3 -c "print(f'{$b/$a:.3f}')")
     ratio_default=$(python3 -c "print(f'{$c/$a:.3f}')")
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$src" "$r" "$a" "$b" "$ratio" "$saved" "$busy" "$mb" "$c" "$ratio_default"
     python3 -c "import sys; sys.exit(0 if $bytes <= $CAP_MB * 1e6 else 1)" || { echo "the folder is over its cap" >&2; exit 1; }
+    printf '%s\tevery frame a candidate\t%s\n%s\tdefault, 6 a minute\t%s\n' "$src" "$ratio" "$src" "$ratio_default" >> "$W/ratios.tsv"
+    printf '%s\tnone (control: without, twice)\t%s\n' "$src" "$(python3 -c "print(f'{$a2/$a:.3f}')")" >> "$W/ratios.tsv"
   done
 done
+python3 - "$W/ratios.tsv" <<'PY'
+import random, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    src, setting, ratio = line.rstrip("\n").split("\t")
+    rows.setdefault((src, setting), []).append(float(ratio))
+rng = random.Random(7)
+print("\n| source | --capture | rounds | median ratio (with / without) | 95% interval of the median | within 5%? |")
+print("|---|---|---:|---:|---|---|")
+for (src, setting), r in rows.items():
+    meds = sorted(statistics.median(rng.choices(r, k=len(r))) for _ in range(2000))
+    lo, hi = meds[int(0.025 * len(meds))], meds[int(0.975 * len(meds)) - 1]
+    verdict = "shown" if lo >= 0.95 else ("refuted" if hi < 0.95 else "cannot tell here")
+    print(f"| {src} | {setting} | {len(r)} | {statistics.median(r):.3f} | {lo:.3f}–{hi:.3f} | {verdict} |")
+PY
