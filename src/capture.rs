@@ -381,11 +381,12 @@ pub(crate) fn is_capture(stem: &str) -> bool {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours. On
-        // Linux the nice value is per thread and PRIO_PROCESS with a thread id sets only that
-        // thread's (setpriority(2), NOTES).
+        // SAFETY: both system calls take plain integers and touch no memory of ours. On Linux
+        // the nice value is per thread and PRIO_PROCESS with a thread id sets only that
+        // thread's (setpriority(2), NOTES). The raw gettid system call, not glibc's wrapper,
+        // which needs glibc 2.30 and older board images have 2.28.
         let rc = unsafe {
-            let tid = libc::gettid();
+            let tid = libc::syscall(libc::SYS_gettid);
             libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
         };
         if rc != 0 {
