@@ -560,7 +560,7 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
     );
     // Its features are not the 224² ones of the same file.
     let photo = p(&test_dir.join("cat/00.png"));
-    let features = |extra: &[&str]| -> Vec<f64> {
+    let features = |extra: &[&str]| -> Vec<f32> {
         let mut args = vec!["classify", "--format", "json", "--with-features"];
         args.extend_from_slice(extra);
         args.push(&photo);
@@ -575,18 +575,13 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
             .as_array()
             .expect("features")
             .iter()
-            .filter_map(serde_json::Value::as_f64)
+            .filter_map(|x| x.as_f64().map(|x| x as f32))
             .collect()
     };
     let (at160, at224) = (features(&["--bundle", &p(&small)]), features(&[]));
     assert_eq!((at160.len(), at224.len()), (1280, 1280));
-    let dot: f64 = at160.iter().zip(&at224).map(|(a, b)| a * b).sum();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let cosine = dot / (norm(&at160) * norm(&at224));
-    assert!(
-        cosine < 0.99,
-        "160² and 224² features alike: cosine {cosine}"
-    );
+    let c = cosine(&at160, &at224);
+    assert!(c < 0.99, "160² and 224² features alike: cosine {c}");
     // A bundle that does not carry the file runs at 160² too, on the embedded backbone and on
     // the file given with --model.
     let external = fit("lite0-160", &["--external-backbone"]);
@@ -595,12 +590,8 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
         let mut args = vec!["--bundle", external.to_str().expect("UTF-8 path")];
         args.extend(extra);
         let other = features(&args);
-        let dot: f64 = other.iter().zip(&at160).map(|(a, b)| a * b).sum();
-        let cosine = dot / (norm(&other) * norm(&at160));
-        assert!(
-            cosine > 0.9999,
-            "{args:?}: cosine {cosine} to the 160² features"
-        );
+        let c = cosine(&other, &at160);
+        assert!(c > 0.9999, "{args:?}: cosine {c} to the 160² features");
     }
     // onnxruntime only runs the graph at its exported 224²: refused at load, with the way out.
     #[cfg(feature = "ort")]
