@@ -374,9 +374,9 @@ pub(crate) fn is_capture(stem: &str) -> bool {
 
 /// Lowers the calling thread to the least CPU priority (nice 19): when the cores are busy, the
 /// frame loop and the camera go first and the writer falls behind, which the bounded queue turns
-/// into skipped captures (`busy`), never into a slower loop. Encoding a decoded frame is a few
-/// milliseconds of CPU against a frame's tens; on a saturated 2-core machine it cost the loop
-/// 13–15% of its frames/s at normal priority (BENCHMARKS.md, "Capture").
+/// into skipped captures (`busy`), never into a slower loop. At normal priority, encoding every
+/// decoded frame measurably slowed the loop of a saturated 2-core machine (BENCHMARKS.md,
+/// "Capture").
 #[allow(unsafe_code)] // two system calls on the calling thread
 fn lower_priority() {
     #[cfg(target_os = "linux")]
