@@ -161,8 +161,9 @@ for side in 224 192 160; do
   )
   ROWS_A7+=("side$side-tract-int8w|$b|--engine tract")
 done
+bundles_made=""
 make_bundles() {
-  [ -s "$WORK/bundles/done" ] && return
+  [ -n "$bundles_made" ] && return
   say "bundles at 224², 192² and 160² (glance-host fit on the fixture photos)"
   cargo build -q --locked --bin glance-host
   d="$WORK/bundles/photos"
@@ -174,9 +175,8 @@ make_bundles() {
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/glance-host" fit "$d" --backbone "$b" \
       -q --cache "$WORK/bundles/cache" --out "$WORK/bundles/lite0-$side.glance" >/dev/null
   done
-  git rev-parse HEAD > "$WORK/bundles/done"
+  bundles_made=1
 }
-rm -f "$WORK/bundles/done"
 jobs_file="$WORK/jobs"
 : > "$jobs_file"
 for core in "${CORES[@]}"; do

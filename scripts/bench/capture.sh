@@ -41,26 +41,28 @@ run() { # label source extra…
   RUST_LOG=info "$G" run --source "$src" --format json --drop never "$@" >"$W/$label.out" 2>"$W/$label.err"
   fps "$W/$label.err"
 }
+# The folder's files' bytes, as the cap counts them (du would add the folder's own block).
+folder_bytes() { find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
+every() { run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
+  --capture-max-mb "$CAP_MB" --heartbeat 0.2; }
+default() { run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB"; }
 printf '| source | round | frames/s without | with --capture, every frame a candidate | ratio | captured (last status) | skipped, writer busy | folder MB (cap %s) | with --capture, default 6 a minute | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' "$CAP_MB"
 for src in $SOURCES; do
   s="$W/clip.mjpeg"; [ "$src" = png ] && s="$W/png"
   for r in $(seq 1 "$ROUNDS"); do
-    every() { run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
-          --capture-max-mb "$CAP_MB" --heartbeat 0.2; }
-    default() { run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB"; }
+    # $s is the source the functions above read.
     if [ $((r % 2)) = 1 ]; then
-      a=$(run plain "$s"); b=$(every); bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      a=$(run plain "$s"); b=$(every); bytes=$(folder_bytes)
       c=$(default); a2=$(run plain "$s")
     else
       a2=$(run plain "$s"); c=$(default)
-      b=$(every); bytes=$(find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      b=$(every); bytes=$(folder_bytes)
       a=$(run plain "$s")
     fi
     last=$(grep '"status"' "$W/capture.out" | tail -1)
     saved=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["saved"])')
     busy=$(echo "$last" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["capture"]["busy"])')
-    # The files' bytes after the every-frame run, as the cap counts them (du would add the
-    # folder's own block).
+    # $bytes: the folder after the every-frame run.
     mb=$(python3 -c "print(f'{$bytes/1e6:.3f}')")
     ratio=$(python3 -c "print(f'{$b/$a:.3f}')")
     ratio_default=$(python3 -c "print(f'{$c/$a:.3f}')")
