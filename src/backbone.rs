@@ -24,7 +24,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ModelEntry};
-use crate::preprocess::PreprocessSpec;
+use crate::preprocess::{PreprocessSpec, ResizeMode};
 
 /// The default backbone, compiled into the binary (cargo feature `embedded-model`, on by default)
 /// so that `glance classify` works with no files; `None` in a build without it (board builds:
@@ -530,6 +530,16 @@ impl Backbone {
     /// The manifest entry this backbone was loaded from.
     pub fn entry(&self) -> &ModelEntry {
         &self.entry
+    }
+
+    /// The same backbone with frames resized by `resize` (the input size stays): a bundle
+    /// fitted with it carries it, so the board prepares frames the same way.
+    pub fn with_resize(mut self, resize: ResizeMode) -> Result<Self> {
+        let mut spec = self.entry.preprocess.clone();
+        spec.resize = resize;
+        spec.validate()?;
+        self.entry.preprocess = spec;
+        Ok(self)
     }
 
     /// How frames must be prepared for this backbone.

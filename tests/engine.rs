@@ -217,17 +217,6 @@ fn classify_and_bench_run_on_onnxruntime() {
     assert!(engine.starts_with("onnxruntime 1."), "{engine}");
 }
 
-/// The f32 values of a version-1 .npy file (what `glance-host extract --export` writes).
-fn npy_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).expect("npy");
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
-    let header = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
-    bytes[10 + header..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 #[test]
 fn host_extraction_on_onnxruntime_gives_tracts_features() {
     let Some(lib) = ort_library("host_extraction_on_onnxruntime_gives_tracts_features") else {

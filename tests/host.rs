@@ -494,6 +494,114 @@ fn fit_on_a_shipped_backbone_with_flipped_views() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store-augmented needs --augment"));
 }
 
+/// The feature vector the board binary computes for `photo` (`classify --with-features`), with
+/// `extra` arguments (`--bundle B`, `--model F`).
+fn board_features(extra: &[&str], photo: &str) -> Vec<f32> {
+    let mut args = vec!["classify", "--format", "json", "--with-features"];
+    args.extend_from_slice(extra);
+    args.push(photo);
+    let out = glance(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    d["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|x| x.as_f64().map(|x| x as f32))
+        .collect()
+}
+
+/// `fit --resize squash`: the bundle carries the resize mode, the board prepares frames that way
+/// (its features of a wide photo are the host's under that mode, not the centre crop's), the
+/// mode has its own cache file, and a bad mode is refused with the problem named.
+#[test]
+fn a_resize_mode_is_carried_by_the_bundle_and_used_by_the_board() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 8, 4);
+    let cache = tmp.path().join("cache");
+    let (data_s, cache_s) = (p(&data), p(&cache));
+    let squash = p(&tmp.path().join("squash.glance"));
+    let fit = |out: &str, extra: &[&str]| {
+        let mut args = vec!["fit", &data_s, "--out", out, "--cache", &cache_s, "-q"];
+        args.extend_from_slice(extra);
+        ok(&host(args));
+    };
+    fit(&squash, &["--resize", "squash"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&host(["show", &squash, "--format", "json"]))).expect("JSON");
+    assert_eq!(v["preprocess"]["resize"], "squash", "{v}");
+    // The host's features of a wide photo (451×300), stretched whole to 224².
+    let wide = fixture("photos/chelsea.png");
+    let one = tmp.path().join("one");
+    // (Two classes of two: what a dataset needs.)
+    for (class, photo) in [
+        ("a", "chelsea.png"),
+        ("a", "camera.png"),
+        ("b", "coffee.png"),
+        ("b", "motorcycle_right.png"),
+    ] {
+        std::fs::create_dir_all(one.join(class)).expect("mkdir");
+        std::fs::copy(
+            fixture(&format!("photos/{photo}")),
+            one.join(class).join(photo),
+        )
+        .expect("copy");
+    }
+    let export = tmp.path().join("export");
+    ok(&host([
+        "extract",
+        &p(&one),
+        "--resize",
+        "squash",
+        "--split",
+        "0",
+        "--no-cache",
+        "-q",
+        "--export",
+        &p(&export),
+    ]));
+    let paths = std::fs::read_to_string(export.join("train_paths.txt")).expect("paths");
+    let row = paths
+        .lines()
+        .position(|l| l.ends_with("chelsea.png"))
+        .expect("chelsea's row");
+    let on_host = npy_f32(&export.join("train_features.npy"))[row * 1280..][..1280].to_vec();
+    let on_board = board_features(&["--bundle", &squash], &p(&wide));
+    let c = cosine(&on_board, &on_host);
+    assert!(
+        c > 0.9999,
+        "board and host features under squash: cosine {c}"
+    );
+    let cropped = board_features(&[], &p(&wide));
+    let c = cosine(&cropped, &on_host);
+    assert!(
+        c < 0.98,
+        "squashed and centre-cropped features alike: cosine {c}"
+    );
+    // The default resize is another cache file.
+    fit(&p(&tmp.path().join("crop.glance")), &[]);
+    assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
+    let out = host([
+        "fit",
+        &data_s,
+        "--out",
+        &p(&tmp.path().join("bad.glance")),
+        "--resize",
+        "center-crop=1.5",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad crop fraction `1.5`"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("bad.glance").exists());
+}
+
 /// `--backbone lite0-160`: Lite0's file at a 160² input. The bundle carries the smaller side, its
 /// features are not the 224² ones (another cache file), and the board binary runs it at 160²
 /// and decides as the fit's own evaluation did.
@@ -560,24 +668,7 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
     );
     // Its features are not the 224² ones of the same file.
     let photo = p(&test_dir.join("cat/00.png"));
-    let features = |extra: &[&str]| -> Vec<f32> {
-        let mut args = vec!["classify", "--format", "json", "--with-features"];
-        args.extend_from_slice(extra);
-        args.push(&photo);
-        let out = glance(args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        d["features"]
-            .as_array()
-            .expect("features")
-            .iter()
-            .filter_map(|x| x.as_f64().map(|x| x as f32))
-            .collect()
-    };
+    let features = |extra: &[&str]| board_features(extra, &photo);
     let (at160, at224) = (features(&["--bundle", &p(&small)]), features(&[]));
     assert_eq!((at160.len(), at224.len()), (1280, 1280));
     let c = cosine(&at160, &at224);

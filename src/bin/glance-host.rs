@@ -164,6 +164,7 @@ impl RunArgs {
         RunOptions {
             model: self.model.clone(),
             backbone: None,
+            resize: None,
             engine: EngineOptions {
                 kind: self.engine,
                 // onnxruntime runs one frame at a time on all the threads (its session is
@@ -211,6 +212,13 @@ struct BackboneArgs {
     /// backbone"). Its int8-weight file; for the others, --model FILE.
     #[arg(long, value_enum, value_name = "NAME", conflicts_with = "model")]
     backbone: Option<glance::host::ShippedBackbone>,
+    /// How images are resized to the backbone's input, when not its own way (a centre crop of
+    /// 0.875 of the shorter side): `center-crop=F`, `squash` (stretch the whole image) or
+    /// `letterbox` (fit it, pad with the mean). For subjects framed to the edge (scans, product
+    /// shots, Fashion-MNIST), `center-crop=1` or `squash` keeps what the crop would cut
+    /// (BENCHMARKS.md, "Fashion-MNIST"). The bundle carries it.
+    #[arg(long, value_name = "MODE")]
+    resize: Option<glance::ResizeMode>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -550,6 +558,7 @@ impl ExtractArgs {
             data: self.data.spec(),
             run: RunOptions {
                 backbone: self.backbone.backbone,
+                resize: self.backbone.resize,
                 ..self.run.options()
             },
             export: self.export,
@@ -564,6 +573,7 @@ impl FitArgs {
             data: self.data.spec(),
             run: RunOptions {
                 backbone: self.backbone.backbone,
+                resize: self.backbone.resize,
                 ..self.run.options()
             },
             head: self.head.spec(),
@@ -617,6 +627,7 @@ impl CompareArgs {
             data: self.data.spec(),
             run: RunOptions {
                 backbone: self.backbone.backbone,
+                resize: self.backbone.resize,
                 ..self.run.options()
             },
             head: self.head.spec(),

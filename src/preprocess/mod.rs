@@ -42,6 +42,30 @@ pub enum ResizeMode {
     Letterbox,
 }
 
+/// The command-line form: `squash`, `letterbox` or `center-crop=F` (F in (0, 1]).
+impl std::str::FromStr for ResizeMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let usage = "expected `squash`, `letterbox` or `center-crop=F` with F in (0, 1]";
+        match s {
+            "squash" => Ok(ResizeMode::Squash),
+            "letterbox" => Ok(ResizeMode::Letterbox),
+            _ => {
+                let f = s
+                    .strip_prefix("center-crop=")
+                    .ok_or_else(|| format!("unknown resize mode `{s}`: {usage}"))?;
+                match f.parse::<f32>() {
+                    Ok(crop_fraction) if crop_fraction > 0.0 && crop_fraction <= 1.0 => {
+                        Ok(ResizeMode::CenterCrop { crop_fraction })
+                    }
+                    _ => Err(format!("bad crop fraction `{f}`: {usage}")),
+                }
+            }
+        }
+    }
+}
+
 /// Order of the colour planes in the tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -336,6 +360,27 @@ mod tests {
         assert_eq!(out.dimensions(), (4, 4));
         assert!(out.pixels().all(|p| *p == Rgb([127, 127, 127])));
         assert_eq!(raw_pixels(&RgbImage::new(0, 3), 2), vec![0.0; 12]);
+    }
+
+    #[test]
+    fn resize_modes_parse_from_the_command_line_form() {
+        assert_eq!("squash".parse(), Ok(ResizeMode::Squash));
+        assert_eq!("letterbox".parse(), Ok(ResizeMode::Letterbox));
+        assert_eq!(
+            "center-crop=1".parse(),
+            Ok(ResizeMode::CenterCrop { crop_fraction: 1.0 })
+        );
+        for bad in [
+            "",
+            "crop",
+            "center-crop",
+            "center-crop=0",
+            "center-crop=1.5",
+            "center-crop=NaN",
+        ] {
+            let err = bad.parse::<ResizeMode>().expect_err(bad);
+            assert!(err.contains("center-crop=F"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub model: Option<PathBuf>,
     /// A shipped backbone compiled into glance-host (`--backbone`).
     pub backbone: Option<crate::host::ShippedBackbone>,
+    /// How frames are resized to the input, when not the backbone's own way (`--resize`).
+    pub resize: Option<crate::preprocess::ResizeMode>,
     /// The engine that runs it.
     pub engine: EngineOptions,
     /// Feature cache folder (None = no cache).
@@ -105,17 +107,21 @@ pub enum DeepNorm {
 
 /// Loads the backbone the user asked for, on the engine they asked for.
 pub(super) fn load_backbone(run: &RunOptions) -> Result<Backbone> {
-    if let (None, Some(shipped)) = (&run.model, run.backbone) {
-        return shipped
-            .load(&run.engine.for_features())
-            .context("cannot load the backbone");
+    let backbone = if let (None, Some(shipped)) = (&run.model, run.backbone) {
+        shipped.load(&run.engine.for_features())
+    } else {
+        let source = run
+            .model
+            .clone()
+            .map_or(ModelSource::Embedded, ModelSource::File);
+        // The workbench reads features only.
+        Backbone::load(&source, &run.engine.for_features()).map_err(Into::into)
     }
-    let source = run
-        .model
-        .clone()
-        .map_or(ModelSource::Embedded, ModelSource::File);
-    // The workbench reads features only.
-    Backbone::load(&source, &run.engine.for_features()).context("cannot load the backbone")
+    .context("cannot load the backbone")?;
+    match run.resize {
+        Some(resize) => Ok(backbone.with_resize(resize)?),
+        None => Ok(backbone),
+    }
 }
 
 /// `(example name, reason)` of unreadable examples.
