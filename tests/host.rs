@@ -602,6 +602,45 @@ fn a_resize_mode_is_carried_by_the_bundle_and_used_by_the_board() {
     assert!(!tmp.path().join("bad.glance").exists());
 }
 
+/// `fit --backbone lite0-ml`: a bundle on 1776 multi-level features, which the board binary
+/// runs from the bundle's own bytes and decides the held-out photos with.
+#[test]
+fn multi_level_lite0_is_fitted_and_run_by_the_board() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    photo_dataset(&data, 8, 4);
+    let bundle = p(&tmp.path().join("ml.glance"));
+    ok(&host([
+        "fit",
+        &p(&data),
+        "--out",
+        &bundle,
+        "--no-cache",
+        "-q",
+        "--backbone",
+        "lite0-ml",
+    ]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&host(["show", &bundle, "--format", "json"]))).expect("JSON");
+    assert_eq!(v["backbone"]["name"], "efficientnet-lite0ml-int8w", "{v}");
+    assert_eq!(v["backbone"]["feature_dim"], 1776, "{v}");
+    let (mut right, mut total) = (0, 0);
+    for class in ["cat", "coffee", "camera"] {
+        for img in std::fs::read_dir(data.join("test").join(class)).expect("test dir") {
+            let img = p(&img.expect("entry").path());
+            let out = glance(["classify", "--bundle", &bundle, "--format", "json", &img]);
+            let d: serde_json::Value = serde_json::from_str(&ok(&out)).expect("JSON");
+            right += usize::from(d["label"] == class);
+            total += 1;
+        }
+    }
+    assert!(total == 12 && right >= 10, "{right} of {total} right");
+    assert_eq!(
+        board_features(&["--bundle", &bundle], &p(&fixture("photos/coffee.png"))).len(),
+        1776
+    );
+}
+
 /// `--backbone lite0-160`: Lite0's file at a 160² input. The bundle carries the smaller side, its
 /// features are not the 224² ones (another cache file), and the board binary runs it at 160²
 /// and decides as the fit's own evaluation did.

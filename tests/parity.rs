@@ -38,6 +38,35 @@ fn int8_weight_features_match_onnxruntime() {
     check("efficientnet-lite0-int8w", int8w(), 0.9999);
 }
 
+/// Lite0 multi-level (`fit --backbone lite0-ml`): all 1776 features and the logits match
+/// onnxruntime, and the first 1280 are Lite0's own.
+#[test]
+fn multi_level_lite0_matches_onnxruntime_and_begins_with_lite0s_features() {
+    let ml = glance::Backbone::load(
+        &glance::ModelSource::File(model_file("efficientnet_lite0ml_int8w.onnx")),
+        &Default::default(),
+    )
+    .expect("loads");
+    assert_eq!(ml.identity().feature_dim, 1776);
+    check("efficientnet-lite0ml-int8w", &ml, 0.9999);
+    for name in reference()["tensors"].as_object().expect("tensors").keys() {
+        let t = tensor_of(&fixture(&format!("tensors/{name}")));
+        let (a, b) = (
+            ml.run(t.clone()).expect("runs"),
+            fp32().run(t).expect("runs"),
+        );
+        assert_eq!(a.features.len(), 1776);
+        let c = cosine(&a.features[..1280], &b.features);
+        assert!(
+            c >= 0.99,
+            "{name}: first 1280 against Lite0 fp32: cosine {c}"
+        );
+        // The tapped blocks end in a linear projection (no ReLU6): some pooled values are
+        // negative, which the head's never are.
+        assert!(a.features[1280..].iter().any(|&v| v < -0.01), "{name}");
+    }
+}
+
 #[test]
 fn features_are_pooled_relu6_activations() {
     // The pooled output of ReLU6 activations lies in [0, 6]; Swish (the package's set_swish trap)

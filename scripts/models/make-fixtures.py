@@ -9,8 +9,8 @@
   reference.json for every photo: onnxruntime's top-5 on the PIL-preprocessed photo and the set of
                  labels accepted as correct (those within half the top-1 probability, since two
                  resizers may swap near-ties); for every tensor: onnxruntime's features and logits
-                 for the fp32 and the int8-weight backbone; under "variants", the same for Lite1
-                 and Lite2 on their tensors.
+                 for the fp32 and the int8-weight backbone (and the multi-level lite0ml); under
+                 "variants", the same for Lite1 and Lite2 on their tensors.
 
 Run with the venv that scripts/models/export-backbone.sh makes (GLANCE_EXPORT_VENV), after an export.
 """
@@ -42,6 +42,10 @@ def main():
     files = {m["name"]: ROOT / "models" / m["file"] for m in manifest["models"]}
     s32 = eb.session(files["efficientnet-lite0-fp32"])
     s8 = eb.session(files["efficientnet-lite0-int8w"])
+    lite0 = [("efficientnet-lite0-fp32", s32), ("efficientnet-lite0-int8w", s8)]
+    # The multi-level variant runs Lite0's input: its features on the same tensors.
+    if "efficientnet-lite0ml-int8w" in files:
+        lite0.append(("efficientnet-lite0ml-int8w", eb.session(files["efficientnet-lite0ml-int8w"])))
     ref = {"source": "onnxruntime " + eb.ort.__version__ + " CPU, PIL " + Image.__version__,
            "photos": {}, "tensors": {}}
     for name in PHOTOS:
@@ -60,7 +64,7 @@ def main():
             crop.save(FIX / "tensors" / tname)
             t = eb.to_tensor(Image.open(FIX / "tensors" / tname))
             entry = {}
-            for key, s in (("efficientnet-lite0-fp32", s32), ("efficientnet-lite0-int8w", s8)):
+            for key, s in lite0:
                 f, l = s.run(None, {"input": t})
                 entry[key] = {"features": [float(v) for v in f[0]],
                               "logits": [float(v) for v in l[0]]}

@@ -208,8 +208,9 @@ impl RunArgs {
 struct BackboneArgs {
     /// A shipped backbone, compiled into glance-host: `lite0` (224², the default, fastest),
     /// `lite1` (240²) or `lite2` (260², 2.2× Lite0's work), or Lite0's file at a smaller input
-    /// for slow boards, `lite0-192` or `lite0-160`; the bundle carries it (README.md, "Which
-    /// backbone"). Its int8-weight file; for the others, --model FILE.
+    /// for slow boards, `lite0-192` or `lite0-160`, or `lite0-ml` (Lite0 with middle blocks'
+    /// features too, for subjects unlike ImageNet's photos); the bundle carries it (README.md,
+    /// "Which backbone"). Its int8-weight file; for the others, --model FILE.
     #[arg(long, value_enum, value_name = "NAME", conflicts_with = "model")]
     backbone: Option<glance::host::ShippedBackbone>,
     /// How images are resized to the backbone's input, when not its own way (a centre crop of

@@ -1,6 +1,7 @@
 //! The backbones `glance-host` can fit on without a file: EfficientNet-Lite0, -Lite1 and -Lite2,
 //! their int8-weight exports compiled into the host binary (`fit --backbone lite2`), and Lite0 at
-//! 160² and 192² (`lite0-160`: the same file at a smaller input side). The board
+//! 160² and 192² (`lite0-160`: the same file at a smaller input side), and Lite0 multi-level
+//! (`lite0-ml`: its own file, middle blocks' pooled outputs after the head's). The board
 //! binary embeds Lite0 alone (`embedded-model`); a bundle fitted on another carries its bytes.
 
 use anyhow::{Context, Result};
@@ -24,6 +25,11 @@ pub enum Shipped {
     /// EfficientNet-Lite0 at 192², about three quarters of the multiply-adds.
     #[value(name = "lite0-192")]
     Lite0At192,
+    /// EfficientNet-Lite0, multi-level: its 1280 features, then the pooled outputs of four
+    /// middle blocks (1776 in all), for subjects far from ImageNet's photos (textures, scans,
+    /// grey garments); the same multiply-adds as Lite0.
+    #[value(name = "lite0-ml")]
+    Lite0Ml,
 }
 
 impl Shipped {
@@ -35,6 +41,7 @@ impl Shipped {
             }
             Shipped::Lite1 => "efficientnet-lite1-int8w",
             Shipped::Lite2 => "efficientnet-lite2-int8w",
+            Shipped::Lite0Ml => "efficientnet-lite0ml-int8w",
         }
     }
 
@@ -44,6 +51,9 @@ impl Shipped {
             Shipped::Lite0 | Shipped::Lite0At160 | Shipped::Lite0At192 => embedded_model(),
             Shipped::Lite1 => Some(include_bytes!("../../models/efficientnet_lite1_int8w.onnx")),
             Shipped::Lite2 => Some(include_bytes!("../../models/efficientnet_lite2_int8w.onnx")),
+            Shipped::Lite0Ml => Some(include_bytes!(
+                "../../models/efficientnet_lite0ml_int8w.onnx"
+            )),
         }
     }
 
@@ -52,7 +62,7 @@ impl Shipped {
         match self {
             Shipped::Lite0At160 => Some(160),
             Shipped::Lite0At192 => Some(192),
-            Shipped::Lite0 | Shipped::Lite1 | Shipped::Lite2 => None,
+            Shipped::Lite0 | Shipped::Lite1 | Shipped::Lite2 | Shipped::Lite0Ml => None,
         }
     }
 
