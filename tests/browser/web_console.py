@@ -18,13 +18,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 
 def wait_for(what, fn, seconds=30):
     until = time.time() + seconds
     while time.time() < until:
-        v = fn()
+        try:
+            v = fn()
+        except StaleElementReferenceException:
+            # The page re-rendered the element between finding and reading it (the store table
+            # is redrawn on every refresh): not yet, look again.
+            v = None
         if v:
             return v
         time.sleep(0.2)
