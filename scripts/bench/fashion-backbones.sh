@@ -5,6 +5,7 @@
 #
 #   scripts/bench/fashion-backbones.sh [OUT_DIR]
 #   env: BACKBONES="lite0 lite1 lite2"  AUGMENT=flip (or flip,crops; "" for plain only)
+#        a backbone may name a resize mode after an @: "lite0@center-crop=1" (fit --resize)
 #        ENGINE=tract (default) or ort (the same features, cosine 1.000000 on the test photos;
 #        slower on the int8-weight files here: 30 against 73 images/s for Lite0 on 2 cores)
 #        PER_CLASS=N: a stratified subset of N images a class in each split (default: all)
@@ -39,14 +40,15 @@ views="${AUGMENT//crops/crop0.85-0,crop0.85-1,crop0.85-2,crop0.85-3}"
 for b in $BACKBONES; do
   echo "== $b" >&2
   aug=(); [ -n "$AUGMENT" ] && aug=(--augment "$AUGMENT")
-  run "$b-extract" "$H" extract "$DATA" "${sub[@]}" --backbone "$b" "${engine[@]}" --cache "$CACHE" -q \
+  net=(--backbone "${b%%@*}"); [ "$b" != "${b#*@}" ] && net+=(--resize "${b#*@}")
+  run "$b-extract" "$H" extract "$DATA" "${sub[@]}" "${net[@]}" "${engine[@]}" --cache "$CACHE" -q \
     --export "$OUT/$b-export" "${aug[@]}"
-  run "$b-fit-plain" "$H" fit "$DATA" "${sub[@]}" --backbone "$b" "${engine[@]}" --cache "$CACHE" -q \
+  run "$b-fit-plain" "$H" fit "$DATA" "${sub[@]}" "${net[@]}" "${engine[@]}" --cache "$CACHE" -q \
     --out "$OUT/$b-plain.glance"
   run "$b-eval-plain" "$H" eval "$OUT/$b-plain.glance" "$DATA" "${engine[@]}" --cache "$CACHE" -q --format json
   "$PY" scripts/bench/fashion-sklearn.py "$OUT/$b-export" >"$OUT/$b-sklearn-plain.json"
   if [ -n "$AUGMENT" ]; then
-    run "$b-fit-aug" "$H" fit "$DATA" "${sub[@]}" --backbone "$b" "${engine[@]}" --cache "$CACHE" -q \
+    run "$b-fit-aug" "$H" fit "$DATA" "${sub[@]}" "${net[@]}" "${engine[@]}" --cache "$CACHE" -q \
       --out "$OUT/$b-aug.glance" "${aug[@]}"
     run "$b-eval-aug" "$H" eval "$OUT/$b-aug.glance" "$DATA" "${engine[@]}" --cache "$CACHE" -q --format json
     "$PY" scripts/bench/fashion-sklearn.py "$OUT/$b-export" --views "$views" >"$OUT/$b-sklearn-aug.json"

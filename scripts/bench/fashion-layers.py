@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Which of EfficientNet-Lite0's layers carry Fashion-MNIST: a linear probe (scikit-learn's
 LogisticRegression, glance's sqrt-L2 conditioning) on the average-pooled output of each block and
-of the head, alone and concatenated, on a stratified subset (500 train and 500 test images a
-class), with torch's fp32 model. How the multi-level backbone's blocks were chosen
+of the head, alone and concatenated, on a subset (the first 500 train and 500 test images of
+each class), with torch's fp32 model. How the multi-level backbone's blocks were chosen
 (scripts/models/export-backbone.py, MULTI; BENCHMARKS.md, "Fashion-MNIST: middle blocks and the
 whole garment").
 

@@ -217,7 +217,8 @@ struct BackboneArgs {
     /// 0.875 of the shorter side): `center-crop=F`, `squash` (stretch the whole image) or
     /// `letterbox` (fit it, pad with the mean). For subjects framed to the edge (scans, product
     /// shots, Fashion-MNIST), `center-crop=1` or `squash` keeps what the crop would cut
-    /// (BENCHMARKS.md, "Fashion-MNIST"). The bundle carries it.
+    /// (BENCHMARKS.md, "Fashion-MNIST: middle blocks and the whole garment"). The bundle
+    /// carries it.
     #[arg(long, value_name = "MODE")]
     resize: Option<glance::ResizeMode>,
 }
