@@ -161,6 +161,14 @@ for side in 224 192 160; do
   )
   ROWS_A7+=("side$side-tract-int8w|$b|--engine tract")
 done
+# Lite0 multi-level (`fit --backbone lite0-ml`), a bundle fitted the same way, beside side224
+# (`ROWS='^(side224|ml)-'`).
+b="--bundle $WORK/bundles/lite0-ml.glance"
+ROWS_A64+=(
+  "ml-tract-int8w|$b|--engine tract --precision f32"
+  "ml-tract-int8w-f16|$b|--engine tract --precision f16"
+)
+ROWS_A7+=("ml-tract-int8w|$b|--engine tract")
 bundles_made=""
 make_bundles() {
   [ -n "$bundles_made" ] && return
@@ -170,7 +178,7 @@ make_bundles() {
   rm -rf "$d"; mkdir -p "$d/indoor" "$d/outdoor"
   for f in camera chelsea coffee; do ln -s "$ROOT"/tests/fixtures/photos/$f.* "$d/indoor/"; done
   for f in china flower motorcycle_right; do ln -s "$ROOT"/tests/fixtures/photos/$f.* "$d/outdoor/"; done
-  for side in 224 192 160; do
+  for side in 224 192 160 ml; do
     b=lite0-$side; [ $side = 224 ] && b=lite0
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/glance-host" fit "$d" --backbone "$b" \
       -q --cache "$WORK/bundles/cache" --out "$WORK/bundles/lite0-$side.glance" >/dev/null
