@@ -535,10 +535,8 @@ impl Backbone {
     /// The same backbone with frames resized by `resize` (the input size stays): a bundle
     /// fitted with it carries it, so the board prepares frames the same way.
     pub fn with_resize(mut self, resize: ResizeMode) -> Result<Self> {
-        let mut spec = self.entry.preprocess.clone();
-        spec.resize = resize;
-        spec.validate()?;
-        self.entry.preprocess = spec;
+        self.entry.preprocess.resize = resize;
+        self.entry.preprocess.validate()?;
         Ok(self)
     }
 

@@ -3,21 +3,11 @@
 //! libonnxruntime.so comes from the pinned onnxruntime wheel (scripts/python-env.sh, set up by
 //! scripts/test.sh); without it these tests say SKIPPED, unless GLANCE_REQUIRE_ORT=1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use glance::{Backbone, EngineKind, EngineOptions, ModelSource};
 
 use crate::util::*;
-
-fn photos() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixture("photos"))
-        .expect("photos")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    v.sort();
-    assert!(v.len() >= 6, "the fixtures have six photos");
-    v
-}
 
 fn ort_options(library: &Path) -> EngineOptions {
     EngineOptions {
@@ -79,7 +69,7 @@ fn ort_and_tract_agree_on_the_photos() {
     ] {
         let tract = load(file, &EngineOptions::default());
         let ort = load(file, &ort_options(&lib));
-        for photo in photos() {
+        for photo in fixture_photos() {
             let tensor = photo_tensor(&photo);
             let a = tract.run(tensor.clone()).expect("tract runs");
             let b = ort.run(tensor).expect("onnxruntime runs");
@@ -114,7 +104,7 @@ fn ort_runs_the_int8_qdq_model() {
         (0.97, 0.99)
     };
     let mut sum = 0.0;
-    let photos = photos();
+    let photos = fixture_photos();
     for photo in &photos {
         let tensor = photo_tensor(photo);
         let q = qdq.run(tensor.clone()).expect("QDQ runs");
@@ -223,11 +213,7 @@ fn host_extraction_on_onnxruntime_gives_tracts_features() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    for (i, photo) in photos().iter().enumerate() {
-        let class = dir.path().join("data").join(["a", "b"][i % 2]);
-        std::fs::create_dir_all(&class).expect("mkdir");
-        std::fs::copy(photo, class.join(photo.file_name().expect("name"))).expect("copy");
-    }
+    two_class_photos(&dir.path().join("data"));
     let mut exported = Vec::new();
     for engine in ["tract", "ort"] {
         let out_dir = dir.path().join(engine);
@@ -255,7 +241,7 @@ fn host_extraction_on_onnxruntime_gives_tracts_features() {
         );
         exported.push(npy_f32(&out_dir.join("train_features.npy")));
     }
-    assert_eq!(exported[0].len(), photos().len() * 1280);
+    assert_eq!(exported[0].len(), fixture_photos().len() * 1280);
     assert_eq!(exported[0].len(), exported[1].len());
     for (a, b) in exported[0].chunks(1280).zip(exported[1].chunks(1280)) {
         let c = cosine(a, b);
@@ -277,7 +263,7 @@ fn features_only_drops_the_logits_and_keeps_the_features() {
     );
     assert!(full.entry().outputs.logits.is_some());
     assert!(lean.entry().outputs.logits.is_none());
-    for path in photos().iter().take(2) {
+    for path in fixture_photos().iter().take(2) {
         let a = full.run(photo_tensor(path)).expect("full graph runs");
         let b = lean
             .run(photo_tensor(path))

@@ -436,10 +436,7 @@ fn fit_on_a_shipped_backbone_with_flipped_views() {
         out.contains("fitted on 24 images and 24 augmented views"),
         "{out}"
     );
-    let show = |b: &Path| -> serde_json::Value {
-        serde_json::from_str(&ok(&host(["show", &p(b), "--format", "json"]))).expect("JSON")
-    };
-    let v = show(&bundle);
+    let v = show_json(&bundle);
     assert_eq!(v["backbone"]["name"], "efficientnet-lite1-int8w", "{v}");
     assert_eq!(v["backbone"]["embedded"], true);
     assert_eq!(v["preprocess"]["width"], 240, "{v}");
@@ -462,7 +459,7 @@ fn fit_on_a_shipped_backbone_with_flipped_views() {
 
     let out = fit(&["--store-augmented"]);
     assert!(out.contains("24 augmented views"), "{out}");
-    assert_eq!(show(&bundle)["store"]["examples"], 48);
+    assert_eq!(show_json(&bundle)["store"]["examples"], 48);
     // Both were cached: nothing new extracted.
     assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
 
@@ -492,6 +489,33 @@ fn fit_on_a_shipped_backbone_with_flipped_views() {
     let out = host(["fit", &p(&data), "--out", &p(&bundle), "--store-augmented"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store-augmented needs --augment"));
+}
+
+/// `glance-host show BUNDLE --format json`.
+fn show_json(bundle: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(&host(["show", &p(bundle), "--format", "json"]))).expect("JSON")
+}
+
+/// `(right, total)`: the board binary's decisions on `bundle` for every image of `test_dir`'s
+/// class folders (`classify --bundle`), right when the label is the folder's name.
+fn board_score(bundle: &Path, test_dir: &Path) -> (usize, usize) {
+    let (mut right, mut total) = (0, 0);
+    for class in std::fs::read_dir(test_dir).expect("test dir") {
+        let class = class.expect("entry").path();
+        let label = class
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for img in std::fs::read_dir(&class).expect("class dir") {
+            let img = p(&img.expect("entry").path());
+            let out = glance(["classify", "--bundle", &p(bundle), "--format", "json", &img]);
+            let d: serde_json::Value = serde_json::from_str(&ok(&out)).expect("a JSON decision");
+            right += usize::from(d["label"] == label.as_str());
+            total += 1;
+        }
+    }
+    (right, total)
 }
 
 /// The feature vector the board binary computes for `photo` (`classify --with-features`), with
@@ -525,33 +549,20 @@ fn a_resize_mode_is_carried_by_the_bundle_and_used_by_the_board() {
     photo_dataset(&data, 8, 4);
     let cache = tmp.path().join("cache");
     let (data_s, cache_s) = (p(&data), p(&cache));
-    let squash = p(&tmp.path().join("squash.glance"));
+    let squash_path = tmp.path().join("squash.glance");
+    let squash = p(&squash_path);
     let fit = |out: &str, extra: &[&str]| {
         let mut args = vec!["fit", &data_s, "--out", out, "--cache", &cache_s, "-q"];
         args.extend_from_slice(extra);
         ok(&host(args));
     };
     fit(&squash, &["--resize", "squash"]);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&host(["show", &squash, "--format", "json"]))).expect("JSON");
+    let v = show_json(&squash_path);
     assert_eq!(v["preprocess"]["resize"], "squash", "{v}");
     // The host's features of a wide photo (451×300), stretched whole to 224².
     let wide = fixture("photos/chelsea.png");
     let one = tmp.path().join("one");
-    // (Two classes of two: what a dataset needs.)
-    for (class, photo) in [
-        ("a", "chelsea.png"),
-        ("a", "camera.png"),
-        ("b", "coffee.png"),
-        ("b", "motorcycle_right.png"),
-    ] {
-        std::fs::create_dir_all(one.join(class)).expect("mkdir");
-        std::fs::copy(
-            fixture(&format!("photos/{photo}")),
-            one.join(class).join(photo),
-        )
-        .expect("copy");
-    }
+    two_class_photos(&one);
     let export = tmp.path().join("export");
     ok(&host([
         "extract",
@@ -609,7 +620,8 @@ fn multi_level_lite0_is_fitted_and_run_by_the_board() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     photo_dataset(&data, 8, 4);
-    let bundle = p(&tmp.path().join("ml.glance"));
+    let bundle_path = tmp.path().join("ml.glance");
+    let bundle = p(&bundle_path);
     ok(&host([
         "fit",
         &p(&data),
@@ -620,20 +632,10 @@ fn multi_level_lite0_is_fitted_and_run_by_the_board() {
         "--backbone",
         "lite0-ml",
     ]));
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&host(["show", &bundle, "--format", "json"]))).expect("JSON");
+    let v = show_json(&bundle_path);
     assert_eq!(v["backbone"]["name"], "efficientnet-lite0ml-int8w", "{v}");
     assert_eq!(v["backbone"]["feature_dim"], 1776, "{v}");
-    let (mut right, mut total) = (0, 0);
-    for class in ["cat", "coffee", "camera"] {
-        for img in std::fs::read_dir(data.join("test").join(class)).expect("test dir") {
-            let img = p(&img.expect("entry").path());
-            let out = glance(["classify", "--bundle", &bundle, "--format", "json", &img]);
-            let d: serde_json::Value = serde_json::from_str(&ok(&out)).expect("JSON");
-            right += usize::from(d["label"] == class);
-            total += 1;
-        }
-    }
+    let (right, total) = board_score(&bundle_path, &data.join("test"));
     assert!(total == 12 && right >= 10, "{right} of {total} right");
     assert_eq!(
         board_features(&["--bundle", &bundle], &p(&fixture("photos/coffee.png"))).len(),
@@ -660,8 +662,7 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
         bundle
     };
     let small = fit("lite0-160", &[]);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&host(["show", &p(&small), "--format", "json"]))).expect("JSON");
+    let v = show_json(&small);
     assert_eq!(v["backbone"]["name"], "efficientnet-lite0-int8w", "{v}");
     assert_eq!(
         (&v["preprocess"]["width"], &v["preprocess"]["height"]),
@@ -672,35 +673,7 @@ fn lite0_at_160_is_fitted_cached_apart_and_run_at_160_by_the_board() {
     assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
     // The board binary on the bundle tells the held-out photos apart, and says it runs at 160².
     let test_dir = data.join("test");
-    let mut right = 0;
-    let mut total = 0;
-    for class in std::fs::read_dir(&test_dir).expect("test dir") {
-        let class = class.expect("entry").path();
-        let label = class
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        for img in std::fs::read_dir(&class).expect("class dir") {
-            let out = glance([
-                "classify",
-                "--bundle",
-                &p(&small),
-                "--format",
-                "json",
-                &p(&img.expect("entry").path()),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let d: serde_json::Value =
-                serde_json::from_slice(&out.stdout).expect("a JSON decision");
-            right += usize::from(d["label"] == label.as_str());
-            total += 1;
-        }
-    }
+    let (right, total) = board_score(&small, &test_dir);
     assert!(
         total >= 12 && right * 10 >= total * 8,
         "{right} of {total} right"

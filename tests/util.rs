@@ -293,3 +293,25 @@ pub fn npy_f32(path: &Path) -> Vec<f32> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
 }
+
+/// The fixture photos (tests/fixtures/photos), copied into `root/a` and `root/b` in turn: a
+/// two-class dataset of every photo, for `glance-host extract --split 0` (row i of its export is
+/// the i-th path of `train_paths.txt`).
+pub fn two_class_photos(root: &Path) {
+    for (i, photo) in fixture_photos().iter().enumerate() {
+        let class = root.join(["a", "b"][i % 2]);
+        std::fs::create_dir_all(&class).expect("mkdir");
+        std::fs::copy(photo, class.join(photo.file_name().expect("name"))).expect("copy");
+    }
+}
+
+/// The fixture photos, sorted.
+pub fn fixture_photos() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixture("photos"))
+        .expect("photos")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    assert!(v.len() >= 6, "the fixtures have six photos");
+    v
+}
