@@ -337,6 +337,7 @@ def export_variant(variant: str):
     multi = variant in MULTI
     # A multi-level variant commits its int8-weight file alone: fp32 is the reference it is
     # measured against, and QDQ is not made.
+    forms = ("int8w",) if multi else ("int8w", "fp32", "qdq")
     fp32 = (Path(tempfile.mkdtemp()) if multi else MODELS) / f"efficientnet_{variant}_fp32.onnx"
     int8w = MODELS / f"efficientnet_{variant}_int8w.onnx"
     qdq = MODELS / f"efficientnet_{variant}_qdq.onnx"
@@ -354,7 +355,7 @@ def export_variant(variant: str):
     keep = sensitive_weights(fp32, calib[::3])
     print(f"{variant}: kept in fp32 (cosine when quantized alone): {keep}")
     quantize_weights_int8(fp32, int8w, keep_fp32=set(keep))
-    if not multi:
+    if "qdq" in forms:
         g = onnx.load(str(fp32)).graph
         exclude = [n.name for n in g.node if n.op_type in ("Conv", "Gemm") and n.input[1] in keep]
         quantize_static_qdq(fp32, qdq, calib + fmnist[:50], exclude_nodes=exclude)
@@ -379,7 +380,7 @@ def export_variant(variant: str):
     report = {"input_size": SIZE, "crop_fraction": CROP_FRACTION,
               "photos_held_out_views": len(photo_eval), "fashion_mnist_images": len(fm_eval),
               "kept_fp32": keep}
-    for name, path in (("int8w", int8w), ("qdq", qdq))[:1 if multi else 2]:
+    for name, path in [(n, p) for n, p in (("int8w", int8w), ("qdq", qdq)) if n in forms]:
         s = session(path)
         report[name] = {"photos": compare(s32, s, photo_eval)}
         if fm_eval:
@@ -394,7 +395,8 @@ def export_variant(variant: str):
         (f"efficientnet-{variant}-int8w", int8w, "int8 weights (symmetric, per output channel, DequantizeLinear), fp32 activations", ["tract", "onnxruntime"]),
         (f"efficientnet-{variant}-fp32", fp32, "fp32", ["tract", "onnxruntime"]),
         (f"efficientnet-{variant}-qdq", qdq, "static int8 QDQ (per channel weights, uint8 activations calibrated on real photos)", ["onnxruntime"]),
-    ][:1 if multi else 3]
+    ]
+    files = [f for f in files if f[0].rsplit("-", 1)[1] in forms]
     entries = [{"name": n, "file": p.name, "sha256": sha256(p), "bytes": p.stat().st_size,
                 "precision": prec, "runtimes": rt, "input": "input", "preprocess": preprocess,
                 "outputs": outputs} for n, p, prec, rt in files]
