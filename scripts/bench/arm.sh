@@ -172,7 +172,7 @@ ROWS_A7+=("ml-tract-int8w|$b|--engine tract")
 bundles_made=""
 make_bundles() {
   [ -n "$bundles_made" ] && return
-  say "bundles at 224², 192² and 160² (glance-host fit on the fixture photos)"
+  say "bundles at 224², 192² and 160², and lite0-ml (glance-host fit on the fixture photos)"
   cargo build -q --locked --bin glance-host
   d="$WORK/bundles/photos"
   rm -rf "$d"; mkdir -p "$d/indoor" "$d/outdoor"
