@@ -2,13 +2,20 @@
 # Does --capture stall the frame loop? The same recording decided with and without capture,
 # alternated in one run, every frame made a capture candidate (--capture-margin 1) and the
 # per-minute allowance lifted, so the writer is as busy as it can be; frames/s side by side,
-# and the folder's size against its cap after each run. Two sources: a 640×480 MJPEG recording
-# (a camera's own JPEGs are written as they are) and the same frames as PNG files (decoded
-# frames are kept and encoded by the capture thread). Prints a Markdown table.
+# and the folder's size against its cap after each run. Three sources:
+#   mjpeg  a 640×480 MJPEG recording, decided as fast as glance can (`--drop never`; a camera's
+#          own JPEGs are written as they are);
+#   png    the same frames as PNG files, as fast as glance can (decoded frames are kept and
+#          encoded by the capture thread);
+#   live   the recording played at 30 frames/s by ffmpeg (`-re`) through an `exec:` source: a
+#          live stream, newest frame kept, as a camera is read. Here a stall shows as frames
+#          dropped and as a longer capture-to-decision latency (p99), not only as frames/s.
+# Prints a Markdown table.
 #
 #   scripts/bench/capture.sh [FRAMES]     (default 300 frames a run; ffmpeg is installed if missing)
 #
-# env ROUNDS (default 3) and SOURCES (default "mjpeg png"). A round is four runs in turn: without
+# env ROUNDS (default 3), SOURCES (default "mjpeg png live") and BUNDLE (a bundle every run
+# decides with; by default the embedded ImageNet backbone). A round is four runs in turn: without
 # capture, every frame, the default allowance, and without capture again (the control: the
 # ratio of two identical runs shows what the machine's own noise does), reversed every other
 # round, so slow drifts fall on both sides. The closing table gives each setting's median ratio
@@ -19,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 FRAMES="${1:-300}"
 ROUNDS="${ROUNDS:-3}"
-SOURCES="${SOURCES:-mjpeg png}"
+SOURCES="${SOURCES:-mjpeg png live}"
 CAP_MB="${CAP_MB:-5}"
 command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 cargo build --release --locked --bin glance >&2
@@ -32,30 +39,52 @@ ffmpeg -v error -y -loop 1 -i tests/fixtures/photos/china.jpg \
 mkdir -p "$W/png"
 ffmpeg -v error -y -i "$W/clip.mjpeg" "$W/png/%05d.png"
 
-fps() { # the run's closing log line: "N frames in S s (F frames/s)"
+fps() { # the run's closing log line: "N frames in S s (F frames/s), E errors, D dropped; … p99 X ms"
   sed -n 's/.* frames in .* s (\([0-9.]*\) frames\/s).*/\1/p' "$1" | tail -1
 }
-run() { # label source extra…
+dropped() { sed -n 's/.* errors, \([0-9]*\) dropped.*/\1/p' "$1" | tail -1; }
+p99() { sed -n 's/.* p99 \([0-9.]*\) ms.*/\1/p' "$1" | tail -1; }
+# The live stream's rate: decisions a second between the first and the last decision's capture
+# time (`time_ms`), so the run's start-up (the backbone's load, ffmpeg's start) is left out and
+# 30.0 means every frame the stream sent was decided.
+live_rate() {
+  python3 -c '
+import json, sys
+t = [d["time_ms"] for d in map(json.loads, open(sys.argv[1])) if "time_ms" in d]
+print(f"{(len(t) - 1) * 1000 / max(t[-1] - t[0], 1):.1f}")' "$1"
+}
+run() { # label source extra…   prints frames/s; the log stays in $W/label.err
   local label="$1" src="$2"; shift 2
   rm -rf "$W/cap"
-  RUST_LOG=info "$G" run --source "$src" --format json --drop never "$@" >"$W/$label.out" 2>"$W/$label.err"
-  fps "$W/$label.err"
+  # A recording is decided as fast as glance can, every frame; the live stream at its own pace
+  # (an `exec:` child is restarted when it ends, so the run stops after FRAMES frames).
+  local pace=(--drop never)
+  case "$src" in exec:*) pace=(--frames "$FRAMES") ;; esac
+  [ -z "${BUNDLE:-}" ] || pace+=(--bundle "$BUNDLE")
+  RUST_LOG=info "$G" run --source "$src" --format json "${pace[@]}" "$@" >"$W/$label.out" 2>"$W/$label.err"
+  case "$src" in exec:*) live_rate "$W/$label.out" ;; *) fps "$W/$label.err" ;; esac
 }
 # The folder's files' bytes, as the cap counts them (du would add the folder's own block).
 folder_bytes() { find "$W/cap" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
 every() { run capture "$s" --capture "$W/cap" --capture-margin 1 --capture-per-minute 1000000 \
   --capture-max-mb "$CAP_MB" --heartbeat 0.2; }
 default() { run capture-default "$s" --capture "$W/cap" --capture-margin 1 --capture-max-mb "$CAP_MB"; }
-printf '| source | round | frames/s without | with --capture, every frame a candidate | ratio | captured (last status) | skipped, writer busy | folder MB (cap %s) | with --capture, default 6 a minute | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' "$CAP_MB"
+printf '| source | round | frames/s without | with --capture, every frame a candidate | ratio | captured (last status) | skipped, writer busy | folder MB (cap %s) | with --capture, default 6 a minute | ratio | dropped: without / every frame | p99 ms: without / every frame |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' "$CAP_MB"
 for src in $SOURCES; do
-  s="$W/clip.mjpeg"; [ "$src" = png ] && s="$W/png"
+  case "$src" in
+    mjpeg) s="$W/clip.mjpeg" ;;
+    png) s="$W/png" ;;
+    # A raw MJPEG file carries no frame rate (ffmpeg would assume 25): say 30.
+    live) s="exec:ffmpeg -v error -re -framerate 30 -stream_loop -1 -i $W/clip.mjpeg -c copy -f mjpeg -" ;;
+    *) echo "unknown source $src (mjpeg, png, live)" >&2; exit 2 ;;
+  esac
   for r in $(seq 1 "$ROUNDS"); do
     # $s is the source the functions above read.
     if [ $((r % 2)) = 1 ]; then
       a=$(run plain "$s"); b=$(every); bytes=$(folder_bytes)
-      c=$(default); a2=$(run plain "$s")
+      c=$(default); a2=$(run control "$s")
     else
-      a2=$(run plain "$s"); c=$(default)
+      a2=$(run control "$s"); c=$(default)
       b=$(every); bytes=$(folder_bytes)
       a=$(run plain "$s")
     fi
@@ -66,7 +95,8 @@ for src in $SOURCES; do
     mb=$(python3 -c "print(f'{$bytes/1e6:.3f}')")
     ratio=$(python3 -c "print(f'{$b/$a:.3f}')")
     ratio_default=$(python3 -c "print(f'{$c/$a:.3f}')")
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$src" "$r" "$a" "$b" "$ratio" "$saved" "$busy" "$mb" "$c" "$ratio_default"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n' "$src" "$r" "$a" "$b" "$ratio" "$saved" "$busy" "$mb" "$c" "$ratio_default" \
+      "$(dropped "$W/plain.err")" "$(dropped "$W/capture.err")" "$(p99 "$W/plain.err")" "$(p99 "$W/capture.err")"
     python3 -c "import sys; sys.exit(0 if $bytes <= $CAP_MB * 1e6 else 1)" || { echo "the folder is over its cap" >&2; exit 1; }
     printf '%s\tevery frame a candidate\t%s\n%s\tdefault, 6 a minute\t%s\n' "$src" "$ratio" "$src" "$ratio_default" >> "$W/ratios.tsv"
     printf '%s\tnone (control: without, twice)\t%s\n' "$src" "$(python3 -c "print(f'{$a2/$a:.3f}')")" >> "$W/ratios.tsv"
