@@ -2,9 +2,10 @@
 """scikit-learn on the very features glance extracted (glance-host extract --export DIR), and on
 raw Fashion-MNIST pixels: the reference figures glance's head is compared with.
 
-usage: fashion_sklearn.py EXPORT_DIR [IDX_DIR] [--views flip,...]    prints one JSON object
+usage: fashion_sklearn.py EXPORT_DIR [IDX_DIR] [--views flip,...] [--l2 X]    prints one JSON object
   --views: also fit on the training images' augmented views (glance-host extract --augment
   exports them as train_<view>_features.npy), as `glance-host fit --augment` does.
+  --l2: the glance penalty the "matched" C stands for (`glance-host fit --l2`, default 1e-6).
 """
 import gzip
 import json
@@ -41,9 +42,14 @@ def main():
         i = args.index("--views")
         views = [v for v in args[i + 1].split(",") if v]
         del args[i:i + 2]
+    l2_penalty = 1e-6
+    if "--l2" in args:
+        i = args.index("--l2")
+        l2_penalty = float(args[i + 1])
+        del args[i:i + 2]
     sys.argv[1:] = args
     d = Path(sys.argv[1])
-    out = {"views": views}
+    out = {"views": views, "l2": l2_penalty}
     xtr, ytr = np.load(d / "train_features.npy"), np.load(d / "train_labels.npy")
     for v in views:
         xv, yv = np.load(d / f"train_{v}_features.npy"), np.load(d / f"train_{v}_labels.npy")
@@ -55,10 +61,10 @@ def main():
     out["deep_lr_test_accuracy"] = float((clf.predict(l2(xte)) == yte).mean())
     out["deep_lr_fit_seconds"] = time.time() - t
     # The same conditioning as glance's default head, at scikit-learn's default C and at the C
-    # equivalent to glance's default penalty: glance minimises mean loss + l2/2 |W|^2 over the
+    # equivalent to glance's penalty (--l2): glance minimises mean loss + l2/2 |W|^2 over the
     # 90% of the training split it fits on, scikit-learn C * sum loss + 1/2 |W|^2.
     n_fit = int(round(0.9 * len(ytr)))
-    for name, c in [("c1", 1.0), ("matched", 1.0 / (n_fit * 1e-6))]:
+    for name, c in [("c1", 1.0), ("matched", 1.0 / (n_fit * l2_penalty))]:
         t = time.time()
         clf = LogisticRegression(C=c, max_iter=2000)
         clf.fit(sqrt_l2(xtr), ytr)

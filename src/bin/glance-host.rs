@@ -268,8 +268,8 @@ struct ExtractArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 struct HeadArgs {
-    /// L2 penalty on the head's weights (on top of early stopping; 1e-6 measured best on
-    /// Fashion-MNIST, see BENCHMARKS.md).
+    /// L2 penalty on the head's weights (on top of early stopping; 1e-6 measured best for Lite0
+    /// on Fashion-MNIST, 3e-7 for lite0-ml's longer head: BENCHMARKS.md, "Fashion-MNIST").
     #[arg(long, default_value_t = 1e-6)]
     l2: f64,
     /// Weight classes inversely to their frequency.
