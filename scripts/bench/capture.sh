@@ -58,10 +58,10 @@ run() { # label source extra…   prints frames/s; the log stays in $W/label.err
   rm -rf "$W/cap"
   # A recording is decided as fast as glance can, every frame; the live stream at its own pace
   # (an `exec:` child is restarted when it ends, so the run stops after FRAMES frames).
-  local pace=(--drop never)
-  case "$src" in exec:*) pace=(--frames "$FRAMES") ;; esac
-  [ -z "${BUNDLE:-}" ] || pace+=(--bundle "$BUNDLE")
-  RUST_LOG=info "$G" run --source "$src" --format json "${pace[@]}" "$@" >"$W/$label.out" 2>"$W/$label.err"
+  local opts=(--drop never)
+  case "$src" in exec:*) opts=(--frames "$FRAMES") ;; esac
+  [ -z "${BUNDLE:-}" ] || opts+=(--bundle "$BUNDLE")
+  RUST_LOG=info "$G" run --source "$src" --format json "${opts[@]}" "$@" >"$W/$label.out" 2>"$W/$label.err"
   case "$src" in exec:*) live_rate "$W/$label.out" ;; *) fps "$W/$label.err" ;; esac
 }
 # The folder's files' bytes, as the cap counts them (du would add the folder's own block).

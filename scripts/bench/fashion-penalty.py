@@ -36,10 +36,10 @@ def main():
     n_fit = int((~val).sum())
     for l2 in penalties:
         t = time.time()
-        # glance minimises mean loss + l2/2 |W|^2, scikit-learn C * sum loss + 1/2 |W|^2.
-        clf = LogisticRegression(C=1.0 / (l2 * n_fit), max_iter=3000).fit(x[~val], y[~val])
+        c = fashion_sklearn.matched_c(l2, n_fit)
+        clf = LogisticRegression(C=c, max_iter=3000).fit(x[~val], y[~val])
         print(json.dumps({
-            "l2": l2, "C": 1.0 / (l2 * n_fit), "fit": n_fit, "validation": int(val.sum()),
+            "l2": l2, "C": c, "fit": n_fit, "validation": int(val.sum()),
             "validation_accuracy": float((clf.predict(x[val]) == y[val]).mean()),
             "iterations": int(clf.n_iter_[0]), "seconds": round(time.time() - t, 1),
         }), flush=True)

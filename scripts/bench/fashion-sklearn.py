@@ -27,6 +27,22 @@ def sqrt_l2(x):
     return l2(np.sign(x) * np.sqrt(np.abs(x)))
 
 
+def matched_c(l2_penalty, n_fit):
+    """scikit-learn's C for glance's `--l2`: glance minimises mean loss + l2/2 |W|^2 over the
+    n_fit images it fits on, scikit-learn C * sum loss + 1/2 |W|^2."""
+    return 1.0 / (l2_penalty * n_fit)
+
+
+def take(args, flag, default):
+    """Removes `flag VALUE` from args; returns VALUE, or default when the flag is absent."""
+    if flag not in args:
+        return default
+    i = args.index(flag)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
 def idx(path):
     raw = gzip.open(path).read()
     if raw[2] == 8 and raw[3] == 3:
@@ -37,16 +53,8 @@ def idx(path):
 
 def main():
     args = sys.argv[1:]
-    views = []
-    if "--views" in args:
-        i = args.index("--views")
-        views = [v for v in args[i + 1].split(",") if v]
-        del args[i:i + 2]
-    l2_penalty = 1e-6
-    if "--l2" in args:
-        i = args.index("--l2")
-        l2_penalty = float(args[i + 1])
-        del args[i:i + 2]
+    views = [v for v in take(args, "--views", "").split(",") if v]
+    l2_penalty = float(take(args, "--l2", "1e-6"))
     sys.argv[1:] = args
     d = Path(sys.argv[1])
     out = {"views": views, "l2": l2_penalty}
@@ -61,10 +69,9 @@ def main():
     out["deep_lr_test_accuracy"] = float((clf.predict(l2(xte)) == yte).mean())
     out["deep_lr_fit_seconds"] = time.time() - t
     # The same conditioning as glance's default head, at scikit-learn's default C and at the C
-    # equivalent to glance's penalty (--l2): glance minimises mean loss + l2/2 |W|^2 over the
-    # 90% of the training split it fits on, scikit-learn C * sum loss + 1/2 |W|^2.
+    # equivalent to glance's penalty (--l2) over the 90% of the training split glance fits on.
     n_fit = int(round(0.9 * len(ytr)))
-    for name, c in [("c1", 1.0), ("matched", 1.0 / (n_fit * l2_penalty))]:
+    for name, c in [("c1", 1.0), ("matched", matched_c(l2_penalty, n_fit))]:
         t = time.time()
         clf = LogisticRegression(C=c, max_iter=2000)
         clf.fit(sqrt_l2(xtr), ytr)
