@@ -220,10 +220,11 @@ pub fn tract_kernels() -> String {
     "tract's own".to_owned()
 }
 
-/// The graph of [`tract_typed`] with its float operators in f16 but the depthwise convolutions
-/// (`tract_f16::translate` says why): decluttered first (so that int8 weights are dequantized
-/// into f32 constants, which are then cast once), translated, optimised, and its f16↔f32 casts
-/// vectorised. Its input and outputs are f16: [`TractEngine`] casts frames in and results out.
+/// The graph of [`tract_typed`] with its float operators in f16, depthwise convolutions on
+/// `tract_f16::DepthwiseF16` (`tract_f16::translate` says why): decluttered first (so that int8
+/// weights are dequantized into f32 constants, which are then cast once), translated,
+/// optimised, and any f16↔f32 casts left vectorised. Its input and outputs are f16:
+/// [`TractEngine`] casts frames in and results out.
 pub fn tract_model_f16(bytes: &[u8], shape: [usize; 4], outputs: usize) -> TractResult<TypedModel> {
     let mut model = tract_typed(bytes, shape, outputs)?.into_decluttered()?;
     tract_f16::translate(&mut model)?;
@@ -268,7 +269,7 @@ impl TractEngine {
         let model = match precision {
             BackbonePrecision::F32 => tract_model(bytes, shape, outputs),
             BackbonePrecision::F16 => {
-                log::info!("backbone in f16 (ARMv8.2 FP16), its depthwise convolutions in f32");
+                log::info!("backbone in f16 (ARMv8.2 FP16)");
                 tract_model_f16(bytes, shape, outputs)
             }
         }

@@ -3,34 +3,47 @@
 //!
 //! tract runs f16 matrix products on its `arm64fp16` kernels, eight lanes per instruction, half
 //! the instructions of f32. Translating a whole backbone to f16 with tract's
-//! `FloatPrecisionTranslator` does not pay, though: tract 0.23's f16 depthwise convolution is a
-//! scalar loop (one `fadd`/`fmul` per tap and channel), 1.4× the instructions of the whole f32
-//! frame on an emulated Cortex-A76. So [`translate`] keeps depthwise convolutions in f32 (on
-//! tract's NEON kernel) and everything else in f16. The casts that puts around each depthwise
-//! convolution are, with tract's own `Cast`, an element-by-element conversion that cost as much as
-//! the f16 products saved; [`vectorise_casts`] swaps them for [`HalfCast`], which converts whole
-//! slices with FCVTN/FCVTL, 16 lanes a loop turn. BENCHMARKS.md, "ARM: instructions per frame",
-//! has the counts.
+//! `FloatPrecisionTranslator` does not pay by itself, though: tract 0.23's f16 depthwise
+//! convolution is a scalar loop (one `fadd`/`fmul` per tap and channel), 1.4× the instructions
+//! of the whole f32 frame on an emulated Cortex-A76. So [`translate`] swaps each depthwise
+//! convolution for [`DepthwiseF16`], eight lanes per FMLA (the few shapes it does not cover stay
+//! f32 on tract's NEON kernel, between casts), and runs everything else in f16. Where casts
+//! remain, tract's own `Cast` converts element by element; [`vectorise_casts`] swaps them for
+//! [`HalfCast`], which converts whole slices with FCVTN/FCVTL, 16 lanes a loop turn.
+//! BENCHMARKS.md, "ARM: instructions per frame", has the counts.
 //!
-//! tract-core is pinned `=`: [`HalfCast`] implements tract's operator traits and the translation
-//! matches its `Conv` operator, neither of which is stable API.
+//! tract-core is pinned `=`: [`HalfCast`] and [`DepthwiseF16`] implement tract's operator
+//! traits and the translation matches its `Conv` operator, neither of which is stable API.
 #![warn(missing_docs)]
-// Unsafe code only in the two aarch64 conversion loops, each with a SAFETY comment.
+// Unsafe code only in the aarch64 loops (conversions, depthwise kernels), each with a SAFETY
+// comment.
 #![deny(unsafe_code)]
 
+mod depthwise;
+
+pub use depthwise::DepthwiseF16;
 use tract_core::floats::FloatPrecisionTranslator;
 use tract_core::internal::*;
 use tract_core::ops::cast::Cast;
 use tract_core::ops::cnn::Conv;
 use tract_core::transform::ModelTransform;
 
-/// Translates a decluttered f32 model to f16, except depthwise convolutions (grouped `Conv`),
-/// which stay f32 between casts. The input and outputs become f16.
-pub fn translate(model: &mut TypedModel) -> TractResult<()> {
-    FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| {
-        !is_depthwise(node)
+/// Translates a decluttered f32 model to f16. Depthwise convolutions (grouped `Conv`) that
+/// [`DepthwiseF16`] computes become that operator; the others stay f32 between casts. The input
+/// and outputs become f16. Returns how many depthwise convolutions run in f16.
+pub fn translate(model: &mut TypedModel) -> TractResult<usize> {
+    let ours: std::collections::HashSet<usize> = model
+        .nodes
+        .iter()
+        .filter(|n| matches!(DepthwiseF16::from_conv(model, n), Ok(Some(_))))
+        .map(|n| n.id)
+        .collect();
+    // The filter sees the nodes of the graph being translated, `model` as it is here.
+    FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), move |node| {
+        !is_depthwise(node) || ours.contains(&node.id)
     })
-    .transform(model)
+    .transform(model)?;
+    depthwise::replace(model)
 }
 
 fn is_depthwise(node: &TypedNode) -> bool {
@@ -294,35 +307,36 @@ mod tests {
         model.into_decluttered().unwrap()
     }
 
-    /// The translated backbone keeps exactly the depthwise convolutions in f32, every other
-    /// convolution runs f16, no f16↔f32 cast of tract's is left after optimisation, and the
+    /// The translated backbone runs every convolution in f16, the 16 depthwise ones on
+    /// [`DepthwiseF16`], no f16↔f32 cast of tract's is left after optimisation, and the
     /// features stay within cosine 0.999 of f32 on a smooth synthetic image.
     #[test]
-    fn translated_backbone_keeps_depthwise_in_f32_and_its_features() {
+    fn translated_backbone_runs_f16_throughout_and_keeps_its_features() {
         let f32_model = backbone();
         let mut model = f32_model.clone();
-        translate(&mut model).unwrap();
-        let mut depthwise = 0;
-        for node in &model.nodes {
-            if let Some(conv) = node.op_as::<Conv>() {
-                let dt = model.outlet_fact(node.inputs[0]).unwrap().datum_type;
-                if conv.group > 1 {
-                    depthwise += 1;
-                    assert_eq!(dt, f32::datum_type(), "{}", node.name);
-                } else {
-                    assert_eq!(dt, f16::datum_type(), "{}", node.name);
-                }
-            }
-        }
-        assert!(
-            depthwise >= 16,
+        let depthwise = translate(&mut model).unwrap();
+        assert_eq!(
+            depthwise, 16,
             "EfficientNet-Lite0 has 16 depthwise convolutions"
         );
+        assert_eq!(
+            model
+                .nodes
+                .iter()
+                .filter(|n| n.op_is::<DepthwiseF16>())
+                .count(),
+            16
+        );
+        for node in &model.nodes {
+            if let Some(conv) = node.op_as::<Conv>() {
+                assert_eq!(conv.group, 1, "{} left to tract", node.name);
+                let dt = model.outlet_fact(node.inputs[0]).unwrap().datum_type;
+                assert_eq!(dt, f16::datum_type(), "{}", node.name);
+            }
+        }
 
         let mut model = model.into_optimized().unwrap();
-        let replaced = vectorise_casts(&mut model).unwrap();
-        // At least one cast a depthwise convolution (optimisation may merge the others).
-        assert!(replaced >= depthwise, "{replaced} casts replaced");
+        vectorise_casts(&mut model).unwrap();
         for node in &model.nodes {
             if let Some(cast) = node.op_as::<Cast>() {
                 let from = model.outlet_fact(node.inputs[0]).unwrap().datum_type;
