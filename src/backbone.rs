@@ -292,14 +292,11 @@ impl Engine for TractEngine {
     }
 
     fn run(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
-        let mut input =
-            Tensor::from_shape(&shape, input).map_err(|e| Error::inference_from("", e))?;
-        if self.precision == BackbonePrecision::F16 {
-            input = input
-                .cast_to::<f16>()
-                .map_err(|e| Error::inference_from("", e))?
-                .into_owned();
+        let input = match self.precision {
+            BackbonePrecision::F32 => Tensor::from_shape(&shape, input),
+            BackbonePrecision::F16 => tract_f16::f16_tensor(&shape, input),
         }
+        .map_err(|e| Error::inference_from("", e))?;
         let outputs = self
             .plan
             .run(tvec!(input.into()))

@@ -77,6 +77,14 @@ pub fn vectorise_casts(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
+/// `values` in f16 as a tensor of `shape`, converted as [`HalfCast`] converts (16 lanes a loop
+/// turn on aarch64), where tract's `cast_to` converts one element at a time.
+pub fn f16_tensor(shape: &[usize], values: &[f32]) -> TractResult<Tensor> {
+    let mut halves = vec![f16::ZERO; values.len()];
+    convert::f32_to_f16(values, &mut halves);
+    Ok(tract_ndarray::Array::from_shape_vec(shape, halves)?.into_tensor())
+}
+
 /// A cast between f32 and f16 over whole slices (16 lanes a loop turn on aarch64, `half`'s F16C
 /// path on x86-64), where tract's `Cast` converts one element at a time. Rounds to nearest
 /// even, as tract's does.
