@@ -234,12 +234,13 @@ impl DepthwiseF16 {
     /// `[h][w][C]` into `[oh][ow][C]`.
     fn run_channel_last(&self, x: &[f16], out: &mut [f16]) {
         let g = &self.geo;
+        // The plane holds the whole input (`Geometry::new`: plane_h ≥ top + h and
+        // plane_w ≥ left + w).
         let mut plane = vec![f16::ZERO; g.plane_h * g.plane_w * g.c];
-        let rows = g.h.min(g.plane_h - g.top);
-        let cols = g.w.min(g.plane_w - g.left);
-        for y in 0..rows {
+        let row = g.w * g.c;
+        for y in 0..g.h {
             let at = ((g.top + y) * g.plane_w + g.left) * g.c;
-            plane[at..at + cols * g.c].copy_from_slice(&x[y * g.w * g.c..][..cols * g.c]);
+            plane[at..at + row].copy_from_slice(&x[y * row..][..row]);
         }
         let bias: Vec<f16> = self.bias.iter().map(|&b| f16::from_bits(b)).collect();
         if kernels::available() {
@@ -252,18 +253,16 @@ impl DepthwiseF16 {
     /// `[C][h][w]` into `[C][oh][ow]`, channel by channel.
     fn run_channel_first(&self, x: &[f16], out: &mut [f16]) {
         let g = &self.geo;
+        // The plane holds the whole input, as above; its borders stay zero from channel to
+        // channel, since only the input's own rows and columns are overwritten.
         let mut plane = vec![f16::ZERO; g.plane_h * g.plane_w];
-        // Only the input rows and columns the padded plane holds are copied (a stride-2 row or
-        // column past the last output's reach is never read).
-        let rows = g.h.min(g.plane_h - g.top);
-        let cols = g.w.min(g.plane_w - g.left);
         let stored = g.taps_stored();
         let fast = kernels::available();
         for ch in 0..g.c {
             let src = &x[ch * g.h * g.w..][..g.h * g.w];
-            for y in 0..rows {
+            for y in 0..g.h {
                 let at = (g.top + y) * g.plane_w + g.left;
-                plane[at..at + cols].copy_from_slice(&src[y * g.w..][..cols]);
+                plane[at..at + g.w].copy_from_slice(&src[y * g.w..][..g.w]);
             }
             let dst = &mut out[ch * g.oh * g.ow..][..g.oh * g.ow];
             let kernel = &self.kernel[ch * stored..][..stored];
