@@ -459,7 +459,12 @@ pub fn run(mut config: RunConfig, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     views.set_wanted(config.mqtt.as_ref().is_some_and(|m| m.snapshot));
     // The capture encodes only the frames it keeps, from their decoded image.
     views.set_keep_images(config.capture.is_some());
-    let capture = config.capture.clone().map(Capture::start).transpose()?;
+    let live = config.source.is_live();
+    let capture = config
+        .capture
+        .clone()
+        .map(|c| Capture::start(c, live))
+        .transpose()?;
     let web = match &config.web {
         Some(w) => Some(
             Web::start(w, views.clone(), ctl_tx.clone()).map_err(|e| Error::Io {
