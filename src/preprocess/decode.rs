@@ -240,7 +240,7 @@ pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
 /// Why a JPEG is cut short, or `None` when it is whole: walks the marker segments to the
 /// end-of-image marker (FF D9), stepping over each segment by its length (so the thumbnail's
 /// markers inside an EXIF segment are not mistaken for the image's) and over entropy-coded
-/// data byte by byte. Linear in the length. Bytes after the end-of-image marker are allowed
+/// data from one FF byte to the next. Linear in the length. Bytes after the end-of-image marker are allowed
 /// (some cameras append data there).
 pub fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
@@ -252,10 +252,12 @@ pub fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
     let mut scans = 0usize;
     while i < n {
         if in_scan {
-            // Entropy-coded data: FF 00 is a stuffed byte, FF D0..D7 a restart marker.
-            if bytes[i] != 0xFF {
-                i += 1;
-                continue;
+            // Entropy-coded data: FF 00 is a stuffed byte, FF D0..D7 a restart marker. Only an
+            // FF can start either, so the data between them is skipped by `memchr`'s vector
+            // search rather than a byte at a time.
+            match memchr::memchr(0xFF, &bytes[i..]) {
+                Some(ff) => i += ff,
+                None => break,
             }
             match bytes.get(i + 1) {
                 None => break,
