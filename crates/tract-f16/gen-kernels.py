@@ -8,6 +8,8 @@ directly; this script is their source. Channels first (`k{K}s{S}`, one channel p
 points of an output row per vector, each tap's weight a lane of v0..v3, stride 2 through LD2.
 Channels last (`c{K}`, any stride: the caller's steps carry it): eight channels of one output
 point per vector, each tap's eight weights a whole register v0..v24 for the whole plane.
+Every kernel clamps its sums to [lo, hi] before storing them (FMAX, FMIN: a ReLU6 that follows
+the convolution, folded in by `depthwise::fuse_clamps`; ±inf when none does).
 """
 import pathlib
 import re
@@ -61,11 +63,13 @@ def channel_first(k, s):
          "            std::arch::asm!(",
          q(f"ld1 {{{{{kregs}}}}}, [{{k}}]"),
          q("ld1r {{v4.8h}}, [{b}]"),
+         q("ld2r {{v5.8h, v6.8h}}, [{cl}]"),
          q("2:"),
          q("mov {r0}, {src}")]
     o += [q(f"add {{r{ky}}}, {{r{ky - 1}}}, {{row}}") for ky in range(1, k)]
     o += [q("mov {d}, {dst}"), q("mov {n}, {vectors}"), q("3:")]
     o += first_taps(k, s)
+    o += [q("fmax v16.8h, v16.8h, v5.8h"), q("fmin v16.8h, v16.8h, v6.8h")]
     o += [q(f"add {{r{ky}}}, {{r{ky}}}, #{16 * s}") for ky in range(k)]
     # The row's last vector stores only `rem` points when rem > 0 (4, 2, 1 at a time).
     o += [q("subs {n}, {n}, #1"), q("b.ne 4f"), q("cbnz {rem}, 5f"),
@@ -87,11 +91,12 @@ def channel_first(k, s):
           f"{I}rem = in(reg) p.rem,",
           f"{I}k = in(reg) p.kernel,",
           f"{I}b = in(reg) p.bias,",
+          f"{I}cl = in(reg) p.clamp,",
           f"{I}{', '.join(f'r{i} = out(reg) _' for i in range(k))},",
           f"{I}d = out(reg) _, n = out(reg) _,"]
     if s == 2:
         o.append(f"{I}t = out(reg) _,")
-    vs = [f'out("v{i}") _' for i in range(nk)] + ['out("v4") _', 'out("v16") _']
+    vs = [f'out("v{i}") _' for i in range(nk)] + [f'out("v{i}") _' for i in (4, 5, 6, 16)]
     vs += [f'out("v{i}") _' for i in range(17, 17 + k + (1 if s == 2 and k % 2 else 0))]
     o += [f"{I}{', '.join(vs[i:i + 8])}," for i in range(0, len(vs), 8)]
     o += [f"{I}options(nostack),", "            );", "        }", "    }"]
@@ -107,6 +112,7 @@ def channel_last(k):
          "        // bounds.",
          "        unsafe {",
          "            std::arch::asm!(",
+         q("ld2r {{v30.8h, v31.8h}}, [{cl}]"),
          q("2:"),
          q("mov {t}, {kernel}")]
     o += [q(f"ld1 {{{{v{t}.8h}}}}, [{{t}}], {{cs}}") for t in range(taps)]
@@ -119,9 +125,10 @@ def channel_last(k):
             ptr = "{q}"
             o.append(q(f"add {{q}}, {{p}}, {{rs{ky}}}"))
         for kx in range(k):
-            reg = 27 + kx % 4
+            reg = 27 + kx % 3
             o.append(q(f"ld1 {{{{v{reg}.8h}}}}, [{ptr}], {{cs}}"))
             o.append(q(f"fmla v25.8h, v{reg}.8h, v{ky * k + kx}.8h"))
+    o += [q("fmax v25.8h, v25.8h, v30.8h"), q("fmin v25.8h, v25.8h, v31.8h")]
     o += [q("st1 {{v25.8h}}, [{d}], {cs}"), q("add {p}, {p}, {xs}"), q("subs {x}, {x}, #1"),
           q("b.ne 4b"), q("add {row}, {row}, {ys}"), q("subs {y}, {y}, #1"), q("b.ne 3b"),
           q("add {src}, {src}, #16"), q("add {dst}, {dst}, #16"),
@@ -133,13 +140,14 @@ def channel_last(k):
           f"{I}blocks = inout(reg) p.blocks => _,",
           f"{I}rows = in(reg) p.rows,",
           f"{I}cols = in(reg) p.cols,",
-          f"{I}cs = in(reg) p.channel_bytes,"]
+          f"{I}cs = in(reg) p.channel_bytes,",
+          f"{I}cl = in(reg) p.clamp,"]
     o += [f"{I}rs{ky} = in(reg) p.rows_on[{ky - 1}]," for ky in range(1, k)]
     o += [f"{I}xs = in(reg) p.x_step,",
           f"{I}ys = in(reg) p.y_step,",
           f"{I}t = out(reg) _, row = out(reg) _, d = out(reg) _, y = out(reg) _,",
           f"{I}p = out(reg) _, x = out(reg) _, q = out(reg) _,"]
-    vs = [f'out("v{i}") _' for i in list(range(taps)) + [25, 26] + list(range(27, 27 + min(k, 4)))]
+    vs = [f'out("v{i}") _' for i in list(range(taps)) + [25, 26, 27, 28, 29, 30, 31]]
     o += [f"{I}{', '.join(vs[i:i + 8])}," for i in range(0, len(vs), 8)]
     o += [f"{I}options(nostack),", "            );", "        }", "    }"]
     return o

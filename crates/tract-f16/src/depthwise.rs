@@ -9,10 +9,16 @@
 //! The input is first copied into a zero-bordered plane large enough that every vector load
 //! stays inside it (channels first: the spare lanes of each row's last vector included, which
 //! are computed and not stored): the kernels then have no border cases.
+//!
+//! A max and a min by constants that follow the convolution (EfficientNet-Lite's ReLU6, which
+//! tract would run as two more passes over the output) are folded into the operator
+//! ([`replace`]): the kernels clamp each vector of sums before storing it.
 
 use tract_core::internal::*;
+use tract_core::ops::binary::TypedBinOp;
 use tract_core::ops::cast::Cast;
 use tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_core::ops::math::{Max, Min};
 use tract_core::ops::nn::DataFormat;
 
 /// Where the channel axis is, and whether there is a batch axis (of one).
@@ -116,6 +122,9 @@ pub struct DepthwiseF16 {
     kernel: Vec<u16>,
     /// `[C]` f16 bits.
     bias: Vec<u16>,
+    /// Every output is clamped to `[lo, hi]` (f16 bits; lo ≤ hi): ±inf unless a max or min by
+    /// a constant was folded in.
+    clamp: [u16; 2],
 }
 
 impl DepthwiseF16 {
@@ -214,7 +223,17 @@ impl DepthwiseF16 {
         let bias = (0..c)
             .map(|ch| b[if b.len() == 1 { 0 } else { ch }].to_bits())
             .collect();
-        Ok(Some(DepthwiseF16 { geo, kernel, bias }))
+        Ok(Some(DepthwiseF16 {
+            geo,
+            kernel,
+            bias,
+            clamp: [f16::NEG_INFINITY.to_bits(), f16::INFINITY.to_bits()],
+        }))
+    }
+
+    /// The clamp's bounds.
+    pub(crate) fn clamp(&self) -> [f16; 2] {
+        self.clamp.map(f16::from_bits)
     }
 
     /// The input's or output's shape for `h`×`w` points a channel.
@@ -243,10 +262,11 @@ impl DepthwiseF16 {
             plane[at..at + row].copy_from_slice(&x[y * row..][..row]);
         }
         let bias: Vec<f16> = self.bias.iter().map(|&b| f16::from_bits(b)).collect();
+        let clamp = self.clamp();
         if kernels::available() {
-            kernels::run_channel_last(g, &plane, &self.kernel, &bias, out);
+            kernels::run_channel_last(g, &plane, &self.kernel, &bias, clamp, out);
         } else {
-            portable_channel_last(g, &plane, &self.kernel, &bias, out);
+            portable_channel_last(g, &plane, &self.kernel, &bias, clamp, out);
         }
     }
 
@@ -258,6 +278,7 @@ impl DepthwiseF16 {
         let mut plane = vec![f16::ZERO; g.plane_h * g.plane_w];
         let stored = g.taps_stored();
         let fast = kernels::available();
+        let clamp = self.clamp();
         for ch in 0..g.c {
             let src = &x[ch * g.h * g.w..][..g.h * g.w];
             for y in 0..g.h {
@@ -268,9 +289,9 @@ impl DepthwiseF16 {
             let kernel = &self.kernel[ch * stored..][..stored];
             let bias = f16::from_bits(self.bias[ch]);
             if fast {
-                kernels::run(g, &plane, kernel, bias, dst);
+                kernels::run(g, &plane, kernel, bias, clamp, dst);
             } else {
-                portable(g, &plane, kernel, bias, dst);
+                portable(g, &plane, kernel, bias, clamp, dst);
             }
         }
     }
@@ -282,6 +303,7 @@ fn portable_channel_last(
     plane: &[f16],
     kernel: &[u16],
     bias: &[f16],
+    [lo, hi]: [f16; 2],
     out: &mut [f16],
 ) {
     for oy in 0..g.oh {
@@ -296,7 +318,7 @@ fn portable_channel_last(
                         acc = x.to_f32().mul_add(w.to_f32(), acc);
                     }
                 }
-                *d = f16::from_f32(acc);
+                *d = f16::from_f32(acc).max(lo).min(hi);
             }
         }
     }
@@ -320,9 +342,16 @@ fn constant(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Arc<Tens
 }
 
 /// The reference arithmetic, for machines without FP16 (and the tests): each output point
-/// accumulated in f32 over its taps, rounded to f16 once. The vector kernels round after every
-/// FMLA instead, as tract's f16 kernels do.
-fn portable(g: &Geometry, plane: &[f16], kernel: &[u16], bias: f16, out: &mut [f16]) {
+/// accumulated in f32 over its taps, rounded to f16 once, then clamped. The vector kernels round
+/// after every FMLA instead, as tract's f16 kernels do.
+fn portable(
+    g: &Geometry,
+    plane: &[f16],
+    kernel: &[u16],
+    bias: f16,
+    [lo, hi]: [f16; 2],
+    out: &mut [f16],
+) {
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let mut acc = bias.to_f32();
@@ -334,7 +363,7 @@ fn portable(g: &Geometry, plane: &[f16], kernel: &[u16], bias: f16, out: &mut [f
                         .mul_add(f16::from_bits(kernel[ky * g.k + kx]).to_f32(), acc);
                 }
             }
-            out[oy * g.ow + ox] = f16::from_f32(acc);
+            out[oy * g.ow + ox] = f16::from_f32(acc).max(lo).min(hi);
         }
     }
 }
@@ -346,8 +375,9 @@ impl Op for DepthwiseF16 {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.geo;
+        let [lo, hi] = self.clamp();
         Ok(vec![format!(
-            "{}×{} stride {}, {} channels {:?}, {}×{} → {}×{}, pad {} {}",
+            "{}×{} stride {}, {} channels {:?}, {}×{} → {}×{}, pad {} {}, clamp [{lo}, {hi}]",
             g.k, g.k, g.s, g.c, g.layout, g.h, g.w, g.oh, g.ow, g.top, g.left
         )])
     }
@@ -397,7 +427,8 @@ impl TypedOp for DepthwiseF16 {
 }
 
 /// Replaces every depthwise `Conv` of `model` whose input is f16 and that [`DepthwiseF16`]
-/// computes; returns how many.
+/// computes, folding into each the max and min by constants that follow it; returns how many
+/// were replaced.
 pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
@@ -415,7 +446,85 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
         patch.apply(model)?;
         replaced += 1;
     }
+    fuse_clamps(model)?;
     Ok(replaced)
+}
+
+/// Folds each max or min by a constant that alone reads a [`DepthwiseF16`]'s output into the
+/// operator, one at a time until none is left (ReLU6: a max by 0, then a min by 6); returns how
+/// many. Load-time work: the graph is walked again after each fold.
+fn fuse_clamps(model: &mut TypedModel) -> TractResult<usize> {
+    let mut fused = 0;
+    'again: loop {
+        for id in model.eval_order()? {
+            let node = model.node(id);
+            let Some(op) = node.op_as::<DepthwiseF16>() else {
+                continue;
+            };
+            let Some(with) = clamp_after(model, node, op)? else {
+                continue;
+            };
+            TypedModelPatch::fuse_with_next(model, node, with)?.apply(model)?;
+            fused += 1;
+            continue 'again;
+        }
+        return Ok(fused);
+    }
+}
+
+/// `op` with the next node folded in, if that node is a max or min of `node`'s output (its only
+/// reader, and not a model output) by one constant, whose output is f16 of the same shape.
+/// Clamping to [lo, hi] and then taking the max by v is clamping to [max(lo, v), max(hi, v)];
+/// likewise for a min.
+fn clamp_after(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &DepthwiseF16,
+) -> TractResult<Option<DepthwiseF16>> {
+    let out = OutletId::new(node.id, 0);
+    if model.outputs.contains(&out) {
+        return Ok(None);
+    }
+    let Some(next) = model.single_succ(node.id)? else {
+        return Ok(None);
+    };
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    let (is_max, is_min) = (bin.0.is::<Max>(), bin.0.is::<Min>());
+    if !(is_max || is_min) || next.inputs.len() != 2 || next.outputs.len() != 1 {
+        return Ok(None);
+    }
+    let other = match next.inputs.iter().position(|&i| i == out) {
+        Some(0) => next.inputs[1],
+        Some(1) => next.inputs[0],
+        _ => return Ok(None),
+    };
+    let (mine, theirs) = (
+        model.outlet_fact(out)?,
+        model.outlet_fact(OutletId::new(next.id, 0))?,
+    );
+    if theirs.datum_type != f16::datum_type() || theirs.shape != mine.shape {
+        return Ok(None);
+    }
+    let Some(k) = constant(model, other)? else {
+        return Ok(None);
+    };
+    if k.len() != 1 || !k.datum_type().is_float() {
+        return Ok(None);
+    }
+    // Through a cast to f16 (`constant` follows casts) or already f16: the f16 value either way.
+    let v = f16::from_f32(k.cast_to_scalar::<f32>()?);
+    let [lo, hi] = op.clamp();
+    let clamp = if is_max {
+        [lo.max(v), hi.max(v)]
+    } else {
+        [lo.min(v), hi.min(v)]
+    };
+    Ok(Some(DepthwiseF16 {
+        clamp: clamp.map(f16::to_bits),
+        ..op.clone()
+    }))
 }
 
 /// The aarch64 FP16 kernels, one per kernel size and stride.
@@ -445,6 +554,8 @@ mod kernels {
         rem: usize,
         kernel: *const u16,
         bias: *const u16,
+        /// Two f16s: every output is clamped to [lo, hi].
+        clamp: *const f16,
         /// s·row_bytes: to the next output row's first input row.
         step: usize,
     }
@@ -459,6 +570,8 @@ mod kernels {
         dst: *mut f16,
         kernel: *const u16,
         bias: *const f16,
+        /// Two f16s: every output is clamped to [lo, hi].
+        clamp: *const f16,
         blocks: usize,
         rows: usize,
         cols: usize,
@@ -477,6 +590,7 @@ mod kernels {
         plane: &[f16],
         kernel: &[u16],
         bias: &[f16],
+        clamp: [f16; 2],
         out: &mut [f16],
     ) {
         assert!(
@@ -497,6 +611,7 @@ mod kernels {
             dst: out.as_mut_ptr(),
             kernel: kernel.as_ptr(),
             bias: bias.as_ptr(),
+            clamp: clamp.as_ptr(),
             blocks: g.c / 8,
             rows: g.oh,
             cols: g.ow,
@@ -516,7 +631,14 @@ mod kernels {
         }
     }
 
-    pub(super) fn run(g: &Geometry, plane: &[f16], kernel: &[u16], bias: f16, out: &mut [f16]) {
+    pub(super) fn run(
+        g: &Geometry,
+        plane: &[f16],
+        kernel: &[u16],
+        bias: f16,
+        clamp: [f16; 2],
+        out: &mut [f16],
+    ) {
         assert!(
             g.oh >= 1
                 && plane.len() >= g.plane_h * g.plane_w
@@ -536,6 +658,7 @@ mod kernels {
             rem: g.ow % 8,
             kernel: kernel.as_ptr(),
             bias: &bias,
+            clamp: clamp.as_ptr(),
             step: g.s * g.plane_w * 2,
         };
         // SAFETY: the assertion above is `Plane`'s contract; `available()` was checked by the
@@ -561,6 +684,7 @@ mod kernels {
             std::arch::asm!(
                 "ld1 {{v0.8h, v1.8h}}, [{k}]",
                 "ld1r {{v4.8h}}, [{b}]",
+                "ld2r {{v5.8h, v6.8h}}, [{cl}]",
                 "2:",
                 "mov {r0}, {src}",
                 "add {r1}, {r0}, {row}",
@@ -587,6 +711,8 @@ mod kernels {
                 "fmla v16.8h, v17.8h, v0.h[6]",
                 "fmla v16.8h, v18.8h, v0.h[7]",
                 "fmla v16.8h, v19.8h, v1.h[0]",
+                "fmax v16.8h, v16.8h, v5.8h",
+                "fmin v16.8h, v16.8h, v6.8h",
                 "add {r0}, {r0}, #16",
                 "add {r1}, {r1}, #16",
                 "add {r2}, {r2}, #16",
@@ -623,9 +749,11 @@ mod kernels {
                 rem = in(reg) p.rem,
                 k = in(reg) p.kernel,
                 b = in(reg) p.bias,
+                cl = in(reg) p.clamp,
                 r0 = out(reg) _, r1 = out(reg) _, r2 = out(reg) _,
                 d = out(reg) _, n = out(reg) _,
-                out("v0") _, out("v1") _, out("v4") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v0") _, out("v1") _, out("v4") _, out("v5") _, out("v6") _, out("v16") _, out("v17") _, out("v18") _,
+                out("v19") _,
                 options(nostack),
             );
         }
@@ -640,6 +768,7 @@ mod kernels {
             std::arch::asm!(
                 "ld1 {{v0.8h, v1.8h}}, [{k}]",
                 "ld1r {{v4.8h}}, [{b}]",
+                "ld2r {{v5.8h, v6.8h}}, [{cl}]",
                 "2:",
                 "mov {r0}, {src}",
                 "add {r1}, {r0}, {row}",
@@ -666,6 +795,8 @@ mod kernels {
                 "fmla v16.8h, v17.8h, v0.h[6]",
                 "fmla v16.8h, v18.8h, v0.h[7]",
                 "fmla v16.8h, v19.8h, v1.h[0]",
+                "fmax v16.8h, v16.8h, v5.8h",
+                "fmin v16.8h, v16.8h, v6.8h",
                 "add {r0}, {r0}, #32",
                 "add {r1}, {r1}, #32",
                 "add {r2}, {r2}, #32",
@@ -702,10 +833,12 @@ mod kernels {
                 rem = in(reg) p.rem,
                 k = in(reg) p.kernel,
                 b = in(reg) p.bias,
+                cl = in(reg) p.clamp,
                 r0 = out(reg) _, r1 = out(reg) _, r2 = out(reg) _,
                 d = out(reg) _, n = out(reg) _,
                 t = out(reg) _,
-                out("v0") _, out("v1") _, out("v4") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _,
+                out("v0") _, out("v1") _, out("v4") _, out("v5") _, out("v6") _, out("v16") _, out("v17") _, out("v18") _,
+                out("v19") _, out("v20") _,
                 options(nostack),
             );
         }
@@ -720,6 +853,7 @@ mod kernels {
             std::arch::asm!(
                 "ld1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{k}]",
                 "ld1r {{v4.8h}}, [{b}]",
+                "ld2r {{v5.8h, v6.8h}}, [{cl}]",
                 "2:",
                 "mov {r0}, {src}",
                 "add {r1}, {r0}, {row}",
@@ -780,6 +914,8 @@ mod kernels {
                 "fmla v16.8h, v19.8h, v2.h[6]",
                 "fmla v16.8h, v20.8h, v2.h[7]",
                 "fmla v16.8h, v21.8h, v3.h[0]",
+                "fmax v16.8h, v16.8h, v5.8h",
+                "fmin v16.8h, v16.8h, v6.8h",
                 "add {r0}, {r0}, #16",
                 "add {r1}, {r1}, #16",
                 "add {r2}, {r2}, #16",
@@ -818,10 +954,11 @@ mod kernels {
                 rem = in(reg) p.rem,
                 k = in(reg) p.kernel,
                 b = in(reg) p.bias,
+                cl = in(reg) p.clamp,
                 r0 = out(reg) _, r1 = out(reg) _, r2 = out(reg) _, r3 = out(reg) _, r4 = out(reg) _,
                 d = out(reg) _, n = out(reg) _,
-                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v16") _, out("v17") _, out("v18") _,
-                out("v19") _, out("v20") _, out("v21") _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v16") _,
+                out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _,
                 options(nostack),
             );
         }
@@ -836,6 +973,7 @@ mod kernels {
             std::arch::asm!(
                 "ld1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{k}]",
                 "ld1r {{v4.8h}}, [{b}]",
+                "ld2r {{v5.8h, v6.8h}}, [{cl}]",
                 "2:",
                 "mov {r0}, {src}",
                 "add {r1}, {r0}, {row}",
@@ -896,6 +1034,8 @@ mod kernels {
                 "fmla v16.8h, v19.8h, v2.h[6]",
                 "fmla v16.8h, v20.8h, v2.h[7]",
                 "fmla v16.8h, v21.8h, v3.h[0]",
+                "fmax v16.8h, v16.8h, v5.8h",
+                "fmin v16.8h, v16.8h, v6.8h",
                 "add {r0}, {r0}, #32",
                 "add {r1}, {r1}, #32",
                 "add {r2}, {r2}, #32",
@@ -934,11 +1074,12 @@ mod kernels {
                 rem = in(reg) p.rem,
                 k = in(reg) p.kernel,
                 b = in(reg) p.bias,
+                cl = in(reg) p.clamp,
                 r0 = out(reg) _, r1 = out(reg) _, r2 = out(reg) _, r3 = out(reg) _, r4 = out(reg) _,
                 d = out(reg) _, n = out(reg) _,
                 t = out(reg) _,
-                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v16") _, out("v17") _, out("v18") _,
-                out("v19") _, out("v20") _, out("v21") _, out("v22") _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v16") _,
+                out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _,
                 options(nostack),
             );
         }
@@ -951,6 +1092,7 @@ mod kernels {
         // bounds.
         unsafe {
             std::arch::asm!(
+                "ld2r {{v30.8h, v31.8h}}, [{cl}]",
                 "2:",
                 "mov {t}, {kernel}",
                 "ld1 {{v0.8h}}, [{t}], {cs}",
@@ -991,6 +1133,8 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v7.8h",
                 "ld1 {{v29.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v29.8h, v8.8h",
+                "fmax v25.8h, v25.8h, v30.8h",
+                "fmin v25.8h, v25.8h, v31.8h",
                 "st1 {{v25.8h}}, [{d}], {cs}",
                 "add {p}, {p}, {xs}",
                 "subs {x}, {x}, #1",
@@ -1011,6 +1155,7 @@ mod kernels {
                 rows = in(reg) p.rows,
                 cols = in(reg) p.cols,
                 cs = in(reg) p.channel_bytes,
+                cl = in(reg) p.clamp,
                 rs1 = in(reg) p.rows_on[0],
                 rs2 = in(reg) p.rows_on[1],
                 xs = in(reg) p.x_step,
@@ -1018,7 +1163,7 @@ mod kernels {
                 t = out(reg) _, row = out(reg) _, d = out(reg) _, y = out(reg) _,
                 p = out(reg) _, x = out(reg) _, q = out(reg) _,
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                out("v8") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _,
+                out("v8") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
                 options(nostack),
             );
         }
@@ -1031,6 +1176,7 @@ mod kernels {
         // bounds.
         unsafe {
             std::arch::asm!(
+                "ld2r {{v30.8h, v31.8h}}, [{cl}]",
                 "2:",
                 "mov {t}, {kernel}",
                 "ld1 {{v0.8h}}, [{t}], {cs}",
@@ -1073,10 +1219,10 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v1.8h",
                 "ld1 {{v29.8h}}, [{p}], {cs}",
                 "fmla v25.8h, v29.8h, v2.8h",
-                "ld1 {{v30.8h}}, [{p}], {cs}",
-                "fmla v25.8h, v30.8h, v3.8h",
                 "ld1 {{v27.8h}}, [{p}], {cs}",
-                "fmla v25.8h, v27.8h, v4.8h",
+                "fmla v25.8h, v27.8h, v3.8h",
+                "ld1 {{v28.8h}}, [{p}], {cs}",
+                "fmla v25.8h, v28.8h, v4.8h",
                 "add {q}, {p}, {rs1}",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v27.8h, v5.8h",
@@ -1084,10 +1230,10 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v6.8h",
                 "ld1 {{v29.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v29.8h, v7.8h",
-                "ld1 {{v30.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v30.8h, v8.8h",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v27.8h, v9.8h",
+                "fmla v25.8h, v27.8h, v8.8h",
+                "ld1 {{v28.8h}}, [{q}], {cs}",
+                "fmla v25.8h, v28.8h, v9.8h",
                 "add {q}, {p}, {rs2}",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v27.8h, v10.8h",
@@ -1095,10 +1241,10 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v11.8h",
                 "ld1 {{v29.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v29.8h, v12.8h",
-                "ld1 {{v30.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v30.8h, v13.8h",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v27.8h, v14.8h",
+                "fmla v25.8h, v27.8h, v13.8h",
+                "ld1 {{v28.8h}}, [{q}], {cs}",
+                "fmla v25.8h, v28.8h, v14.8h",
                 "add {q}, {p}, {rs3}",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v27.8h, v15.8h",
@@ -1106,10 +1252,10 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v16.8h",
                 "ld1 {{v29.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v29.8h, v17.8h",
-                "ld1 {{v30.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v30.8h, v18.8h",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v27.8h, v19.8h",
+                "fmla v25.8h, v27.8h, v18.8h",
+                "ld1 {{v28.8h}}, [{q}], {cs}",
+                "fmla v25.8h, v28.8h, v19.8h",
                 "add {q}, {p}, {rs4}",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v27.8h, v20.8h",
@@ -1117,10 +1263,12 @@ mod kernels {
                 "fmla v25.8h, v28.8h, v21.8h",
                 "ld1 {{v29.8h}}, [{q}], {cs}",
                 "fmla v25.8h, v29.8h, v22.8h",
-                "ld1 {{v30.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v30.8h, v23.8h",
                 "ld1 {{v27.8h}}, [{q}], {cs}",
-                "fmla v25.8h, v27.8h, v24.8h",
+                "fmla v25.8h, v27.8h, v23.8h",
+                "ld1 {{v28.8h}}, [{q}], {cs}",
+                "fmla v25.8h, v28.8h, v24.8h",
+                "fmax v25.8h, v25.8h, v30.8h",
+                "fmin v25.8h, v25.8h, v31.8h",
                 "st1 {{v25.8h}}, [{d}], {cs}",
                 "add {p}, {p}, {xs}",
                 "subs {x}, {x}, #1",
@@ -1141,6 +1289,7 @@ mod kernels {
                 rows = in(reg) p.rows,
                 cols = in(reg) p.cols,
                 cs = in(reg) p.channel_bytes,
+                cl = in(reg) p.clamp,
                 rs1 = in(reg) p.rows_on[0],
                 rs2 = in(reg) p.rows_on[1],
                 rs3 = in(reg) p.rows_on[2],
@@ -1152,7 +1301,7 @@ mod kernels {
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
                 out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _,
                 out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-                out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
                 options(nostack),
             );
         }
@@ -1169,11 +1318,18 @@ mod kernels {
         false
     }
 
-    pub(super) fn run(_: &Geometry, _: &[f16], _: &[u16], _: f16, _: &mut [f16]) {
+    pub(super) fn run(_: &Geometry, _: &[f16], _: &[u16], _: f16, _: [f16; 2], _: &mut [f16]) {
         unreachable!("available() is false")
     }
 
-    pub(super) fn run_channel_last(_: &Geometry, _: &[f16], _: &[u16], _: &[f16], _: &mut [f16]) {
+    pub(super) fn run_channel_last(
+        _: &Geometry,
+        _: &[f16],
+        _: &[u16],
+        _: &[f16],
+        _: [f16; 2],
+        _: &mut [f16],
+    ) {
         unreachable!("available() is false")
     }
 }
@@ -1182,6 +1338,9 @@ mod kernels {
 mod tests {
     use super::*;
     use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+
+    /// Bounds inside the sums' range, so that the kernels' clamps are exercised at both ends.
+    const CLAMP: [f16; 2] = [f16::from_f32_const(-0.25), f16::from_f32_const(0.5)];
 
     /// Deterministic values in [-1, 1).
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -1226,6 +1385,92 @@ mod tests {
         let y = model.wire_node("dw", conv, &[x, kernel, bias]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
+    }
+
+    /// `conv_model` followed by a max by `lo` and a min by `hi`, as tract-onnx wires ONNX's
+    /// `Clip` (EfficientNet-Lite's ReLU6): constants of the output's rank, one value each.
+    fn clipped_model(format: DataFormat, c: usize, hw: [usize; 2], lo: f32, hi: f32) -> TypedModel {
+        let mut model = conv_model(format, c, hw, 3, 1, PaddingSpec::SameUpper);
+        let y = model.outputs[0];
+        let rank = model.outlet_fact(y).unwrap().rank();
+        let ones = vec![1; rank];
+        let lo = model
+            .add_const("lo", Tensor::from_shape(&ones, &[lo]).unwrap())
+            .unwrap();
+        let hi = model
+            .add_const("hi", Tensor::from_shape(&ones, &[hi]).unwrap())
+            .unwrap();
+        let y = model
+            .wire_node("clip.min", tract_core::ops::math::max(), &[y, lo])
+            .unwrap();
+        let y = model
+            .wire_node("clip.max", tract_core::ops::math::min(), &[y[0], hi])
+            .unwrap();
+        model.select_output_outlets(&y).unwrap();
+        model
+    }
+
+    /// A ReLU-like clip after the convolution becomes the operator's clamp: no max or min is
+    /// left, and the result is tract's f32 clip within f16 rounding, in every layout.
+    #[test]
+    fn a_clip_after_the_convolution_is_folded_in() {
+        for format in [
+            DataFormat::NCHW,
+            DataFormat::CHW,
+            DataFormat::NHWC,
+            DataFormat::HWC,
+        ] {
+            let (c, h, w) = (16, 9, 11);
+            let f32_model = clipped_model(format, c, [h, w], -0.25, 0.5);
+            let shape = layout(format).shape(c, h, w);
+            let input = Tensor::from_shape(&shape, &values(c * h * w, 3)).unwrap();
+            let want = run(f32_model.clone(), &input);
+            // Both bounds bite somewhere, or the test would not see a missing clamp.
+            assert!(want.contains(&-0.25) && want.contains(&0.5));
+
+            let mut model = f32_model;
+            assert_eq!(crate::translate(&mut model).unwrap(), 1, "{format:?}");
+            // The nodes the model still runs (a patch leaves the ones it replaced as dummies).
+            let ops: Vec<&TypedNode> = model
+                .eval_order()
+                .unwrap()
+                .into_iter()
+                .map(|id| model.node(id))
+                .filter(|n| {
+                    !n.op_is::<tract_core::ops::konst::Const>()
+                        && !n.op_is::<tract_core::ops::source::TypedSource>()
+                })
+                .collect();
+            assert!(
+                ops.len() == 1 && ops[0].op_is::<DepthwiseF16>(),
+                "{format:?}: {:?}",
+                ops.iter().map(|n| n.op.name()).collect::<Vec<_>>()
+            );
+            let got = run(model, &input);
+            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                assert!((a - b).abs() <= 2e-3 * 9.0, "{format:?} at {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// A max or min whose result another node also reads is left where it is.
+    #[test]
+    fn a_clip_is_not_folded_when_the_sums_are_read_elsewhere() {
+        let mut model = clipped_model(DataFormat::HWC, 8, [5, 5], 0.0, 6.0);
+        let dw = model.node_by_name("dw").unwrap().id;
+        let mut outputs = model.outputs.clone();
+        outputs.push(OutletId::new(dw, 0));
+        model.select_output_outlets(&outputs).unwrap();
+        assert_eq!(crate::translate(&mut model).unwrap(), 1);
+        let dw = model
+            .nodes
+            .iter()
+            .find(|n| n.op_is::<DepthwiseF16>())
+            .unwrap();
+        let op = dw.op_as::<DepthwiseF16>().unwrap();
+        assert_eq!(op.clamp(), [f16::NEG_INFINITY, f16::INFINITY]);
+        let order = model.eval_order().unwrap();
+        assert!(order.iter().any(|&id| model.node(id).op_is::<TypedBinOp>()));
     }
 
     fn layout(format: DataFormat) -> Layout {
@@ -1338,8 +1583,8 @@ mod tests {
             let stored = g.taps_stored();
             let (mut fast, mut slow) = (vec![f16::ZERO; g.oh * g.ow], vec![f16::ZERO; g.oh * g.ow]);
             let bias = f16::from_bits(op.bias[0]);
-            kernels::run(&g, &plane, &op.kernel[..stored], bias, &mut fast);
-            portable(&g, &plane, &op.kernel[..stored], bias, &mut slow);
+            kernels::run(&g, &plane, &op.kernel[..stored], bias, CLAMP, &mut fast);
+            portable(&g, &plane, &op.kernel[..stored], bias, CLAMP, &mut slow);
             for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
                 let (a, b) = (a.to_f32(), b.to_f32());
                 assert!(
@@ -1375,8 +1620,8 @@ mod tests {
             let bias: Vec<f16> = op.bias.iter().map(|&b| f16::from_bits(b)).collect();
             let n = g.oh * g.ow * c;
             let (mut fast, mut slow) = (vec![f16::ZERO; n], vec![f16::ZERO; n]);
-            kernels::run_channel_last(&g, &plane, &op.kernel, &bias, &mut fast);
-            portable_channel_last(&g, &plane, &op.kernel, &bias, &mut slow);
+            kernels::run_channel_last(&g, &plane, &op.kernel, &bias, CLAMP, &mut fast);
+            portable_channel_last(&g, &plane, &op.kernel, &bias, CLAMP, &mut slow);
             for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
                 let (a, b) = (a.to_f32(), b.to_f32());
                 assert!(

@@ -6,8 +6,9 @@
 //! `FloatPrecisionTranslator` does not pay by itself, though: tract 0.23's f16 depthwise
 //! convolution is a scalar loop (one `fadd`/`fmul` per tap and channel), 1.4× the instructions
 //! of the whole f32 frame on an emulated Cortex-A76. So [`translate`] swaps each depthwise
-//! convolution for [`DepthwiseF16`], eight lanes per FMLA (the few shapes it does not cover stay
-//! f32 on tract's NEON kernel, between casts), and runs everything else in f16. Where casts
+//! convolution for [`DepthwiseF16`], eight lanes per FMLA, with the ReLU6 after it folded in (the
+//! few shapes it does not cover stay f32 on tract's NEON kernel, between casts), and runs
+//! everything else in f16. Where casts
 //! remain, tract's own `Cast` converts element by element; [`vectorise_casts`] swaps them for
 //! [`HalfCast`], which converts whole slices with FCVTN/FCVTL, 16 lanes a loop turn.
 //! BENCHMARKS.md, "ARM: instructions per frame", has the counts.
@@ -327,14 +328,16 @@ mod tests {
             depthwise, 16,
             "EfficientNet-Lite0 has 16 depthwise convolutions"
         );
-        assert_eq!(
-            model
-                .nodes
-                .iter()
-                .filter(|n| n.op_is::<DepthwiseF16>())
-                .count(),
-            16
-        );
+        // Each is followed by a ReLU6, folded in: a clamp to [0, 6].
+        let order = model.eval_order().unwrap();
+        let clamps: Vec<[f16; 2]> = order
+            .iter()
+            .filter_map(|&id| model.node(id).op_as::<DepthwiseF16>())
+            .map(DepthwiseF16::clamp)
+            .collect();
+        assert_eq!(clamps.len(), 16);
+        let relu6 = [f16::ZERO, f16::from_f32(6.0)];
+        assert!(clamps.iter().all(|&c| c == relu6), "{clamps:?}");
         for node in &model.nodes {
             if let Some(conv) = node.op_as::<Conv>() {
                 assert_eq!(conv.group, 1, "{} left to tract", node.name);
