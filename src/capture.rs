@@ -594,52 +594,15 @@ mod tests {
         assert_eq!(counts.bytes, jpg.len() as u64 + side_len);
     }
 
-    #[test]
-    fn the_minutes_allowance_is_kept() {
-        for live in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut c = Capture::start(
-                CaptureConfig {
-                    per_minute: 3,
-                    ..config(dir.path())
-                },
-                live,
-            )
-            .unwrap();
-            for seq in 0..10 {
-                c.offer(
-                    &decided(seq, &[("a", 0.5), ("b", 0.5)], false, false),
-                    None,
-                    picture,
-                );
-            }
-            c.finish();
-            let counts = c.counts();
-            // A live source skips what finds the writer behind, and such a frame does not
-            // use the allowance: three in all are written or skipped; only a source read at
-            // glance's pace is sure to get all three written.
-            if live {
-                assert_eq!(counts.saved + counts.busy, 3, "{counts:?}");
-            } else {
-                assert_eq!((counts.saved, counts.busy), (3, 0), "{counts:?}");
-            }
-            assert_eq!(counts.rate_limited, 7);
-        }
-    }
-
-    #[test]
-    fn a_source_read_at_glances_pace_waits_for_the_writer() {
+    /// The counts after `n` hesitant frames offered as fast as the loop can, with an allowance of
+    /// `per_minute`, from a live source or not.
+    fn offer_hesitant(n: u64, per_minute: u32, live: bool) -> CaptureCounts {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Capture::start(
-            CaptureConfig {
-                per_minute: 1000,
-                ..config(dir.path())
-            },
-            false,
-        )
-        .unwrap();
-        // Far more than the queue holds, offered as fast as the loop can.
-        let n = 10 * QUEUE as u64;
+        let config = CaptureConfig {
+            per_minute,
+            ..config(dir.path())
+        };
+        let mut c = Capture::start(config, live).unwrap();
         for seq in 0..n {
             c.offer(
                 &decided(seq, &[("a", 0.5), ("b", 0.5)], false, false),
@@ -648,7 +611,27 @@ mod tests {
             );
         }
         c.finish();
-        let counts = c.counts();
+        c.counts()
+    }
+
+    #[test]
+    fn the_minutes_allowance_is_kept() {
+        // A live source skips what finds the writer behind, and such a frame does not use the
+        // allowance: three in all are written or skipped; only a source read at glance's pace
+        // is sure to get all three written.
+        let counts = offer_hesitant(10, 3, true);
+        assert_eq!(counts.saved + counts.busy, 3, "{counts:?}");
+        assert_eq!(counts.rate_limited, 7);
+        let counts = offer_hesitant(10, 3, false);
+        assert_eq!((counts.saved, counts.busy), (3, 0), "{counts:?}");
+        assert_eq!(counts.rate_limited, 7);
+    }
+
+    #[test]
+    fn a_source_read_at_glances_pace_waits_for_the_writer() {
+        // Far more than the queue holds.
+        let n = 10 * QUEUE as u64;
+        let counts = offer_hesitant(n, 1000, false);
         assert_eq!((counts.saved, counts.busy, counts.errors), (n, 0, 0));
         assert_eq!(counts.files, n);
     }
