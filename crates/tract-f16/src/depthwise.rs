@@ -515,6 +515,10 @@ fn clamp_after(
     }
     // Through a cast to f16 (`constant` follows casts) or already f16: the f16 value either way.
     let v = f16::from_f32(k.cast_to_scalar::<f32>()?);
+    if v.is_nan() {
+        // A NaN bound is NaN's rules (which FMAX and half's `max` do not share), not a clamp.
+        return Ok(None);
+    }
     let [lo, hi] = op.clamp();
     let clamp = if is_max {
         [lo.max(v), hi.max(v)]
@@ -1451,6 +1455,24 @@ mod tests {
                 assert!((a - b).abs() <= 2e-3 * 9.0, "{format:?} at {i}: {a} vs {b}");
             }
         }
+    }
+
+    /// A max by NaN follows NaN's rules, not a clamp's: left to tract, and the min after it too.
+    #[test]
+    fn a_nan_bound_is_not_folded() {
+        let mut model = clipped_model(DataFormat::HWC, 8, [5, 5], f32::NAN, 6.0);
+        assert_eq!(crate::translate(&mut model).unwrap(), 1);
+        let order = model.eval_order().unwrap();
+        let op = order
+            .iter()
+            .find_map(|&id| model.node(id).op_as::<DepthwiseF16>())
+            .unwrap();
+        assert_eq!(op.clamp(), [f16::NEG_INFINITY, f16::INFINITY]);
+        let binops = order
+            .iter()
+            .filter(|&&id| model.node(id).op_is::<TypedBinOp>())
+            .count();
+        assert_eq!(binops, 2);
     }
 
     /// A max or min whose result another node also reads is left where it is.
