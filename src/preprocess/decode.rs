@@ -240,8 +240,8 @@ pub fn exr_declared_bytes(bytes: &[u8]) -> Option<u64> {
 /// Why a JPEG is cut short, or `None` when it is whole: walks the marker segments to the
 /// end-of-image marker (FF D9), stepping over each segment by its length (so the thumbnail's
 /// markers inside an EXIF segment are not mistaken for the image's) and over entropy-coded
-/// data from one FF byte to the next. Linear in the length. Bytes after the end-of-image marker are allowed
-/// (some cameras append data there).
+/// data from one FF byte to the next. Linear in the length. Bytes after the end-of-image marker
+/// are allowed (some cameras append data there).
 pub fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
         return Some("no start-of-image marker".into());
